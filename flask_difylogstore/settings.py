@@ -1,0 +1,482 @@
+"""Typed configuration, read from the environment and ``.env`` with pydantic-settings.
+
+Every variable keeps the name operators already use (the upstream SLS plugin's ``ALIYUN_SLS_*`` and
+``LOGSTORE_*`` names, the Elasticsearch proposal's ``ELASTICSEARCH_*`` names), so one Dify ``.env``
+configures both Dify and this package. The settings are grouped in sections (one per backend, plus
+the write pipeline) while the environment stays flat: each field declares the environment names it
+is read from, and :class:`_FlatEnvSource` maps them onto the sections.
+
+Precedence, highest first: keyword arguments, the process environment, the ``.env`` file, defaults.
+This is the only module of the package that reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import platformdirs
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from flask_difylogstore.errors import ConfigProblem, LogStoreConfigError
+
+KNOWN_BACKENDS = ("none", "aliyun_sls", "elasticsearch", "memory")
+
+
+def env(*names: str) -> dict[str, t.Any]:
+    """Field metadata naming the environment variables a field is read from (first wins)."""
+    return {"env": list(names)}
+
+
+def env_names(field: FieldInfo) -> list[str]:
+    """The environment names declared for ``field`` (empty for fields read only from code)."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict):
+        names = extra.get("env", [])
+        if isinstance(names, list):
+            return [str(n) for n in names]
+    return []
+
+
+def _default_spool_dir() -> Path:
+    return Path(platformdirs.user_data_dir("flask-difylogstore", appauthor=False)) / "spool"
+
+
+class AliyunSLSSettings(BaseModel):
+    """Aliyun Simple Log Service (SLS): credentials, location and logstore layout."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    access_key_id: str = Field("", description="AccessKey ID.", json_schema_extra=env("ALIYUN_SLS_ACCESS_KEY_ID"))
+    access_key_secret: SecretStr = Field(
+        SecretStr(""), description="AccessKey secret.", json_schema_extra=env("ALIYUN_SLS_ACCESS_KEY_SECRET")
+    )
+    endpoint: str = Field(
+        "",
+        description="Service endpoint, e.g. `cn-hangzhou.log.aliyuncs.com` (scheme optional; `https://` selects TLS).",
+        json_schema_extra=env("ALIYUN_SLS_ENDPOINT"),
+    )
+    region: str = Field(
+        "", description="Region, used for V4 request signing.", json_schema_extra=env("ALIYUN_SLS_REGION")
+    )
+    project_name: str = Field(
+        "", description="SLS project holding the logstores.", json_schema_extra=env("ALIYUN_SLS_PROJECT_NAME")
+    )
+    logstore_ttl: int = Field(
+        365, ge=1, le=3650, description="Retention of every logstore, in days.",
+        json_schema_extra=env("ALIYUN_SLS_LOGSTORE_TTL"),
+    )
+    shard_count: int = Field(
+        2, ge=1, le=64, description="Shards of a newly created logstore.",
+        json_schema_extra=env("ALIYUN_SLS_SHARD_COUNT"),
+    )
+    logstore_prefix: str = Field(
+        "",
+        description="Prefix of the logstore names (`workflow_execution`, `workflow_node_execution`, ...).",
+        json_schema_extra=env("ALIYUN_SLS_LOGSTORE_PREFIX"),
+    )
+    max_text_len: int = Field(
+        16384, ge=64, le=16384,
+        description="Index `max_text_len`: longest text value SQL analysis sees (SLS caps it at 16384).",
+        json_schema_extra=env("ALIYUN_SLS_MAX_TEXT_LEN"),
+    )
+    check_connectivity_timeout: float = Field(
+        5.0, gt=0, le=120, description="Seconds to wait for the endpoint at startup before going on lenient.",
+        json_schema_extra=env("ALIYUN_SLS_CHECK_CONNECTIVITY_TIMEOUT"),
+    )
+
+    def missing(self) -> list[str]:
+        """Names of the required variables that are empty."""
+        required = {
+            "ALIYUN_SLS_ACCESS_KEY_ID": self.access_key_id,
+            "ALIYUN_SLS_ACCESS_KEY_SECRET": self.access_key_secret.get_secret_value(),
+            "ALIYUN_SLS_ENDPOINT": self.endpoint,
+            "ALIYUN_SLS_REGION": self.region,
+            "ALIYUN_SLS_PROJECT_NAME": self.project_name,
+        }
+        return [name for name, value in required.items() if not value]
+
+
+class ElasticsearchSettings(BaseModel):
+    """Elasticsearch 8/9: cluster, authentication and index layout.
+
+    Authentication is read from ``LOGSTORE_ES_*`` and deliberately not from Dify's vector-store
+    ``ELASTICSEARCH_USERNAME`` / ``ELASTICSEARCH_PASSWORD``, so the two subsystems never share or
+    override each other's credentials.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    hosts: list[str] = Field(
+        default_factory=list, description="Cluster URLs: a JSON list or a comma-separated list.",
+        json_schema_extra=env("ELASTICSEARCH_HOSTS"),
+    )
+    index_prefix: str = Field(
+        "dify", pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Prefix of every index, template and policy.",
+        json_schema_extra=env("ELASTICSEARCH_INDEX_PREFIX"),
+    )
+    retention_days: int = Field(
+        365, ge=1, le=36500, description="Days before the lifecycle policy deletes an index.",
+        json_schema_extra=env("ELASTICSEARCH_RETENTION_DAYS"),
+    )
+    username: str = Field("", description="Basic-auth user.", json_schema_extra=env("LOGSTORE_ES_USERNAME"))
+    password: SecretStr = Field(
+        SecretStr(""), description="Basic-auth password.", json_schema_extra=env("LOGSTORE_ES_PASSWORD")
+    )
+    api_key: SecretStr = Field(
+        SecretStr(""), description="API key (`id:key` or the encoded form).", json_schema_extra=env("LOGSTORE_ES_API_KEY")
+    )
+    ca_certs: str = Field("", description="Path of a CA bundle.", json_schema_extra=env("LOGSTORE_ES_CA_CERTS"))
+    verify_certs: bool = Field(
+        True, description="Verify the cluster's TLS certificate.", json_schema_extra=env("LOGSTORE_ES_VERIFY_CERTS")
+    )
+    request_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds before a request times out.",
+        json_schema_extra=env("LOGSTORE_ES_REQUEST_TIMEOUT"),
+    )
+    max_retries: int = Field(
+        3, ge=0, le=10, description="Retries on 429 / 5xx / connection errors.",
+        json_schema_extra=env("LOGSTORE_ES_MAX_RETRIES"),
+    )
+    number_of_shards: int = Field(
+        1, ge=1, le=64, description="Primary shards of each new index.",
+        json_schema_extra=env("LOGSTORE_ES_NUMBER_OF_SHARDS"),
+    )
+    number_of_replicas: int = Field(
+        1, ge=0, le=10, description="Replicas of each new index.", json_schema_extra=env("LOGSTORE_ES_NUMBER_OF_REPLICAS")
+    )
+    index_period: t.Literal["day", "week", "month"] = Field(
+        "month", description="Time partition of the indices, by the entity's creation time.",
+        json_schema_extra=env("LOGSTORE_ES_INDEX_PERIOD"),
+    )
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: t.Any) -> t.Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return []
+            if text.startswith("["):
+                return orjson.loads(text)
+            return [h.strip() for h in text.split(",") if h.strip()]
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not host.startswith(("http://", "https://")):
+                raise ValueError(f"host {host!r} must start with http:// or https://")
+        return value
+
+
+class PipelineSettings(BaseModel):
+    """The background writer: batching, durable spool and retries."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    batch_max_records: int = Field(
+        1000, ge=1, le=4096, description="Records per backend request at most.",
+        json_schema_extra=env("LOGSTORE_BATCH_MAX_RECORDS"),
+    )
+    batch_max_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=9 * 1024 * 1024, description="Serialised bytes per backend request at most.",
+        json_schema_extra=env("LOGSTORE_BATCH_MAX_BYTES"),
+    )
+    flush_interval_ms: int = Field(
+        200, ge=1, le=60_000, description="Longest time a record waits for its batch to fill.",
+        json_schema_extra=env("LOGSTORE_FLUSH_INTERVAL_MS"),
+    )
+    fsync_interval_ms: int = Field(
+        50, ge=0, le=100, description="Group-commit interval of the spool's fsync (0: fsync every append).",
+        json_schema_extra=env("LOGSTORE_SPOOL_FSYNC_INTERVAL_MS"),
+    )
+    spool_max_bytes: int = Field(
+        1024 * 1024 * 1024, ge=1024 * 1024, description="Size cap of the spool directory.",
+        json_schema_extra=env("LOGSTORE_SPOOL_MAX_BYTES"),
+    )
+    overflow_policy: t.Literal["block", "drop_newest", "fail"] = Field(
+        "block",
+        description="What `save()` does when the spool is full: wait for room (bounded), drop the record "
+        "(counted and logged), or raise.",
+        json_schema_extra=env("LOGSTORE_SPOOL_OVERFLOW_POLICY"),
+    )
+    max_retry_delay_s: float = Field(
+        30.0, gt=0, le=600, description="Cap of the exponential retry back-off.",
+        json_schema_extra=env("LOGSTORE_MAX_RETRY_DELAY"),
+    )
+    shutdown_timeout_s: float = Field(
+        10.0, ge=0, le=600, description="How long shutdown waits to flush; the rest stays in the spool.",
+        json_schema_extra=env("LOGSTORE_SHUTDOWN_TIMEOUT"),
+    )
+
+
+class _FlatEnvSource(PydanticBaseSettingsSource):
+    """Reads flat environment names into the nested sections of :class:`LogStoreSettings`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: t.Mapping[str, str | None]) -> None:
+        super().__init__(settings_cls)
+        self._values = {k.upper(): v for k, v in values.items() if v not in (None, "")}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[t.Any, str, bool]:
+        return None, field_name, False
+
+    def _lookup(self, field: FieldInfo) -> str | None:
+        for name in env_names(field):
+            if name.upper() in self._values:
+                return self._values[name.upper()]
+        return None
+
+    def __call__(self) -> dict[str, t.Any]:
+        data: dict[str, t.Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            section = field.annotation
+            if isinstance(section, type) and issubclass(section, BaseModel):
+                sub = {sub_name: v for sub_name, sub_field in section.model_fields.items()
+                       if (v := self._lookup(sub_field)) is not None}
+                if sub:
+                    data[name] = sub
+            elif (value := self._lookup(field)) is not None:
+                data[name] = value
+        return data
+
+
+class LogStoreSettings(BaseSettings):
+    """All settings of flask-difylogstore.
+
+    Build it from the environment with :meth:`load` (which raises :class:`LogStoreConfigError`),
+    or pass field values directly in tests: ``LogStoreSettings(backend="aliyun_sls", sls=...)``.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    backend: str = Field(
+        "none",
+        description="`aliyun_sls`, `elasticsearch`, `none`, `memory` (in-process, for tests and development), "
+        "or the dotted path of a third-party backend class.",
+        json_schema_extra=env("LOGSTORE_BACKEND"),
+    )
+    elasticsearch_enabled: bool = Field(
+        False, description="`true` selects the Elasticsearch backend when `LOGSTORE_BACKEND` is not set.",
+        json_schema_extra=env("ELASTICSEARCH_ENABLED"),
+    )
+    dual_write_enabled: bool = Field(
+        False, description="Also write every record to the relational database (grey migration).",
+        json_schema_extra=env("LOGSTORE_DUAL_WRITE_ENABLED"),
+    )
+    dual_read_enabled: bool = Field(
+        True, description="Reads fall back to the relational database for data that predates the log store.",
+        json_schema_extra=env("LOGSTORE_DUAL_READ_ENABLED"),
+    )
+    cutover_at: datetime | None = Field(
+        None,
+        description="UTC time from which every record is in the log store; older data is read from the "
+        "relational database when dual read is on. Unset: decided per entity.",
+        json_schema_extra=env("LOGSTORE_CUTOVER_AT"),
+    )
+    auto_provision: bool = Field(
+        True, description="Create or update logstores, indexes and templates at startup.",
+        json_schema_extra=env("LOGSTORE_AUTO_PROVISION"),
+    )
+    startup_strict: bool = Field(
+        False,
+        description="Raise at startup when the backend cannot be reached or provisioned; otherwise log, mark "
+        "unhealthy and retry in the background.",
+        json_schema_extra=env("LOGSTORE_STARTUP_STRICT"),
+    )
+    startup_timeout: float = Field(
+        10.0, gt=0, le=600, description="Longest time startup waits for provisioning.",
+        json_schema_extra=env("LOGSTORE_STARTUP_TIMEOUT"),
+    )
+    spool_dir: Path = Field(
+        default_factory=_default_spool_dir,
+        description="Durable local spool for records the backend has not acknowledged yet.",
+        json_schema_extra=env("LOGSTORE_SPOOL_DIR"),
+    )
+    enable_put_graph_field: bool = Field(
+        True, description="Store the workflow `graph` on runs.", json_schema_extra=env("LOGSTORE_ENABLE_PUT_GRAPH_FIELD")
+    )
+    truncation_max_size: int = Field(
+        1024_000, ge=1024, description="Payloads larger than this (bytes) are stored truncated + offloaded.",
+        json_schema_extra=env("WORKFLOW_VARIABLE_TRUNCATION_MAX_SIZE"),
+    )
+    truncation_string_length: int = Field(
+        100_000, ge=16, description="Longest string kept in a truncated payload.",
+        json_schema_extra=env("WORKFLOW_VARIABLE_TRUNCATION_STRING_LENGTH"),
+    )
+    truncation_array_length: int = Field(
+        1000, ge=1, description="Longest array kept in a truncated payload.",
+        json_schema_extra=env("WORKFLOW_VARIABLE_TRUNCATION_ARRAY_LENGTH"),
+    )
+    health_url_prefix: str = Field(
+        "", description="When set (e.g. `/logstore`), serve the health report at `<prefix>/health`.",
+        json_schema_extra=env("LOGSTORE_HEALTH_URL_PREFIX"),
+    )
+
+    sls: AliyunSLSSettings = Field(default_factory=AliyunSLSSettings)
+    elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        env_file = getattr(dotenv_settings, "env_file", None)
+        files = [env_file] if isinstance(env_file, str | os.PathLike) else list(env_file or [])
+        dotenv: dict[str, str | None] = {}
+        for path in files:
+            if Path(path).is_file():
+                dotenv.update(dotenv_values(path))
+        return (
+            init_settings,
+            _FlatEnvSource(settings_cls, os.environ),
+            _FlatEnvSource(settings_cls, dotenv),
+            file_secret_settings,
+        )
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in KNOWN_BACKENDS:
+            return value.lower()
+        if "." in value and all(part.isidentifier() for part in value.split(".")):
+            return value
+        raise ValueError(f"unknown backend {value!r}")
+
+    @property
+    def effective_backend(self) -> str:
+        """The backend in force: ``ELASTICSEARCH_ENABLED=true`` implies ``elasticsearch``."""
+        if self.backend == "none" and self.elasticsearch_enabled:
+            return "elasticsearch"
+        return self.backend
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a backend is configured at all."""
+        return self.effective_backend != "none"
+
+    @classmethod
+    def load(cls, env_file: str | os.PathLike[str] | None = ".env", **overrides: t.Any) -> LogStoreSettings:
+        """Read the environment and ``env_file`` and check them; raise one error listing every problem."""
+        try:
+            settings = cls(_env_file=env_file, **overrides)
+        except ValidationError as exc:
+            problems = problems_from_validation_error(exc)
+            # Load again with the bad fields at their defaults, so the one error also names the
+            # missing values of the chosen backend.
+            try:
+                partial = cls(_env_file=env_file, **_defaults_for(exc, overrides))
+                problems.extend(p for p in partial.problems() if p not in problems)
+            except ValidationError:
+                pass
+            raise LogStoreConfigError(problems) from None
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Check the combinations a single field can't validate (required values of the chosen backend)."""
+        problems = self.problems()
+        if problems:
+            raise LogStoreConfigError(problems)
+
+    def problems(self) -> list[ConfigProblem]:
+        """Every cross-field problem of this configuration."""
+        problems: list[ConfigProblem] = []
+        backend = self.effective_backend
+        if backend == "aliyun_sls":
+            for name in self.sls.missing():
+                problems.append(ConfigProblem(name, "is required when LOGSTORE_BACKEND=aliyun_sls", f"set {name}"))
+        if backend == "elasticsearch":
+            es = self.elasticsearch
+            if not es.hosts:
+                problems.append(ConfigProblem(
+                    "ELASTICSEARCH_HOSTS", "is required for the elasticsearch backend",
+                    'set it to a URL list, e.g. ["http://127.0.0.1:9200"]',
+                ))
+            if bool(es.username) != bool(es.password.get_secret_value()):
+                problems.append(ConfigProblem(
+                    "LOGSTORE_ES_USERNAME / LOGSTORE_ES_PASSWORD", "only one of the pair is set",
+                    "set both for basic auth, or neither",
+                ))
+            if es.username and es.api_key.get_secret_value():
+                problems.append(ConfigProblem(
+                    "LOGSTORE_ES_API_KEY", "is set together with LOGSTORE_ES_USERNAME",
+                    "use either an API key or basic auth",
+                ))
+        return problems
+
+    def summary(self) -> dict[str, t.Any]:
+        """A printable view of the settings with every secret masked."""
+        return mask_secrets(self.model_dump())
+
+
+def mask_secrets(data: t.Any) -> t.Any:
+    """Replace every non-empty secret in a dumped settings tree with ``'**********'``."""
+    if isinstance(data, dict):
+        return {k: mask_secrets(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [mask_secrets(v) for v in data]
+    if isinstance(data, SecretStr):
+        return "**********" if data.get_secret_value() else ""
+    if isinstance(data, Path):
+        return str(data)
+    return data
+
+
+def _defaults_for(exc: ValidationError, overrides: dict[str, t.Any]) -> dict[str, t.Any]:
+    """``overrides`` plus the default value of every field that failed validation."""
+    result = dict(overrides)
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [p for p in error["loc"] if isinstance(p, str)]
+        model: type[BaseModel] = LogStoreSettings
+        target = result
+        for i, part in enumerate(loc):
+            field = model.model_fields.get(part)
+            if field is None:
+                break
+            if i == len(loc) - 1 or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+                target[part] = field.get_default(call_default_factory=True)
+                break
+            sub = target.get(part)
+            target = target.setdefault(part, {}) if sub is None or isinstance(sub, dict) else {}
+            model = field.annotation
+    return result
+
+
+def _field_for(loc: tuple[int | str, ...]) -> tuple[FieldInfo | None, str]:
+    model: type[BaseModel] = LogStoreSettings
+    field: FieldInfo | None = None
+    for part in loc:
+        if not isinstance(part, str) or part not in model.model_fields:
+            break
+        field = model.model_fields[part]
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            model = field.annotation
+    return field, ".".join(str(p) for p in loc)
+
+
+def problems_from_validation_error(exc: ValidationError) -> list[ConfigProblem]:
+    """Turn pydantic's errors into problems named by environment variable, secrets never echoed."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field, dotted = _field_for(tuple(error["loc"]))
+        names = env_names(field) if field else []
+        env_name = names[0] if names else dotted
+        secret = field is not None and field.annotation is SecretStr
+        fix = field.description if field is not None and field.description else "see the configuration reference"
+        message = "is invalid" if secret else str(error["msg"])
+        problems.append(ConfigProblem(env_name, message, f"expected: {fix}"))
+    return problems

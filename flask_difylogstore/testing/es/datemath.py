@@ -1,0 +1,266 @@
+"""Date parsing, formatting and date math (``now-7d/d``, ``2024-01-01||+1M``) in epoch milliseconds."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+import time
+import zoneinfo
+from functools import lru_cache
+
+from flask_difylogstore.testing.es.errors import EsError
+
+DEFAULT_DATE_FORMAT = "strict_date_optional_time||epoch_millis"
+UTC = dt.UTC
+
+_ISO = re.compile(
+    r"^([+-]?\d{4,})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$"
+)
+_JAVA_TOKENS = [
+    ("yyyy", r"(?P<year>\d{4})"),
+    ("uuuu", r"(?P<year>\d{4})"),
+    ("MM", r"(?P<month>\d{2})"),
+    ("dd", r"(?P<day>\d{2})"),
+    ("HH", r"(?P<hour>\d{2})"),
+    ("mm", r"(?P<minute>\d{2})"),
+    ("ss", r"(?P<second>\d{2})"),
+    ("SSS", r"(?P<frac>\d{3})"),
+    ("XXX", r"(?P<tz>Z|[+-]\d{2}:\d{2})"),
+    ("ZZ", r"(?P<tz>Z|[+-]\d{2}:?\d{2})"),
+    ("Z", r"(?P<tz>Z|[+-]\d{2}:?\d{2})"),
+    ("X", r"(?P<tz>Z|[+-]\d{2}(?::?\d{2})?)"),
+]
+_NAMED = {
+    "strict_date": "yyyy-MM-dd",
+    "date": "yyyy-MM-dd",
+    "strict_date_hour_minute_second": "yyyy-MM-dd'T'HH:mm:ss",
+    "date_hour_minute_second": "yyyy-MM-dd'T'HH:mm:ss",
+    "basic_date": "yyyyMMdd",
+}
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _bad_date(value: object, fmt: str) -> EsError:
+    return EsError(
+        400,
+        "parse_exception",
+        f"failed to parse date field [{value}] with format [{fmt}]",
+        caused_by={"type": "date_time_parse_exception", "reason": f"Text '{value}' could not be parsed"},
+    )
+
+
+@lru_cache(maxsize=256)
+def _java_regex(pattern: str) -> re.Pattern[str]:
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern[i] == "'":
+            end = pattern.index("'", i + 1)
+            out += re.escape(pattern[i + 1 : end])
+            i = end + 1
+            continue
+        for token, rx in _JAVA_TOKENS:
+            if pattern.startswith(token, i):
+                out += rx
+                i += len(token)
+                break
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile("^" + out + "$")
+
+
+def _tz_offset(tz: str | None) -> dt.tzinfo:
+    if not tz or tz == "Z":
+        return UTC
+    sign = -1 if tz[0] == "-" else 1
+    digits = tz[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+
+
+def _to_ms(parts: dict[str, str | None], zone: dt.tzinfo) -> int:
+    frac = (parts.get("frac") or "0")[:6].ljust(6, "0")
+    moment = dt.datetime(
+        int(parts.get("year") or 1970),
+        int(parts.get("month") or 1),
+        int(parts.get("day") or 1),
+        int(parts.get("hour") or 0),
+        int(parts.get("minute") or 0),
+        int(parts.get("second") or 0),
+        int(frac),
+        tzinfo=_tz_offset(parts["tz"]) if parts.get("tz") else zone,
+    )
+    return int(moment.timestamp() * 1000) if moment.microsecond % 1000 else _exact_ms(moment)
+
+
+def _exact_ms(moment: dt.datetime) -> int:
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def _parse_one(value: str, fmt: str, zone: dt.tzinfo) -> int | None:
+    fmt = fmt.strip()
+    if fmt in ("epoch_millis", "epoch_second"):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return int(number if fmt == "epoch_millis" else number * 1000)
+    if fmt in ("strict_date_optional_time", "date_optional_time", "strict_date_time", "date_time", "iso8601"):
+        m = _ISO.match(value)
+        if not m:
+            return None
+        keys = ("year", "month", "day", "hour", "minute", "second", "frac", "tz")
+        try:
+            return _to_ms(dict(zip(keys, m.groups(), strict=True)), zone)
+        except ValueError:
+            return None
+    m = _java_regex(_NAMED.get(fmt, fmt)).match(value)
+    if not m:
+        return None
+    try:
+        return _to_ms(m.groupdict(), zone)
+    except ValueError:
+        return None
+
+
+def parse_date(value: object, fmt: str = DEFAULT_DATE_FORMAT, zone: dt.tzinfo = UTC) -> int:
+    """Parse a date value into epoch milliseconds, trying each ``||``-separated format."""
+    if isinstance(value, bool):
+        raise _bad_date(value, fmt)
+    if isinstance(value, int | float):
+        return int(value) if any(f.strip() == "epoch_millis" for f in fmt.split("||")) else int(value)
+    text = str(value)
+    for one in fmt.split("||"):
+        parsed = _parse_one(text, one, zone)
+        if parsed is not None:
+            return parsed
+    raise _bad_date(value, fmt)
+
+
+def get_zone(name: str | None) -> dt.tzinfo:
+    """An IANA zone name or a fixed ``+08:00`` offset."""
+    if not name or name in ("UTC", "Z"):
+        return UTC
+    if name[0] in "+-":
+        return _tz_offset(name)
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise EsError(400, "illegal_argument_exception", f"Unknown time-zone ID: {name}") from None
+
+
+def from_ms(ms: int, zone: dt.tzinfo = UTC) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(zone)
+
+
+def format_date(ms: int, fmt: str | None = None, zone: dt.tzinfo = UTC) -> str:
+    """Format epoch milliseconds the way ES renders ``key_as_string`` / ``value_as_string``."""
+    first = (fmt or DEFAULT_DATE_FORMAT).split("||")[0].strip()
+    if first == "epoch_millis":
+        return str(ms)
+    if first == "epoch_second":
+        return str(ms // 1000)
+    moment = from_ms(ms, zone)
+    if first in ("strict_date_optional_time", "date_optional_time", "strict_date_time", "date_time"):
+        off = moment.strftime("%z")
+        suffix = "Z" if off in ("+0000", "") else f"{off[:3]}:{off[3:]}"
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}" + suffix
+    pattern = _NAMED.get(first, first)
+    out = pattern.replace("'T'", "T")
+    for token, value in (
+        ("yyyy", f"{moment.year:04d}"),
+        ("MM", f"{moment.month:02d}"),
+        ("dd", f"{moment.day:02d}"),
+        ("HH", f"{moment.hour:02d}"),
+        ("mm", f"{moment.minute:02d}"),
+        ("ss", f"{moment.second:02d}"),
+        ("SSS", f"{moment.microsecond // 1000:03d}"),
+    ):
+        out = out.replace(token, value)
+    return out
+
+
+def _add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    total = moment.month - 1 + months
+    year, month = moment.year + total // 12, total % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def round_down(moment: dt.datetime, unit: str) -> dt.datetime:
+    """Truncate to the start of the calendar unit (``y M w d h H m s``)."""
+    if unit == "y":
+        return moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    if unit == "q":
+        month = (moment.month - 1) // 3 * 3 + 1
+        return moment.replace(month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+    if unit == "M":
+        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if unit == "w":
+        start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start - dt.timedelta(days=start.weekday())
+    if unit == "d":
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit in ("h", "H"):
+        return moment.replace(minute=0, second=0, microsecond=0)
+    if unit == "m":
+        return moment.replace(second=0, microsecond=0)
+    return moment.replace(microsecond=0)
+
+
+def add_unit(moment: dt.datetime, amount: int, unit: str) -> dt.datetime:
+    if unit == "y":
+        return _add_months(moment, 12 * amount)
+    if unit == "q":
+        return _add_months(moment, 3 * amount)
+    if unit == "M":
+        return _add_months(moment, amount)
+    seconds = {"w": 604_800, "d": 86_400, "h": 3600, "H": 3600, "m": 60, "s": 1}[unit]
+    return moment + dt.timedelta(seconds=seconds * amount)
+
+
+_MATH = re.compile(r"([+-])(\d*)([yqMwdhHms])|/([yqMwdhHms])")
+
+
+def resolve(
+    expr: object, fmt: str | None = None, zone: dt.tzinfo = UTC, round_up: bool = False, now_ms: int | None = None
+) -> int:
+    """Resolve a date or date-math expression; ``round_up`` makes ``/d`` mean the end of the day."""
+    fmt = fmt or DEFAULT_DATE_FORMAT
+    if not isinstance(expr, str):
+        return parse_date(expr, fmt, zone)
+    if expr.startswith("now"):
+        base_ms, math = (now_ms if now_ms is not None else int(time.time() * 1000)), expr[3:]
+    elif "||" in expr and not any(expr.endswith(f) for f in ("epoch_millis", "epoch_second")):
+        anchor, _, math = expr.partition("||")
+        if math and math[0] not in "+-/":
+            return parse_date(expr, fmt, zone)
+        base_ms = parse_date(anchor, fmt, zone)
+    else:
+        return parse_date(expr, fmt, zone)
+    moment = from_ms(base_ms, zone)
+    pos = 0
+    while pos < len(math):
+        m = _MATH.match(math, pos)
+        if not m:
+            raise EsError(400, "parse_exception", f"failed to parse date math [{expr}]")
+        if m.group(4):
+            moment = round_down(moment, m.group(4))
+            if round_up:
+                moment = add_unit(moment, 1, m.group(4)) - dt.timedelta(milliseconds=1)
+        else:
+            amount = int(m.group(2) or 1) * (-1 if m.group(1) == "-" else 1)
+            moment = add_unit(moment, amount, m.group(3))
+        pos = m.end()
+    return _exact_ms(moment.astimezone(UTC)) if moment.microsecond % 1000 == 0 else int(moment.timestamp() * 1000)
+
+
+def parse_duration_ms(text: str) -> int:
+    """``30s``, ``5m``, ``12h``, ``30d`` (ILM ``min_age``, ``fixed_interval``) → milliseconds."""
+    m = re.fullmatch(r"(\d+)(ms|s|m|h|d)", text.strip())
+    if not m:
+        raise EsError(400, "illegal_argument_exception", f"failed to parse setting [{text}]")
+    return int(m.group(1)) * _UNIT_MS[m.group(2)]

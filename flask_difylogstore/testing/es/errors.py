@@ -1,0 +1,68 @@
+"""Elasticsearch-shaped errors, so the real client maps them to its own exception classes."""
+
+from __future__ import annotations
+
+import typing as t
+
+
+class EsError(Exception):
+    """An error that the HTTP layer renders as ``{"error": {...}, "status": N}``."""
+
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        reason: str,
+        *,
+        index: str | None = None,
+        root_cause: dict[str, t.Any] | None = None,
+        caused_by: dict[str, t.Any] | None = None,
+        extra: dict[str, t.Any] | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.type = type_
+        self.reason = reason
+        self.index = index
+        self.root_cause = root_cause
+        self.caused_by = caused_by
+        self.extra = extra or {}
+
+    def cause(self) -> dict[str, t.Any]:
+        """The inner ``{"type", "reason", ...}`` object used in bulk items and root causes."""
+        body: dict[str, t.Any] = {"type": self.type, "reason": self.reason}
+        if self.index is not None:
+            body["index_uuid"] = "_na_"
+            body["index"] = self.index
+        body.update(self.extra)
+        if self.caused_by is not None:
+            body["caused_by"] = self.caused_by
+        return body
+
+    def body(self) -> dict[str, t.Any]:
+        """The full error response body."""
+        inner = self.cause()
+        root = self.root_cause or {k: v for k, v in inner.items() if k != "caused_by"}
+        return {"error": {"root_cause": [root], **inner}, "status": self.status}
+
+
+def index_not_found(name: str) -> EsError:
+    return EsError(
+        404,
+        "index_not_found_exception",
+        f"no such index [{name}]",
+        index=name,
+        extra={"resource.type": "index_or_alias", "resource.id": name},
+    )
+
+
+def bad_request(reason: str, type_: str = "illegal_argument_exception") -> EsError:
+    return EsError(400, type_, reason)
+
+
+def parsing_error(reason: str) -> EsError:
+    return EsError(400, "parsing_exception", reason)
+
+
+def version_conflict(index: str, doc_id: str, reason: str) -> EsError:
+    return EsError(409, "version_conflict_engine_exception", f"[{doc_id}]: {reason}", index=index)
