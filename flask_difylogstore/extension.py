@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 EXTENSION_KEY = "difylogstore"
 
 
-@dataclass
+@dataclass(eq=False)
 class LogStoreState:
     """Everything the extension holds for one app, kept in ``app.extensions["difylogstore"]``."""
 

@@ -349,9 +349,13 @@ class LogStoreSettings(BaseSettings):
     @field_validator("backend")
     @classmethod
     def _check_backend(cls, value: str) -> str:
+        from flask_difylogstore.backends import registered_backend_names
+
         value = value.strip()
         if value.lower() in KNOWN_BACKENDS:
             return value.lower()
+        if value in registered_backend_names():
+            return value
         if "." in value and all(part.isidentifier() for part in value.split(".")):
             return value
         raise ValueError(f"unknown backend {value!r}")

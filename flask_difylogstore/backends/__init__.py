@@ -72,6 +72,11 @@ def register_backend(name: str, factory: BackendFactory) -> None:
     _REGISTERED[name] = factory
 
 
+def registered_backend_names() -> set[str]:
+    """Names registered with :func:`register_backend` (built-in names are always accepted)."""
+    return set(_REGISTERED)
+
+
 def _sdk_missing(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is None

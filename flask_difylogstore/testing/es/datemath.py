@@ -226,7 +226,11 @@ _MATH = re.compile(r"([+-])(\d*)([yqMwdhHms])|/([yqMwdhHms])")
 
 
 def resolve(
-    expr: object, fmt: str | None = None, zone: dt.tzinfo = UTC, round_up: bool = False, now_ms: int | None = None
+    expr: object,
+    fmt: str | None = None,
+    zone: dt.tzinfo = UTC,
+    round_up: bool = False,
+    now_ms: int | None = None,
 ) -> int:
     """Resolve a date or date-math expression; ``round_up`` makes ``/d`` mean the end of the day."""
     fmt = fmt or DEFAULT_DATE_FORMAT
@@ -255,7 +259,11 @@ def resolve(
             amount = int(m.group(2) or 1) * (-1 if m.group(1) == "-" else 1)
             moment = add_unit(moment, amount, m.group(3))
         pos = m.end()
-    return _exact_ms(moment.astimezone(UTC)) if moment.microsecond % 1000 == 0 else int(moment.timestamp() * 1000)
+    return (
+        _exact_ms(moment.astimezone(UTC))
+        if moment.microsecond % 1000 == 0
+        else int(moment.timestamp() * 1000)
+    )
 
 
 def parse_duration_ms(text: str) -> int:

@@ -106,7 +106,9 @@ class IndexStore:
         previous = current.version if current is not None else self.tombstones.get(doc_id)
         if version_type in ("external", "external_gte"):
             if version is None:
-                raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: version is missing;")
+                raise EsError(
+                    400, "action_request_validation_exception", "Validation Failed: 1: version is missing;"
+                )
             if previous is not None:
                 stale = version <= previous if version_type == "external" else version < previous
                 if stale:
@@ -160,13 +162,17 @@ class IndexStore:
         current = self.live.get(doc_id)
         if op_type == "create" and current is not None:
             raise version_conflict(
-                self.name, doc_id, f"version conflict, document already exists (current version [{current.version}])"
+                self.name,
+                doc_id,
+                f"version conflict, document already exists (current version [{current.version}])",
             )
         new_version = self._check(doc_id, current, version, version_type, if_seq_no, if_primary_term)
         flat = self.mapping.index_document(source, doc_id)
         doc = self._store(doc_id, source, flat, new_version)
         created = current is None
-        return (201 if created else 200), self.result(doc_id, doc.version, doc.seq_no, "created" if created else "updated")
+        return (201 if created else 200), self.result(
+            doc_id, doc.version, doc.seq_no, "created" if created else "updated"
+        )
 
     def delete(
         self,
@@ -188,7 +194,12 @@ class IndexStore:
         return 200, self.result(doc_id, new_version, self.seq_no, "deleted")
 
     def update(
-        self, doc_id: str, body: dict[str, t.Any], *, if_seq_no: int | None = None, if_primary_term: int | None = None
+        self,
+        doc_id: str,
+        body: dict[str, t.Any],
+        *,
+        if_seq_no: int | None = None,
+        if_primary_term: int | None = None,
     ) -> tuple[int, dict[str, t.Any]]:
         """Partial update (``doc``), ``doc_as_upsert``, ``upsert`` and the simple scripts of ``script.py``."""
         from flask_difylogstore.testing.es.script import run_script
@@ -209,7 +220,9 @@ class IndexStore:
         elif "script" in body:
             merged = run_script(body["script"], copy.deepcopy(current.source))
         else:
-            raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: script or doc is missing;")
+            raise EsError(
+                400, "action_request_validation_exception", "Validation Failed: 1: script or doc is missing;"
+            )
         if merged == current.source and body.get("detect_noop", True):
             return 200, self.result(doc_id, current.version, current.seq_no, "noop")
         flat = self.mapping.index_document(merged, doc_id)
@@ -253,4 +266,8 @@ def _interval_seconds(raw: str) -> float:
     try:
         return float(raw) / 1000
     except ValueError:
-        raise EsError(400, "illegal_argument_exception", f"failed to parse setting [index.refresh_interval] with value [{raw}]") from None
+        raise EsError(
+            400,
+            "illegal_argument_exception",
+            f"failed to parse setting [index.refresh_interval] with value [{raw}]",
+        ) from None

@@ -26,7 +26,11 @@ FLOAT_TYPES = {"double", "float", "half_float", "scaled_float"}
 KEYWORD_TYPES = {"keyword", "constant_keyword", "wildcard", "ip", "version"}
 TEXT_TYPES = {"text", "match_only_text"}
 LEAF_TYPES = (
-    set(INT_RANGES) | FLOAT_TYPES | KEYWORD_TYPES | TEXT_TYPES | {"boolean", "date", "date_nanos", "flattened"}
+    set(INT_RANGES)
+    | FLOAT_TYPES
+    | KEYWORD_TYPES
+    | TEXT_TYPES
+    | {"boolean", "date", "date_nanos", "flattened"}
 ) | {"geo_point", "binary", "dense_vector", "alias", "search_as_you_type"}
 OBJECT_TYPES = {"object", "nested"}
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -100,7 +104,9 @@ def merge_properties(base: dict[str, t.Any], extra: dict[str, t.Any], prefix: st
 class Mapping:
     """One index's mapping plus the logic that indexes documents against it."""
 
-    def __init__(self, body: dict[str, t.Any] | None = None, *, error_type: str = "document_parsing_exception"):
+    def __init__(
+        self, body: dict[str, t.Any] | None = None, *, error_type: str = "document_parsing_exception"
+    ):
         body = copy.deepcopy(body or {})
         body.setdefault("properties", {})
         validate_properties(body["properties"])
@@ -153,7 +159,9 @@ class Mapping:
         """Flatten and coerce ``source``; may extend the mapping dynamically (atomically)."""
         flat: Flat = {}
         try:
-            self._object(source, "", self.body["properties"], self._dyn(self.body, "true"), flat, doc_id, False)
+            self._object(
+                source, "", self.body["properties"], self._dyn(self.body, "true"), flat, doc_id, False
+            )
             return flat
         except _NeedsDynamic:
             pass
@@ -172,7 +180,13 @@ class Mapping:
         return inherited if value is None else str(value).lower()
 
     def _object(
-        self, obj: dict[str, t.Any], prefix: str, props: dict[str, t.Any], dyn: str, flat: Flat, doc_id: str,
+        self,
+        obj: dict[str, t.Any],
+        prefix: str,
+        props: dict[str, t.Any],
+        dyn: str,
+        flat: Flat,
+        doc_id: str,
         mutate: bool,
     ) -> None:
         for key, value in obj.items():

@@ -71,7 +71,10 @@ def _query_value(ctx: Context, field: str, ftype: str | None, value: t.Any) -> t
         return coerce(value, ftype if ftype != "flattened" else "keyword", {})
     except (ValueError, TypeError):
         raise EsError(
-            400, "query_shard_exception", f"failed to create query: For input string: \"{value}\"", index=ctx.index
+            400,
+            "query_shard_exception",
+            f'failed to create query: For input string: "{value}"',
+            index=ctx.index,
         ) from None
 
 
@@ -80,7 +83,9 @@ def _field_and_params(body: t.Any, key: str) -> tuple[str, dict[str, t.Any]]:
         raise parsing_error(f"[{key}] query malformed, no field specified")
     items = [(k, v) for k, v in body.items() if k not in ("boost", "_name")]
     if len(items) != 1:
-        raise parsing_error(f"[{key}] query doesn't support multiple fields, found [{items[0][0]}] and [{items[1][0]}]")
+        raise parsing_error(
+            f"[{key}] query doesn't support multiple fields, found [{items[0][0]}] and [{items[1][0]}]"
+        )
     field, params = items[0]
     return field, params if isinstance(params, dict) else {"value": params, "query": params}
 
@@ -122,7 +127,9 @@ def _terms(ctx: Context, body: dict[str, t.Any]) -> Matcher:
     ftype = ctx.mapping.field_type(field)
     if ftype in TEXT_TYPES:
         tokens = {str(v) for v in values}
-        return lambda doc: boost if any(tokens.intersection(analyze(v)) for v in _values(doc, field)) else None
+        return lambda doc: (
+            boost if any(tokens.intersection(analyze(v)) for v in _values(doc, field)) else None
+        )
     targets = {_query_value(ctx, field, ftype, v) for v in values}
 
     def match(doc: StoredDoc) -> float | None:
@@ -145,12 +152,16 @@ def _range(ctx: Context, body: dict[str, t.Any]) -> Matcher:
         if params.get(op) is None:
             continue
         raw = params[op]
-        real_op = {"from": "gte" if params.get("include_lower", True) else "gt",
-                   "to": "lte" if params.get("include_upper", True) else "lt"}.get(op, op)
+        real_op = {
+            "from": "gte" if params.get("include_lower", True) else "gt",
+            "to": "lte" if params.get("include_upper", True) else "lt",
+        }.get(op, op)
         if ftype in ("date", "date_nanos"):
             zone = datemath.get_zone(params.get("time_zone"))
             fmt = params.get("format") or _field_format(ctx, field)
-            value: t.Any = datemath.resolve(raw, fmt, zone, round_up=real_op in ("gt", "lte"), now_ms=ctx.now_ms)
+            value: t.Any = datemath.resolve(
+                raw, fmt, zone, round_up=real_op in ("gt", "lte"), now_ms=ctx.now_ms
+            )
         elif ftype in INT_RANGES or ftype in FLOAT_TYPES:
             value = float(raw)
         else:
@@ -209,7 +220,9 @@ def _match(ctx: Context, field: str, params: dict[str, t.Any], phrase: bool = Fa
 
         return phrase_match
     operator = str(params.get("operator", "or")).lower()
-    need = len(tokens) if operator == "and" else _min_should(params.get("minimum_should_match"), len(tokens), 1)
+    need = (
+        len(tokens) if operator == "and" else _min_should(params.get("minimum_should_match"), len(tokens), 1)
+    )
     wanted = set(tokens)
 
     def match(doc: StoredDoc) -> float | None:
@@ -318,8 +331,13 @@ def compile_query(query: t.Any, ctx: Context) -> Matcher:
         return _bool(ctx, body)
     if kind == "term":
         field, params = _field_and_params(body, "term")
-        return _term(ctx, field, params.get("value"), float(params.get("boost", 1.0)),
-                     bool(params.get("case_insensitive", False)))
+        return _term(
+            ctx,
+            field,
+            params.get("value"),
+            float(params.get("boost", 1.0)),
+            bool(params.get("case_insensitive", False)),
+        )
     if kind == "terms":
         return _terms(ctx, body)
     if kind == "range":
@@ -353,4 +371,3 @@ def compile_query(query: t.Any, ctx: Context) -> Matcher:
         inner = compile_query(body.get("query") or {"bool": {"should": body.get("queries", [])}}, ctx)
         return inner
     raise parsing_error(f"unknown query [{kind}]")
-

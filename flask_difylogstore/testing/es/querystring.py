@@ -21,7 +21,11 @@ _TOKENS = re.compile(
 
 class _Parser:
     def __init__(
-        self, text: str, fields: list[str], default_and: bool, expand: Callable[[list[str]], list[tuple[str, float]]]
+        self,
+        text: str,
+        fields: list[str],
+        default_and: bool,
+        expand: Callable[[list[str]], list[tuple[str, float]]],
     ) -> None:
         self.tokens: list[tuple[str, str]] = []
         pos = 0
@@ -126,7 +130,9 @@ class _Parser:
         return {"match": {field: value}}
 
 
-def parse_query_string(body: dict[str, t.Any], expand: Callable[[list[str]], list[tuple[str, float]]]) -> Query:
+def parse_query_string(
+    body: dict[str, t.Any], expand: Callable[[list[str]], list[tuple[str, float]]]
+) -> Query:
     """Translate a ``query_string`` body into an equivalent DSL query."""
     fields = body.get("fields") or [body.get("default_field", "*")]
     default_and = str(body.get("default_operator", "or")).lower() == "and"

@@ -78,14 +78,19 @@ class _SortField:
         if self.kind == "field":
             types = {s.mapping.field_type(field) for s in stores} - {None}
             if not types and "unmapped_type" not in params:
-                raise EsError(400, "query_shard_exception", f"No mapping found for [{field}] in order to sort on",
-                              index=stores[0].name if stores else None)
+                raise EsError(
+                    400,
+                    "query_shard_exception",
+                    f"No mapping found for [{field}] in order to sort on",
+                    index=stores[0].name if stores else None,
+                )
             if types & TEXT_TYPES:
                 raise bad_request(
-                    "Text fields are not optimised for operations that require per-document field data like "
-                    "aggregations and sorting, so these operations are disabled by default. Please use a keyword "
-                    f"field instead. Alternatively, set fielddata=true on [{field}] in order to load field data by "
-                    "uninverting the inverted index. Note that this can use significant memory."
+                    "Text fields are not optimised for operations that require per-document field data "
+                    "like aggregations and sorting, so these operations are disabled by default. Please use "
+                    f"a keyword field instead. Alternatively, set fielddata=true on [{field}] in order to "
+                    "load field data by uninverting the inverted index. Note that this can use significant "
+                    "memory."
                 )
             self.numeric = bool(types & (set(INT_RANGES) | FLOAT_TYPES | {"date", "date_nanos", "boolean"}))
             self.is_float = bool(types & FLOAT_TYPES)
@@ -130,7 +135,9 @@ def _source_filter(spec: t.Any) -> tuple[bool, list[str], list[str]]:
     return True, [inc] if isinstance(inc, str) else list(inc), [exc] if isinstance(exc, str) else list(exc)
 
 
-def filter_source(source: dict[str, t.Any], includes: list[str], excludes: list[str], prefix: str = "") -> dict[str, t.Any]:
+def filter_source(
+    source: dict[str, t.Any], includes: list[str], excludes: list[str], prefix: str = ""
+) -> dict[str, t.Any]:
     out: dict[str, t.Any] = {}
     for key, value in source.items():
         path = prefix + key
@@ -157,11 +164,15 @@ def _render(hit: Hit, keep: bool, inc: list[str], exc: list[str], score: bool) -
     return body
 
 
-def search(stores: list[IndexStore], body: dict[str, t.Any], params: dict[str, str], now_ms: int) -> dict[str, t.Any]:
+def search(
+    stores: list[IndexStore], body: dict[str, t.Any], params: dict[str, str], now_ms: int
+) -> dict[str, t.Any]:
     """Run a search request; ``params`` are the URL query parameters."""
     query = body.get("query")
     if "q" in params:
-        query = {"query_string": {"query": params["q"], "default_operator": params.get("default_operator", "or")}}
+        query = {
+            "query_string": {"query": params["q"], "default_operator": params.get("default_operator", "or")}
+        }
     size = int(params.get("size", body.get("size", 10)))
     start = int(params.get("from", body.get("from", 0)))
     window = min((s.max_result_window for s in stores), default=10_000)
@@ -172,9 +183,9 @@ def search(stores: list[IndexStore], body: dict[str, t.Any], params: dict[str, s
             "all shards failed",
             root_cause={
                 "type": "illegal_argument_exception",
-                "reason": f"Result window is too large, from + size must be less than or equal to: [{window}] "
-                f"but was [{start + size}]. See the scroll api for a more efficient way to request large data sets. "
-                "This limit can be set by changing the [index.max_result_window] index level setting.",
+                "reason": "Result window is too large, from + size must be less than or equal to: "
+                f"[{window}] but was [{start + size}]. See the scroll api for a more efficient way to "
+                "request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
             },
             extra={"phase": "query", "grouped": True},
         )
@@ -210,24 +221,24 @@ def search(stores: list[IndexStore], body: dict[str, t.Any], params: dict[str, s
             raise bad_request("`from` parameter must be set to 0 when `search_after` is used.")
         if len(after) != len(order):
             raise bad_request(
-                f"search_after has {len(after)} value(s) but sort has {len(order)}.", "illegal_argument_exception"
+                f"search_after has {len(after)} value(s) but sort has {len(order)}.",
+                "illegal_argument_exception",
             )
         after_key = tuple(f.component(v) for f, v in zip(order, after, strict=True))
         n = len(order)
         candidates = [h for h in visible if key(h)[:n] > after_key]
     collapse = body.get("collapse")
     need = start + size
+    page: list[tuple[Hit, dict[str, t.Any]]]
     if collapse:
-        ordered = sorted(candidates, key=key)
-        page = _collapse(ordered, collapse, key, scored)[start:need]
+        page = _collapse(sorted(candidates, key=key), collapse, scored)[start:need]
     elif need < len(candidates) // 4:
-        page = heapq.nsmallest(need, candidates, key=key)[start:]
+        page = [(h, {}) for h in heapq.nsmallest(need, candidates, key=key)[start:]]
     else:
-        page = sorted(candidates, key=key)[start:need]
+        page = [(h, {}) for h in sorted(candidates, key=key)[start:need]]
     keep, inc, exc = _source_filter(_source_param(params, body))
     rendered = []
-    for item in page:
-        hit, extra = (item if collapse else (item, {}))  # type: ignore[misc]
+    for hit, extra in page:
         doc_body = _render(hit, keep, inc, exc, scored)
         if fields:
             doc_body["sort"] = [_export(f, f.raw(hit, pos)) for f in fields]
@@ -261,9 +272,7 @@ def _source_param(params: dict[str, str], body: dict[str, t.Any]) -> t.Any:
     return body.get("_source")
 
 
-def _collapse(
-    ordered: list[Hit], spec: dict[str, t.Any], key: t.Callable[[Hit], t.Any], scored: bool
-) -> list[tuple[Hit, dict[str, t.Any]]]:
+def _collapse(ordered: list[Hit], spec: dict[str, t.Any], scored: bool) -> list[tuple[Hit, dict[str, t.Any]]]:
     field = spec["field"]
     groups: dict[t.Any, list[Hit]] = {}
     for hit in ordered:
@@ -286,8 +295,12 @@ def _collapse(
                 ]
                 chosen = members
                 if inner_sort:
-                    chosen = sorted(members, key=lambda h, s=inner_sort: tuple(  # type: ignore[misc]
-                        f.component(f.raw(h, {h[0].index: 0})) for f in s))
+                    chosen = sorted(
+                        members,
+                        key=lambda h, s=inner_sort: tuple(  # type: ignore[misc]
+                            f.component(f.raw(h, {h[0].index: 0})) for f in s
+                        ),
+                    )
                 frm, sz = int(inner.get("from", 0)), int(inner.get("size", 3))
                 keep, inc, exc = _source_filter(inner.get("_source"))
                 extra["inner_hits"][inner.get("name", field)] = {
@@ -313,7 +326,9 @@ class _InnerSort(_SortField):
         self.is_float = False
 
 
-def count(stores: list[IndexStore], body: dict[str, t.Any], params: dict[str, str], now_ms: int) -> dict[str, t.Any]:
+def count(
+    stores: list[IndexStore], body: dict[str, t.Any], params: dict[str, str], now_ms: int
+) -> dict[str, t.Any]:
     query = body.get("query")
     if "q" in params:
         query = {"query_string": {"query": params["q"]}}

@@ -121,9 +121,9 @@ def _verify_v4(
     string_to_sign = "\n".join(
         ["SLS4-HMAC-SHA256", timestamp, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
     )
-    key = ("aliyun_v4" + access_key_secret).encode()
+    signing_key = ("aliyun_v4" + access_key_secret).encode()
     for part in (date, region, "sls", "aliyun_v4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        signing_key = hmac.new(signing_key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(signing_key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise _unauthorized("SignatureNotMatch", f"signature {signature} not match")

@@ -52,7 +52,9 @@ def _to_str(value: Any) -> str:
 class _Context:
     """The filtered view of one logstore that a query runs against."""
 
-    def __init__(self, store: Store, project: str | None, logstore: str, start: int, end: int, topic: str) -> None:
+    def __init__(
+        self, store: Store, project: str | None, logstore: str, start: int, end: int, topic: str
+    ) -> None:
         ls = store.logstore(project, logstore)
         index = ls["_index"]
         if index is None:
@@ -122,7 +124,8 @@ def _sql_error(exc: duckdb.Error) -> SLSError:
     if m:
         return bad_request(
             "ParameterInvalid",
-            f"line 1:1: Column '{m.group(1)}' cannot be resolved;please add the column in the index attribute",
+            f"line 1:1: Column '{m.group(1)}' cannot be resolved;"
+            "please add the column in the index attribute",
         )
     return bad_request("ParameterInvalid", f"line 1:1: {text}")
 
@@ -145,15 +148,18 @@ def get_logs(
     with store.lock:
         ctx = _Context(store, project, logstore, start, end, topic)
         where = ctx.where(search)
-        con = store.con
+        con = store.db
         try:
             if sql is not None:
-                processed = con.execute(f"SELECT count(*) FROM {quote_ident(ctx.table)} WHERE {where}").fetchone()
+                processed = con.execute(
+                    f"SELECT count(*) FROM {quote_ident(ctx.table)} WHERE {where}"
+                ).fetchone()
                 statement = translate(sql, ctx.name, _RELATION)
                 cte = f"{_RELATION} AS ({ctx.relation(where)})"
                 if re.match(r"\s*with\s", statement, re.I):
-                    statement = re.sub(r"^\s*with\s+(recursive\s+)?", lambda m: f"WITH {m.group(1) or ''}{cte}, ",
-                                       statement, count=1, flags=re.I)  # fmt: skip
+                    head = re.match(r"\s*with\s+(recursive\s+)?", statement, re.I)
+                    assert head is not None
+                    statement = f"WITH {head.group(1) or ''}{cte}, {statement[head.end() :]}"
                 else:
                     statement = f"WITH {cte} {statement}"
                 cursor = con.execute(statement)
@@ -166,7 +172,12 @@ def get_logs(
                 }  # fmt: skip
             else:
                 rows, processed_rows = _raw_search(con, ctx, where, line, offset, reverse)
-                meta_extra = {"hasSQL": False, "whereQuery": search, "aggQuery": "", "processedRows": processed_rows}
+                meta_extra = {
+                    "hasSQL": False,
+                    "whereQuery": search,
+                    "aggQuery": "",
+                    "processedRows": processed_rows,
+                }
                 meta_extra["keys"] = sorted({k for r in rows for k in r if not k.startswith("__")})
         except duckdb.Error as exc:
             raise _sql_error(exc) from exc
@@ -224,7 +235,7 @@ def get_histograms(
         where = ctx.where(search)
         try:
             counts = dict(
-                store.con.execute(
+                store.db.execute(
                     f"SELECT (__time__ - {start}) // {step} AS b, count(*) FROM {quote_ident(ctx.table)} "
                     f"WHERE {where} GROUP BY b"
                 ).fetchall()
@@ -233,5 +244,7 @@ def get_histograms(
             raise _sql_error(exc) from exc
     buckets = []
     for i, lo in enumerate(range(start, max(end, start + 1), step)):
-        buckets.append({"from": lo, "to": min(lo + step, end), "count": int(counts.get(i, 0)), "progress": "Complete"})
+        buckets.append(
+            {"from": lo, "to": min(lo + step, end), "count": int(counts.get(i, 0)), "progress": "Complete"}
+        )
     return buckets

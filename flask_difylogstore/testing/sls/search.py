@@ -50,7 +50,7 @@ def _tokenize(text: str) -> list[_Tok]:
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if m is None:
-            raise bad_request("ParameterInvalid", f"invalid search query near: {text[pos:pos + 20]!r}")
+            raise bad_request("ParameterInvalid", f"invalid search query near: {text[pos : pos + 20]!r}")
         pos = m.end()
         kind = m.lastgroup
         if kind is None:

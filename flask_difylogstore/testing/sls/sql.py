@@ -70,7 +70,9 @@ def tokenize(sql: str) -> list[Tok]:
     while pos < len(sql):
         m = _TOKEN_RE.match(sql, pos)
         if m is None or m.lastgroup is None:
-            raise bad_request("ParameterInvalid", f"line 1:{pos + 1}: cannot parse SQL near {sql[pos:pos + 20]!r}")
+            raise bad_request(
+                "ParameterInvalid", f"line 1:{pos + 1}: cannot parse SQL near {sql[pos : pos + 20]!r}"
+            )
         if m.lastgroup == "str" and not m.group().endswith("'"):
             raise bad_request("ParameterInvalid", "unterminated string literal in SQL")
         out.append(Tok(m.lastgroup, m.group()))
@@ -135,9 +137,7 @@ def translate(sql: str, logstore: str, relation: str) -> str:
             pending_from[d] = True
         elif t.kind == "word" and low == "from" and pending_from.get(d):
             pending_from[d] = False
-        elif t.kind == "word" and low in _CLAUSE_AFTER_SELECT:
-            flush_missing_from(d)
-        elif t.text == ")":
+        elif t.kind == "word" and low in _CLAUSE_AFTER_SELECT or t.text == ")":
             flush_missing_from(d)
         if t.kind == "word" and low in ("from", "join"):
             j = _sig(toks, i + 1)

@@ -9,11 +9,14 @@ which is what keeps PutLogs fast. Metadata lives in a JSON document next to the 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import os
 import re
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from flask_difylogstore.testing.sls.sql import MACROS
 from flask_difylogstore.testing.sls.wire import DecodedGroup
 
 #: Buffered logs are appended to DuckDB once this many are waiting (or before any read).
-FLUSH_ROWS = 20_000
+FLUSH_ROWS = 5_000
 FLUSH_BYTES = 64 * 1024 * 1024
 
 _PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -38,6 +41,17 @@ _FIXED_COLUMNS = (
     ("__source__", "VARCHAR"),
     ("__tags__", "VARCHAR"),
 )
+
+
+_OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_stores() -> None:
+    """Close DuckDB connections still open at exit (persisting buffered logs where there is a file)."""
+    for store in list(_OPEN_STORES):
+        with contextlib.suppress(Exception):
+            store.close(final=True)
 
 
 def key_column(key: str) -> str:
@@ -71,7 +85,14 @@ class Store:
         self.lock = threading.RLock()
         self._pending: dict[str, _Pending] = {}
         self.meta: dict[str, Any] = {"projects": {}}
-        self.con = self._connect()
+        self.con: duckdb.DuckDBPyConnection | None = self._connect()
+        _OPEN_STORES.add(self)
+
+    @property
+    def db(self) -> duckdb.DuckDBPyConnection:
+        if self.con is None:
+            raise SLSError(503, "ServerBusy", "the server is stopped")
+        return self.con
 
     # --- lifecycle ----------------------------------------------------------------------------
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -102,18 +123,23 @@ class Store:
 
     def reopen(self) -> None:
         with self.lock:
-            if self.con is None:  # type: ignore[comparison-overlap]
+            if self.con is None:
                 self.con = self._connect()
+                _OPEN_STORES.add(self)
 
-    def close(self) -> None:
-        """Flush buffered logs and, for a persistent store, release the database file."""
+    def close(self, *, final: bool = False) -> None:
+        """Flush buffered logs; release the database file (persistent stores) or everything (final)."""
         with self.lock:
+            if self.con is None:
+                return
             self.flush_all()
-            if self.data_dir is not None:
+            if self.data_dir is not None or final:
                 self._save_meta()
-                self.con.execute("CHECKPOINT")
+                if self.data_dir is not None:
+                    self.con.execute("CHECKPOINT")
                 self.con.close()
-                self.con = None  # type: ignore[assignment]
+                self.con = None
+                _OPEN_STORES.discard(self)
 
     def _save_meta(self) -> None:
         if self.data_dir is None:
@@ -192,8 +218,8 @@ class Store:
                 if optional in body:
                     record[optional] = body[optional]
             tbl = quote_ident(record["_table"])
-            self.con.execute(f"DROP TABLE IF EXISTS {tbl}")
-            self.con.execute(f"CREATE TABLE {tbl} (" + ", ".join(f"{c} {t}" for c, t in _FIXED_COLUMNS) + ")")
+            self.db.execute(f"DROP TABLE IF EXISTS {tbl}")
+            self.db.execute(f"CREATE TABLE {tbl} (" + ", ".join(f"{c} {t}" for c, t in _FIXED_COLUMNS) + ")")
             proj["logstores"][name] = record
             self._save_meta()
 
@@ -203,7 +229,14 @@ class Store:
             for key in ("ttl", "shardCount", "maxSplitShard", "hot_ttl", "infrequentAccessTTL"):
                 if key in body and body[key] is not None:
                     ls[key] = int(body[key])
-            for key in ("enable_tracking", "autoSplit", "appendMeta", "enableModify", "telemetryType", "mode"):
+            for key in (
+                "enable_tracking",
+                "autoSplit",
+                "appendMeta",
+                "enableModify",
+                "telemetryType",
+                "mode",
+            ):
                 if key in body and body[key] is not None:
                     ls[key] = body[key]
             ls["lastModifyTime"] = int(time.time())
@@ -213,7 +246,7 @@ class Store:
         with self.lock:
             ls = self.logstore(project, name)
             self._pending.pop(ls["_table"], None)
-            self.con.execute(f"DROP TABLE IF EXISTS {quote_ident(ls['_table'])}")
+            self.db.execute(f"DROP TABLE IF EXISTS {quote_ident(ls['_table'])}")
             del self.project(project)["logstores"][name]
             self._save_meta()
 
@@ -296,7 +329,7 @@ class Store:
             self._flush(table)
 
     def table_columns(self, table: str) -> list[str]:
-        rows = self.con.execute(
+        rows = self.db.execute(
             "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND NOT internal", [table]
         ).fetchall()
         return [r[0] for r in rows]
@@ -333,9 +366,9 @@ class Store:
         for key in keys:
             col = key_column(key)
             if col not in existing:
-                self.con.execute(f"ALTER TABLE {tbl} ADD COLUMN {quote_ident(col)} VARCHAR")
+                self.db.execute(f"ALTER TABLE {tbl} ADD COLUMN {quote_ident(col)} VARCHAR")
             columns.append(quote_ident(col))
             values.append([row.get(key) for row in rows])
             types.append("VARCHAR")
         select = ", ".join(f"unnest(${i + 1}::{t}[])" for i, t in enumerate(types))
-        self.con.execute(f"INSERT INTO {tbl} ({', '.join(columns)}) SELECT {select}", values)
+        self.db.execute(f"INSERT INTO {tbl} ({', '.join(columns)}) SELECT {select}", values)

@@ -6,7 +6,7 @@ import zlib
 from dataclasses import dataclass, field
 
 import lz4.block
-from aliyun.log.log_logs_raw_pb2 import LogGroupRaw
+from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # type: ignore[attr-defined]
 from google.protobuf.message import DecodeError
 
 from flask_difylogstore.testing.sls.errors import SLSError, bad_request

@@ -1,0 +1,141 @@
+"""Building the SDK's ``LogClient`` from settings, with the fixes a long-running service needs.
+
+The stock client retries every 5xx / connection error ten times with a one-second sleep inside
+each call, sends requests for an ``IP:port`` endpoint to the unresolvable ``<project>.<ip>``, and
+looks up the machine's source address on every ``put_logs``. :func:`make_client` bounds the
+timeout, lets the backend decide about retries (see :class:`TransportError`), keeps the project in
+the Host header for IP endpoints, and fixes ``source`` once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import typing as t
+from urllib.parse import urlsplit
+
+from aliyun.log import LogClient
+from aliyun.log.auth import AUTH_VERSION_1, AUTH_VERSION_4
+from aliyun.log.logexception import LogException
+
+from flask_difylogstore._version import __version__
+from flask_difylogstore.settings import AliyunSLSSettings
+
+#: Seconds for one HTTP request (connect + read); SQL reads may legitimately take a while.
+DEFAULT_TIMEOUT = 30.0
+USER_AGENT_PREFIX = f"flask-difylogstore/{__version__}"
+
+_RETRYABLE_CODES = frozenset(
+    {
+        "InternalServerError",
+        "RequestTimeout",
+        "ServerBusy",
+        "WriteQuotaExceed",
+        "ShardWriteQuotaExceed",
+        "ReadQuotaExceed",
+        "ShardReadQuotaExceed",
+        "ExceedQuota",
+        "QpsLimit",
+        "LogRequestError",
+    }
+)
+
+
+class TransportError(Exception):
+    """A failure the SDK would have retried in a blocking loop; raised at once instead.
+
+    Deliberately not a ``LogException``, so it leaves the SDK's internal retry loop: the
+    backend (or the pipeline's back-off) owns the retry policy.
+    """
+
+    def __init__(self, error: LogException) -> None:
+        super().__init__(f"{error.get_error_code()}: {error.get_error_message()}")
+        self.error = error
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether sending the same request again may succeed."""
+    if isinstance(error, TransportError):
+        return True
+    if isinstance(error, LogException):
+        status = error.get_resp_status()
+        code = error.get_error_code()
+        return code in _RETRYABLE_CODES or (isinstance(status, int) and (status >= 500 or status == 429))
+    return isinstance(error, OSError)
+
+
+class BoundedLogClient(LogClient):  # type: ignore[misc]
+    """``LogClient`` whose transient failures surface immediately as :class:`TransportError`."""
+
+    def _sendRequest(  # noqa: N802 - SDK method name
+        self, method: str, url: str, params: t.Any, body: t.Any, headers: t.Any, respons_body_type: str = "json"
+    ) -> t.Any:
+        try:
+            return super()._sendRequest(method, url, params, body, headers, respons_body_type)
+        except LogException as exc:
+            status = exc.get_resp_status()
+            transient = exc.get_error_code() in ("InternalServerError", "RequestTimeout") or (
+                isinstance(status, int) and status >= 500
+            )
+            network = exc.get_error_code() == "LogRequestError" and "httpconnectionpool" in str(
+                exc.get_error_message()
+            ).lower()
+            if transient or network:
+                raise TransportError(exc) from exc
+            raise
+
+
+def endpoint_host(endpoint: str) -> str:
+    """The host part of an endpoint given with or without scheme and port."""
+    text = endpoint.strip()
+    return urlsplit(text if "://" in text else f"http://{text}").hostname or ""
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _source_ip(host: str) -> str:
+    """This machine's address towards ``host`` (what SLS shows as ``__source__``), no DNS for IPs."""
+    if is_ip_literal(host):
+        return "127.0.0.1" if ipaddress.ip_address(host).is_loopback else _route_ip(host)
+    return _route_ip(host)
+
+
+def _route_ip(host: str) -> str:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(0.5)
+            sock.connect((host, 80))
+            return str(sock.getsockname()[0])
+    except OSError:
+        return "0.0.0.0"
+
+
+def make_client(settings: AliyunSLSSettings, *, timeout: float = DEFAULT_TIMEOUT) -> BoundedLogClient:
+    """A client for ``settings``: v4 signing when a region is set, bounded timeout, fixed source."""
+    host = endpoint_host(settings.endpoint)
+    secret = settings.access_key_secret.get_secret_value()
+    auth = AUTH_VERSION_4 if settings.region else AUTH_VERSION_1
+    source = _source_ip(host)
+    if source == "127.0.0.1":
+        # The SDK treats 127.0.0.1 as "unknown" and resolves <project>.<host> on every put.
+        source = "127.0.0.2"
+    client = BoundedLogClient(
+        settings.endpoint.strip(),
+        settings.access_key_id,
+        secret,
+        source=source,
+        auth_version=auth,
+        region=settings.region or "",
+    )
+    if is_ip_literal(host):
+        # Otherwise the SDK requests http://<project>.<ip>:<port>, which never resolves.
+        client._isRowIp = True
+    client.timeout = timeout
+    client.set_user_agent(f"{USER_AGENT_PREFIX},{client._user_agent}")
+    return client

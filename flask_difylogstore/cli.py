@@ -1,0 +1,120 @@
+"""The ``flask logstore`` command group: thin click wrappers over library functions.
+
+Every command runs in an app context (``AppGroup``), turns the package's errors into a one-line
+message with a non-zero exit status, and never prints a secret.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing as t
+
+import click
+import orjson
+from flask.cli import AppGroup
+
+from flask_difylogstore.errors import DifyLogStoreError
+from flask_difylogstore.extension import get_state
+from flask_difylogstore.health import build_health_report
+
+logstore_group = AppGroup("logstore", help="Workflow logs in Aliyun SLS / Elasticsearch.")
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+def catch_errors(func: F) -> F:
+    """Report the package's errors as ``Error: <message>`` with exit status 1, without a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        try:
+            return func(*args, **kwargs)
+        except DifyLogStoreError as exc:
+            lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip()]
+            raise click.ClickException("; ".join(lines)) from None
+
+    return t.cast(F, wrapper)
+
+
+def _echo_json(data: t.Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+def _flatten(prefix: str, data: t.Any, rows: list[tuple[str, str]]) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), value, rows)
+    else:
+        rows.append((prefix, "" if data is None else str(data)))
+
+
+@logstore_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@catch_errors
+def status_command(as_json: bool) -> None:
+    """Show the configuration (secrets masked), backend reachability and provisioning state."""
+    state = get_state()
+    report = build_health_report(state)
+    data: dict[str, t.Any] = {
+        "backend": state.settings.effective_backend,
+        "reachable": None if report.backend is None else report.backend.ok,
+        "provisioning": report.provisioning.get("state", "n/a"),
+        "settings": state.settings.summary(),
+    }
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"backend       {data['backend']}")
+    click.echo(f"reachable     {'n/a' if data['reachable'] is None else ('yes' if data['reachable'] else 'NO')}")
+    if report.backend is not None and report.backend.error:
+        click.echo(f"error         {report.backend.error}")
+    click.echo(f"provisioning  {data['provisioning']}")
+    click.echo("")
+    rows: list[tuple[str, str]] = []
+    _flatten("", data["settings"], rows)
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+@logstore_group.command("health")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@catch_errors
+def health_command(as_json: bool) -> None:
+    """Ping the backend and show provisioning and write-pipeline figures; exit 1 when unhealthy."""
+    report = build_health_report(get_state())
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        if not report.enabled:
+            click.echo("log store disabled (LOGSTORE_BACKEND=none)")
+        else:
+            assert report.backend is not None
+            ping = report.backend
+            line = f"{ping.name}: {'ok' if ping.ok else 'FAILED'} ({ping.latency_ms:.1f} ms)"
+            click.echo(line + (f" - {ping.error}" if ping.error else ""))
+            for section in ("provisioning", "pipeline", "counters"):
+                values = getattr(report, section)
+                if values:
+                    click.echo(f"{section}:")
+                    for key, value in values.items():
+                        click.echo(f"  {key}: {value}")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@logstore_group.command("init")
+@click.option("--dry-run", is_flag=True, help="Only show what would be created or changed.")
+@catch_errors
+def init_command(dry_run: bool) -> None:
+    """Create or update logstores / indexes / templates; never removes anything custom."""
+    state = get_state()
+    state.require_backend()
+    assert state.gate is not None
+    report = state.gate.run_now(dry_run=dry_run)
+    verb = "would" if dry_run else "did"
+    for change in report.changes:
+        mark = {"create": "+", "update": "~", "keep": "="}[change.action]
+        click.echo(f"{mark} {change.target}: {change.detail}")
+    changed = sum(1 for c in report.changes if c.action != "keep")
+    click.echo(f"{report.backend}: {verb} change {changed} item(s), {len(report.changes) - changed} already up to date")

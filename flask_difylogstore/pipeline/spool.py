@@ -1,0 +1,329 @@
+"""Durable local spool: append-only segment files of checksummed frames.
+
+A frame is ``magic | length | crc32 | payload``, so a reader can tell a torn tail (the process
+died mid-append) or a damaged region from data, skip it and resynchronise on the next frame.
+Each process appends to its own segments and holds an exclusive ``flock`` on each of them while
+it lives; a segment nobody holds a lock on belongs to a dead process and is adopted (replayed)
+by whichever process locks it first. A segment is deleted only after every record in it was
+acknowledged by the backend (or moved to the dead-letter file).
+
+Appends go to the page cache with one ``os.write`` per submit, which survives the process being
+killed; a separate thread ``fsync``s at most ``fsync_interval_ms`` later (group commit), which
+bounds what a power loss can take.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+MAGIC = b"\xd1\xf7"
+HEADER = struct.Struct(">2sII")
+MAX_FRAME = 256 * 1024 * 1024
+SEGMENT_BYTES = 8 * 1024 * 1024
+SEGMENT_AGE_S = 5.0
+
+
+class SpoolFullError(Exception):
+    """The spool reached its size cap."""
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """One frame: magic, payload length, CRC-32 of the payload, payload."""
+    return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_frames(data: bytes, *, at_eof: bool) -> tuple[list[bytes], int, int]:
+    """Complete, valid frames in ``data``; returns ``(payloads, bytes consumed, bytes skipped)``.
+
+    Damaged bytes are skipped up to the next frame that checks out. An incomplete frame at the end
+    is left unconsumed unless ``at_eof`` (then it is a torn tail and counted as skipped).
+    """
+    payloads: list[bytes] = []
+    pos = skipped = 0
+    end = len(data)
+    while pos < end:
+        if end - pos < HEADER.size:
+            break
+        magic, length, crc = HEADER.unpack_from(data, pos)
+        if magic != MAGIC or length > MAX_FRAME:
+            nxt = data.find(MAGIC, pos + 1)
+            nxt = end if nxt < 0 else nxt
+            skipped += nxt - pos
+            pos = nxt
+            continue
+        stop = pos + HEADER.size + length
+        if stop > end:
+            break
+        payload = data[pos + HEADER.size : stop]
+        if zlib.crc32(payload) != crc:
+            nxt = data.find(MAGIC, pos + 1)
+            nxt = end if nxt < 0 else nxt
+            skipped += nxt - pos
+            pos = nxt
+            continue
+        payloads.append(payload)
+        pos = stop
+    if at_eof and pos < end:
+        skipped += end - pos
+        pos = end
+    return payloads, pos, skipped
+
+
+class Segment:
+    """One segment file and what is known about its records."""
+
+    __slots__ = ("acked", "adopted", "appended", "created", "deleted", "dirty", "fd", "path", "read_offset",
+                 "sealed", "size")
+
+    def __init__(self, path: Path, fd: int, *, size: int = 0, adopted: bool = False) -> None:
+        self.path = path
+        self.fd = fd
+        self.size = size
+        self.appended = 0
+        self.acked = 0
+        self.sealed = False
+        self.adopted = adopted
+        self.read_offset = 0
+        self.created = time.time()
+        self.dirty = False
+        self.deleted = False
+
+    @property
+    def unacked(self) -> int:
+        return self.appended - self.acked
+
+    @property
+    def done(self) -> bool:
+        """Sealed (or adopted and read to the end) with every record acknowledged."""
+        return self.sealed and self.acked >= self.appended
+
+
+class Spool:
+    """The segment files of one process in one directory. Not thread-safe: the caller locks.
+
+    ``append`` and ``ack`` run under the pipeline's lock; ``sync_dirty`` (fsync) and the reads run
+    without it, on file descriptors that stay open until the segment is deleted.
+    """
+
+    def __init__(self, directory: Path, *, max_bytes: int, segment_bytes: int = SEGMENT_BYTES,
+                 segment_age_s: float = SEGMENT_AGE_S) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.segment_age_s = segment_age_s
+        self.prefix = f"seg-{os.getpid()}-{time.time_ns()}-"
+        self.active: Segment | None = None
+        self.segments: list[Segment] = []
+        self.adopted: list[Segment] = []
+        self.others_bytes = 0
+        self._counter = 0
+        self._dir_dirty = False
+
+    # -- appending ---------------------------------------------------------------------------
+
+    @property
+    def own_bytes(self) -> int:
+        return sum(s.size for s in self.segments) + sum(s.size for s in self.adopted)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.own_bytes + self.others_bytes
+
+    def append(self, frames: bytes, count: int) -> tuple[Segment, int]:
+        """Append ``count`` encoded frames in one write; return the segment and the start offset."""
+        if self.total_bytes + len(frames) > self.max_bytes:
+            raise SpoolFullError(f"spool {self.directory} holds {self.total_bytes} of {self.max_bytes} bytes")
+        seg = self.active
+        if seg is None or seg.size >= self.segment_bytes or time.time() - seg.created >= self.segment_age_s:
+            seg = self._rotate()
+        start = seg.size
+        try:
+            written = os.write(seg.fd, frames)
+            while written < len(frames):
+                written += os.write(seg.fd, frames[written:])
+        except OSError:
+            os.ftruncate(seg.fd, start)
+            raise
+        seg.size += len(frames)
+        seg.appended += count
+        seg.dirty = True
+        return seg, start
+
+    def _rotate(self) -> Segment:
+        if self.active is not None:
+            self.active.sealed = True
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._counter += 1
+        path = self.directory / f"{self.prefix}{self._counter:06d}.log"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        seg = Segment(path, fd)
+        self.segments.append(seg)
+        self.active = seg
+        self._dir_dirty = True
+        return seg
+
+    def seal_idle(self) -> None:
+        """Seal the active segment once it is old, so acknowledged data does not linger on disk."""
+        seg = self.active
+        if seg is not None and seg.size and time.time() - seg.created >= self.segment_age_s:
+            seg.sealed = True
+            self.active = None
+
+    # -- acknowledging -----------------------------------------------------------------------
+
+    def ack(self, seg: Segment, count: int = 1) -> list[Segment]:
+        """Count acknowledged records; return the segments that may now be deleted."""
+        seg.acked += count
+        return self.collect_done()
+
+    def collect_done(self) -> list[Segment]:
+        """Remove finished segments from the books; the caller deletes them with :func:`delete`."""
+        done = [s for s in self.segments if s.done and s is not self.active]
+        done += [s for s in self.adopted if s.done]
+        if done:
+            self.segments = [s for s in self.segments if s not in done]
+            self.adopted = [s for s in self.adopted if s not in done]
+            for seg in done:
+                seg.deleted = True
+        return done
+
+    # -- durability --------------------------------------------------------------------------
+
+    def dirty_segments(self) -> tuple[list[Segment], bool]:
+        """Segments with unsynced appends (flags cleared) and whether the directory needs a sync."""
+        dirty = [s for s in self.segments if s.dirty]
+        for seg in dirty:
+            seg.dirty = False
+        dir_dirty, self._dir_dirty = self._dir_dirty, False
+        return dirty, dir_dirty
+
+    # -- adopting the segments of dead processes ---------------------------------------------
+
+    def scan(self) -> list[Segment]:
+        """Lock and adopt segments whose owner is gone; refresh the size of everyone else's."""
+        if not self.directory.is_dir():
+            return []
+        known = {s.path.name for s in self.segments} | {s.path.name for s in self.adopted}
+        found: list[Segment] = []
+        others = 0
+        for path in sorted(self.directory.glob("seg-*.log")):
+            if path.name in known or path.name.startswith(self.prefix):
+                continue
+            seg = _try_adopt(path)
+            if seg is None:
+                try:
+                    others += path.stat().st_size
+                except OSError:
+                    pass
+                continue
+            found.append(seg)
+        self.adopted.extend(found)
+        self.others_bytes = others
+        return found
+
+    def close(self) -> list[Segment]:
+        """Seal everything; return finished segments to delete. Unfinished ones are left for replay."""
+        if self.active is not None:
+            self.active.sealed = True
+            self.active = None
+        done = self.collect_done()
+        for seg in self.segments + self.adopted:
+            _close_fd(seg)
+        self.segments, self.adopted = [], []
+        return done
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's segments without unlocking them (the parent owns them)."""
+        for seg in self.segments + self.adopted:
+            _close_fd(seg)
+        self.segments, self.adopted, self.active = [], [], None
+        self.prefix = f"seg-{os.getpid()}-{time.time_ns()}-"
+
+
+def _try_adopt(path: Path) -> Segment | None:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        stat = os.fstat(fd)
+        if stat.st_nlink == 0 or os.stat(path).st_ino != stat.st_ino:
+            raise OSError("segment was deleted while locking it")
+    except OSError:
+        os.close(fd)
+        return None
+    return Segment(path, fd, size=stat.st_size, adopted=True)
+
+
+def _close_fd(seg: Segment) -> None:
+    if seg.fd >= 0:
+        try:
+            os.close(seg.fd)
+        except OSError:
+            pass
+        seg.fd = -1
+
+
+def delete(segments: list[Segment]) -> None:
+    """Unlink finished segments, then close them (which releases their lock)."""
+    for seg in segments:
+        try:
+            seg.path.unlink(missing_ok=True)
+        except OSError as exc:
+            logger.warning("flask-difylogstore: could not delete spool segment %s: %s", seg.path, exc)
+        _close_fd(seg)
+
+
+def sync(segments: list[Segment], directory: Path | None, on_error: Callable[[str], None]) -> None:
+    """fsync segment files (and the directory, for new files); errors are reported, not raised."""
+    for seg in segments:
+        fd = seg.fd
+        if fd < 0 or seg.deleted:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if not seg.deleted:
+                on_error(f"fsync {seg.path.name}: {exc}")
+    if directory is not None:
+        try:
+            dfd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            on_error(f"fsync {directory}: {exc}")
+
+
+def read_segment(seg: Segment, end: int, max_bytes: int = 4 * 1024 * 1024) -> tuple[list[bytes], int]:
+    """Frames of ``seg`` from its read offset up to ``end``; advances the offset, returns bytes skipped.
+
+    Reads at least one whole frame however large. An adopted segment's end is its end of file, so
+    an incomplete frame there is a torn tail and skipped.
+    """
+    offset = seg.read_offset
+    if offset >= end or seg.fd < 0:
+        return [], 0
+    want = min(end - offset, max_bytes)
+    data = os.pread(seg.fd, want, offset)
+    at_eof = offset + len(data) >= end
+    payloads, consumed, skipped = decode_frames(data, at_eof=at_eof and seg.adopted)
+    if not payloads and consumed == 0 and not at_eof and len(data) >= HEADER.size:
+        _, length, _ = HEADER.unpack_from(data, 0)
+        data = os.pread(seg.fd, min(end - offset, HEADER.size + length), offset)
+        at_eof = offset + len(data) >= end
+        payloads, consumed, skipped = decode_frames(data, at_eof=at_eof and seg.adopted)
+    seg.read_offset = offset + consumed
+    return payloads, skipped

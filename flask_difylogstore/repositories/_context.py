@@ -1,0 +1,73 @@
+"""What every repository needs from its surroundings: the extension state and the caller's identity.
+
+Repositories are built per workflow run (core) and per request (API), so construction only
+records arguments; the extension state is looked up when a method runs.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask_difylogstore.backends.base import LogBackend, Scope
+from flask_difylogstore.dify.enums import CreatorUserRole
+from flask_difylogstore.extension import LogStoreState, get_state
+from flask_difylogstore.payloads import TruncationLimits, Truncator
+from flask_difylogstore.pipeline.base import RecordSink
+from flask_difylogstore.records import LogRecord
+
+
+def enum_value(value: t.Any) -> t.Any:
+    """The stored string of an enum member (or the value itself)."""
+    return getattr(value, "value", value)
+
+
+def tenant_of(user: t.Any) -> str:
+    """Dify's ``extract_tenant_id``: ``Account.current_tenant_id`` or ``EndUser.tenant_id``."""
+    if user is None:
+        raise ValueError("a user (Account or EndUser) or tenant_id is required")
+    if hasattr(user, "current_tenant_id"):
+        tenant = user.current_tenant_id
+    else:
+        tenant = getattr(user, "tenant_id", None)
+    if not tenant:
+        raise ValueError(f"cannot determine the tenant of {type(user).__name__}")
+    return str(tenant)
+
+
+def creator_of(user: t.Any) -> tuple[str, str]:
+    """``(created_by_role, created_by)`` as Dify's repositories derive them."""
+    if user is None:
+        return CreatorUserRole.ACCOUNT.value, ""
+    role = CreatorUserRole.ACCOUNT if hasattr(user, "current_tenant_id") else CreatorUserRole.END_USER
+    return role.value, str(getattr(user, "id", "") or "")
+
+
+class StateMixin:
+    """Access to the extension state of the current (or last initialised) app."""
+
+    _state_override: LogStoreState | None = None
+
+    @property
+    def state(self) -> LogStoreState:
+        return self._state_override or get_state()
+
+    @property
+    def backend(self) -> LogBackend:
+        return self.state.require_backend()
+
+    @property
+    def sink(self) -> RecordSink:
+        return self.state.require_sink()
+
+    def submit(self, records: t.Sequence[LogRecord]) -> None:
+        self.sink.submit(records)
+
+    def truncator(self) -> Truncator:
+        return Truncator(TruncationLimits.from_settings(self.state.settings))
+
+
+def scope(tenant_id: str | None, app_id: str | None = None) -> Scope:
+    """A tenant (+ app) scope; a missing tenant means Dify called a tenant-less by-id method."""
+    if not tenant_id:
+        return Scope.unscoped() if not app_id else Scope(tenant_id=None, app_id=app_id, unrestricted=True)
+    return Scope(tenant_id=tenant_id, app_id=app_id or None)

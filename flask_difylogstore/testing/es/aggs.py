@@ -1,0 +1,428 @@
+"""Aggregations over the matched documents (terms, date_histogram, metrics, top_hits, filter(s)).
+
+Hand-written. Buckets keep their member documents so sub-aggregations run on exactly those.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from collections import Counter
+
+from flask_difylogstore.testing.es import datemath
+from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
+from flask_difylogstore.testing.es.errors import EsError, bad_request, parsing_error
+from flask_difylogstore.testing.es.mapping import TEXT_TYPES
+from flask_difylogstore.testing.es.query import Context, Matcher, compile_query
+
+Pair = tuple[Context, StoredDoc]
+METRICS = {"sum", "avg", "min", "max", "value_count", "cardinality", "stats"}
+_CAL = {
+    "minute": "m",
+    "1m": "m",
+    "hour": "h",
+    "1h": "h",
+    "day": "d",
+    "1d": "d",
+    "week": "w",
+    "1w": "w",
+    "month": "M",
+    "1M": "M",
+    "quarter": "q",
+    "1q": "q",
+    "year": "y",
+    "1y": "y",
+}
+
+
+class _Env:
+    def __init__(self, stores: list[IndexStore], now_ms: int) -> None:
+        self.stores = stores
+        self.now_ms = now_ms
+
+    def field_type(self, field: str) -> str | None:
+        for store in self.stores:
+            found = store.mapping.field_type(field)
+            if found is not None:
+                return found
+        return None
+
+    def field_format(self, field: str) -> str | None:
+        for store in self.stores:
+            node: t.Any = store.mapping.body
+            for part in field.split("."):
+                node = (node.get("properties") or {}).get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and node.get("format"):
+                return str(node["format"])
+        return None
+
+
+def run_aggs(
+    spec: dict[str, t.Any], docs: list[Pair], stores: list[IndexStore], now_ms: int
+) -> dict[str, t.Any]:
+    return _run(spec, docs, _Env(stores, now_ms))
+
+
+def _run(spec: dict[str, t.Any], docs: list[Pair], env: _Env) -> dict[str, t.Any]:
+    out: dict[str, t.Any] = {}
+    for name, body in spec.items():
+        sub = body.get("aggs", body.get("aggregations")) or {}
+        kinds = [k for k in body if k not in ("aggs", "aggregations", "meta")]
+        if len(kinds) != 1:
+            raise parsing_error(f"Expected exactly one aggregation type for [{name}]")
+        kind = kinds[0]
+        params = body[kind]
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            raise parsing_error(f"Unknown aggregation type [{kind}] did you mean [terms]?")
+        result = handler(params, docs, env, sub)
+        if "meta" in body:
+            result["meta"] = body["meta"]
+        out[name] = result
+    return out
+
+
+def _vals(doc: StoredDoc, field: str) -> list[t.Any]:
+    value = doc.flat.get(field)
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _check_field(env: _Env, field: str) -> str | None:
+    ftype = env.field_type(field)
+    if ftype in TEXT_TYPES:
+        raise bad_request(
+            "Fielddata is disabled on ["
+            + field
+            + "] in ["
+            + (env.stores[0].name if env.stores else "")
+            + "]. "
+            "Text fields are not optimised for operations that require per-document field data like aggregations "
+            "and sorting, so these operations are disabled by default. Please use a keyword field instead."
+        )
+    return ftype
+
+
+def _key_fields(ftype: str | None, key: t.Any, fmt: str | None) -> dict[str, t.Any]:
+    if ftype == "boolean":
+        return {"key": 1 if key else 0, "key_as_string": "true" if key else "false"}
+    if ftype in ("date", "date_nanos"):
+        return {"key": key, "key_as_string": datemath.format_date(key, fmt)}
+    return {"key": key}
+
+
+def _terms(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
+    field = params["field"]
+    ftype = _check_field(env, field)
+    size = int(params.get("size", 10))
+    min_count = int(params.get("min_doc_count", 1))
+    missing = params.get("missing")
+    members: dict[t.Any, list[Pair]] = {}
+    counts: Counter[t.Any] = Counter()
+    for pair in docs:
+        value = pair[1].flat.get(field)
+        if value is None:
+            if missing is None:
+                continue
+            value = missing
+        if type(value) is list:
+            for v in set(value):
+                counts[v] += 1
+                if sub:
+                    members.setdefault(v, []).append(pair)
+        else:
+            counts[value] += 1
+            if sub:
+                members.setdefault(value, []).append(pair)
+    if min_count == 0:
+        for store in env.stores:
+            for doc in store.view.values():
+                for v in _vals(doc, field):
+                    counts.setdefault(v, 0)
+    include, exclude = params.get("include"), params.get("exclude")
+    keys = [k for k, c in counts.items() if c >= min_count]
+    if isinstance(include, list):
+        keys = [k for k in keys if k in include]
+    if isinstance(exclude, list):
+        keys = [k for k in keys if k not in exclude]
+    sub_results = {k: _run(sub, members.get(k, []), env) for k in keys} if sub else {}
+    order = params.get("order", [{"_count": "desc"}, {"_key": "asc"}])
+    for spec in reversed(order if isinstance(order, list) else [order]):
+        for what, direction in reversed(list(spec.items())):
+            desc = str(direction).lower() == "desc"
+            if what == "_count":
+                keys.sort(key=lambda k: counts[k], reverse=desc)
+            elif what in ("_key", "_term"):
+                keys.sort(key=lambda k: str(k) if isinstance(k, str) else k, reverse=desc)
+            else:
+                agg, _, metric = what.partition(".")
+                if agg not in sub:
+                    raise EsError(
+                        400, "aggregation_execution_exception", f"Invalid aggregation order path [{what}]"
+                    )
+                keys.sort(key=lambda k: _metric_value(sub_results[k][agg], metric), reverse=desc)
+    shown = keys[:size]
+    fmt = params.get("format") or env.field_format(field)
+    buckets = []
+    for key in shown:
+        bucket = _key_fields(ftype, key, fmt)
+        bucket["doc_count"] = counts[key]
+        if sub:
+            bucket.update(sub_results[key])
+        buckets.append(bucket)
+    return {
+        "doc_count_error_upper_bound": 0,
+        "sum_other_doc_count": sum(counts[k] for k in keys[size:]),
+        "buckets": buckets,
+    }
+
+
+def _metric_value(result: dict[str, t.Any], metric: str) -> float:
+    value = result.get(metric or "value")
+    if value is None and "doc_count" in result and not metric:
+        value = result["doc_count"]
+    return float("-inf") if value is None else float(value)
+
+
+def _numbers(docs: list[Pair], field: str, missing: t.Any) -> list[float]:
+    out: list[float] = []
+    for _, doc in docs:
+        values = _vals(doc, field)
+        if not values and missing is not None:
+            values = [missing]
+        out.extend(float(v) for v in values)
+    return out
+
+
+def _metric(
+    kind: str,
+) -> t.Callable[[dict[str, t.Any], list[Pair], _Env, dict[str, t.Any]], dict[str, t.Any]]:
+    def handler(
+        params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
+    ) -> dict[str, t.Any]:
+        field = params["field"]
+        ftype = _check_field(env, field)
+        if kind == "cardinality":
+            return {"value": len({v for _, d in docs for v in _vals(d, field)})}
+        if kind == "value_count":
+            return {"value": sum(len(_vals(d, field)) for _, d in docs)}
+        if ftype is not None and ftype in ("keyword", "flattened"):
+            raise bad_request(f"Field [{field}] of type [{ftype}] is not supported for aggregation [{kind}]")
+        nums = _numbers(docs, field, params.get("missing"))
+        date = ftype in ("date", "date_nanos")
+        fmt = params.get("format") or env.field_format(field)
+        if kind == "stats":
+            body: dict[str, t.Any] = {
+                "count": len(nums),
+                "min": min(nums) if nums else None,
+                "max": max(nums) if nums else None,
+                "avg": sum(nums) / len(nums) if nums else None,
+                "sum": float(sum(nums)),
+            }
+            return body
+        value: float | None
+        if kind == "sum":
+            value = float(sum(nums))
+        elif kind == "avg":
+            value = sum(nums) / len(nums) if nums else None
+        else:
+            value = (min(nums) if kind == "min" else max(nums)) if nums else None
+        result: dict[str, t.Any] = {"value": value}
+        if date and value is not None and kind in ("min", "max", "avg"):
+            result["value_as_string"] = datemath.format_date(int(value), fmt)
+        return result
+
+    return handler
+
+
+def _compiled(query: t.Any, env: _Env) -> t.Callable[[Pair], bool]:
+    cache: dict[str, Matcher] = {}
+
+    def test(pair: Pair) -> bool:
+        ctx = pair[0]
+        matcher = cache.get(ctx.index)
+        if matcher is None:
+            matcher = cache[ctx.index] = compile_query(query, ctx)
+        return matcher(pair[1]) is not None
+
+    return test
+
+
+def _filter(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
+    test = _compiled(params, env)
+    chosen = [p for p in docs if test(p)]
+    return {"doc_count": len(chosen), **_run(sub, chosen, env)}
+
+
+def _filters(
+    params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
+) -> dict[str, t.Any]:
+    spec = params["filters"]
+    named = isinstance(spec, dict)
+    items = list(spec.items()) if named else list(enumerate(spec))
+    matched: set[int] = set()
+    buckets: list[tuple[t.Any, dict[str, t.Any]]] = []
+    for key, query in items:
+        test = _compiled(query, env)
+        chosen = [p for p in docs if test(p)]
+        matched.update(id(p) for p in chosen)
+        buckets.append((key, {"doc_count": len(chosen), **_run(sub, chosen, env)}))
+    if params.get("other_bucket") or params.get("other_bucket_key"):
+        rest = [p for p in docs if id(p) not in matched]
+        buckets.append(
+            (params.get("other_bucket_key", "_other_"), {"doc_count": len(rest), **_run(sub, rest, env)})
+        )
+    if named:
+        return {"buckets": dict(buckets)}
+    return {"buckets": [b for _, b in buckets]}
+
+
+def _top_hits(
+    params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
+) -> dict[str, t.Any]:
+    from flask_difylogstore.testing.es.search import _InnerSort, _normalize_sort, _render, _source_filter
+
+    hits = [(ctx, doc, 1.0) for ctx, doc in docs]
+    order = [_InnerSort(f, p) for f, p in _normalize_sort(params.get("sort")) if f not in ("_score", "_doc")]
+    if order:
+        hits.sort(key=lambda h: tuple(f.component(f.raw(h, {})) for f in order))
+    start, size = int(params.get("from", 0)), int(params.get("size", 3))
+    keep, inc, exc = _source_filter(params.get("_source"))
+    rendered = []
+    for hit in hits[start : start + size]:
+        body = _render(hit, keep, inc, exc, not order)
+        if order:
+            body["sort"] = [f.raw(hit, {}) for f in order]
+        rendered.append(body)
+    return {
+        "hits": {
+            "total": {"value": len(hits), "relation": "eq"},
+            "max_score": None if order else (1.0 if hits else None),
+            "hits": rendered,
+        }
+    }
+
+
+def _date_histogram(
+    params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
+) -> dict[str, t.Any]:
+    field = params["field"]
+    zone = datemath.get_zone(params.get("time_zone"))
+    fmt = params.get("format") or env.field_format(field)
+    offset = datemath.parse_duration_ms(params["offset"]) if params.get("offset") else 0
+    cal = params.get("calendar_interval") or (
+        params.get("interval") if params.get("interval") in _CAL else None
+    )
+    fixed = params.get("fixed_interval") or (params.get("interval") if not cal else None)
+    if cal:
+        if cal not in _CAL:
+            raise bad_request(f"The supplied interval [{cal}] could not be parsed as a calendar interval.")
+        unit = _CAL[cal]
+    elif fixed:
+        step = datemath.parse_duration_ms(fixed)
+    else:
+        raise bad_request(
+            "Required one of fields [interval, calendar_interval, fixed_interval], but none were specified."
+        )
+    memo: dict[int, int] = {}
+
+    def bucket_of(ms: int) -> int:
+        if cal:
+            minute = (ms - offset) // 60_000
+            found = memo.get(minute)
+            if found is None:
+                local = datemath.round_down(datemath.from_ms(ms - offset, zone), unit)
+                found = memo[minute] = int(local.timestamp() * 1000) + offset
+            return found
+        tz_off = _offset_ms(zone, ms)
+        return (ms + tz_off - offset) // step * step - tz_off + offset
+
+    def next_key(key: int) -> int:
+        if cal:
+            moment = datemath.from_ms(key - offset, zone)
+            return int(datemath.add_unit(moment, 1, unit).timestamp() * 1000) + offset
+        return bucket_of(key + step)
+
+    members: dict[int, list[Pair]] = {}
+    for pair in docs:
+        for ms in {bucket_of(int(v)) for v in _vals(pair[1], field)}:
+            members.setdefault(ms, []).append(pair)
+    min_count = int(params.get("min_doc_count", 0))
+    keys = sorted(members)
+    bounds = params.get("extended_bounds")
+    if min_count == 0 and (keys or bounds):
+        lo, hi = (keys[0], keys[-1]) if keys else (None, None)
+        if bounds:
+            if bounds.get("min") is not None:
+                b = bucket_of(datemath.resolve(bounds["min"], fmt, zone, now_ms=env.now_ms))
+                lo = b if lo is None else min(lo, b)
+            if bounds.get("max") is not None:
+                b = bucket_of(datemath.resolve(bounds["max"], fmt, zone, now_ms=env.now_ms))
+                hi = b if hi is None else max(hi, b)
+        keys = []
+        cursor = lo
+        while cursor is not None and hi is not None and cursor <= hi and len(keys) < 100_000:
+            keys.append(cursor)
+            cursor = next_key(cursor)
+    hard = params.get("hard_bounds")
+    buckets = []
+    for key in keys:
+        chosen = members.get(key, [])
+        if len(chosen) < min_count:
+            continue
+        if hard and not _in_hard(key, hard, fmt, zone, env.now_ms):
+            continue
+        bucket = {"key_as_string": datemath.format_date(key, fmt, zone), "key": key, "doc_count": len(chosen)}
+        bucket.update(_run(sub, chosen, env))
+        buckets.append(bucket)
+    if (
+        str(params.get("order", {}).get("_key", "asc")).lower() == "desc"
+        if isinstance(params.get("order"), dict)
+        else False
+    ):
+        buckets.reverse()
+    return {"buckets": buckets}
+
+
+def _in_hard(key: int, hard: dict[str, t.Any], fmt: str | None, zone: dt.tzinfo, now_ms: int) -> bool:
+    if hard.get("min") is not None and key < datemath.resolve(hard["min"], fmt, zone, now_ms=now_ms):
+        return False
+    return not (hard.get("max") is not None and key > datemath.resolve(hard["max"], fmt, zone, now_ms=now_ms))
+
+
+def _offset_ms(zone: dt.tzinfo, ms: int) -> int:
+    delta = datemath.from_ms(ms, zone).utcoffset()
+    return int(delta.total_seconds() * 1000) if delta else 0
+
+
+def _range(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
+    field = params["field"]
+    buckets = []
+    for spec in params.get("ranges", []):
+        lo, hi = spec.get("from"), spec.get("to")
+        chosen = [
+            p
+            for p in docs
+            if any((lo is None or v >= lo) and (hi is None or v < hi) for v in _vals(p[1], field))
+        ]
+        key = spec.get("key") or f"{'*' if lo is None else float(lo)}-{'*' if hi is None else float(hi)}"
+        bucket: dict[str, t.Any] = {"key": key, "doc_count": len(chosen)}
+        if lo is not None:
+            bucket["from"] = float(lo)
+        if hi is not None:
+            bucket["to"] = float(hi)
+        bucket.update(_run(sub, chosen, env))
+        buckets.append(bucket)
+    return {"buckets": buckets}
+
+
+_HANDLERS: dict[str, t.Callable[[dict[str, t.Any], list[Pair], _Env, dict[str, t.Any]], dict[str, t.Any]]] = {
+    "terms": _terms,
+    "date_histogram": _date_histogram,
+    "filter": _filter,
+    "filters": _filters,
+    "top_hits": _top_hits,
+    "range": _range,
+    **{kind: _metric(kind) for kind in METRICS},
+}

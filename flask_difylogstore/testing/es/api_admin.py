@@ -1,0 +1,383 @@
+"""Cluster and index management endpoints: indices, mappings, settings, aliases, templates, ILM, stats."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import time
+import typing as t
+
+from flask_difylogstore.testing.es.errors import EsError, bad_request
+from flask_difylogstore.testing.es.indices import flatten_settings, nest_settings
+from flask_difylogstore.testing.es.mapping import validate_properties
+from flask_difylogstore.testing.es.routing import Request, Response, router
+
+if t.TYPE_CHECKING:
+    from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
+
+ACK = {"acknowledged": True}
+DYNAMIC_SETTINGS = (
+    "index.refresh_interval",
+    "index.max_result_window",
+    "index.mapping.total_fields.limit",
+    "index.lifecycle.",
+    "index.number_of_replicas",
+    "index.blocks.",
+)
+
+
+@router.route("GET", "/")
+def info(srv: Srv, req: Request) -> Response:
+    return 200, {
+        "name": "local-es",
+        "cluster_name": "local",
+        "cluster_uuid": "local-cluster-uuid",
+        "version": {
+            "number": srv.version,
+            "build_flavor": "default",
+            "build_type": "tar",
+            "build_hash": "local",
+            "build_date": "2025-01-01T00:00:00.000Z",
+            "build_snapshot": False,
+            "lucene_version": "10.1.0" if srv.major >= 9 else "9.12.0",
+            "minimum_wire_compatibility_version": f"{srv.major - 1}.18.0",
+            "minimum_index_compatibility_version": f"{srv.major - 1}.0.0",
+        },
+        "tagline": "You Know, for Search",
+    }
+
+
+@router.route("GET", "_cluster/health", "_cluster/health/{index}")
+def health(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        stores = (
+            srv.cluster.resolve(req.args.get("index"))
+            if req.args.get("index")
+            else list(srv.cluster.indices.values())
+        )
+    replicas = sum(int(s.settings.get("index.number_of_replicas", "1")) for s in stores)
+    status = "yellow" if replicas else "green"
+    wanted = req.params.get("wait_for_status")
+    timed_out = wanted == "green" and status != "green"
+    return (408 if timed_out else 200), {
+        "cluster_name": "local",
+        "status": status,
+        "timed_out": timed_out,
+        "number_of_nodes": 1,
+        "number_of_data_nodes": 1,
+        "active_primary_shards": len(stores),
+        "active_shards": len(stores),
+        "relocating_shards": 0,
+        "initializing_shards": 0,
+        "unassigned_shards": replicas,
+        "delayed_unassigned_shards": 0,
+        "number_of_pending_tasks": 0,
+        "number_of_in_flight_fetch": 0,
+        "task_max_waiting_in_queue_millis": 0,
+        "active_shards_percent_as_number": 100.0 * len(stores) / max(1, len(stores) + replicas),
+    }
+
+
+def _size(n: int, raw: bool) -> str:
+    if raw:
+        return str(n)
+    for unit in ("b", "kb", "mb", "gb"):
+        if n < 1024 or unit == "gb":
+            return f"{n}{unit}" if unit == "b" else f"{n:.1f}{unit}"
+        n = n // 1024 if n >= 1024 * 1024 else n / 1024  # type: ignore[assignment]
+    return str(n)
+
+
+@router.route("GET", "_cat/indices", "_cat/indices/{index}")
+def cat_indices(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        stores = srv.cluster.resolve(req.args.get("index"))
+        rows = []
+        for s in sorted(stores, key=lambda s: s.name):
+            size = _size(s.store_size(), req.params.get("bytes") == "b")
+            rows.append(
+                {
+                    "health": "yellow" if s.settings.get("index.number_of_replicas", "1") != "0" else "green",
+                    "status": "open",
+                    "index": s.name,
+                    "uuid": s.uuid,
+                    "pri": s.settings.get("index.number_of_shards", "1"),
+                    "rep": s.settings.get("index.number_of_replicas", "1"),
+                    "docs.count": str(len(s.view)),
+                    "docs.deleted": "0",
+                    "store.size": size,
+                    "pri.store.size": size,
+                    "dataset.size": size,
+                }
+            )
+    if "h" in req.params:
+        cols = req.params["h"].split(",")
+        rows = [{c: r.get(c, "") for c in cols} for r in rows]
+    if req.params.get("format") == "json":
+        return 200, rows
+    text = "\n".join(" ".join(str(v) for v in r.values()) for r in rows)
+    return 200, (text + "\n" if text else "").encode()
+
+
+@router.route("GET", "_stats", "{index}/_stats")
+def stats(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        stores = srv.cluster.resolve(req.args.get("index"))
+        per: dict[str, dict[str, t.Any]] = {}
+        for s in stores:
+            part = {
+                "docs": {"count": len(s.view), "deleted": 0},
+                "store": {"size_in_bytes": s.store_size()},
+                "indexing": {"index_total": s.seq_no + 1},
+            }
+            per[s.name] = {
+                "uuid": s.uuid,
+                "health": "yellow",
+                "status": "open",
+                "primaries": part,
+                "total": part,
+            }
+    total = {
+        "docs": {"count": sum(p["primaries"]["docs"]["count"] for p in per.values()), "deleted": 0},
+        "store": {"size_in_bytes": sum(p["primaries"]["store"]["size_in_bytes"] for p in per.values())},
+    }
+    n = len(per)
+    return 200, {
+        "_shards": {"total": 2 * n, "successful": n, "failed": 0},
+        "_all": {"primaries": total, "total": total},
+        "indices": per,
+    }
+
+
+# ---- indices ---------------------------------------------------------------------------------
+@router.route("PUT", "{index}")
+def create_index(srv: Srv, req: Request) -> Response:
+    body = req.json()
+    with srv.cluster.lock:
+        srv.cluster.create_index(req.args["index"], body)
+    return 200, {"acknowledged": True, "shards_acknowledged": True, "index": req.args["index"]}
+
+
+@router.route("GET", "{index}")
+def get_index(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        stores = srv.cluster.resolve(
+            req.args["index"],
+            ignore_unavailable=req.flag("ignore_unavailable"),
+            allow_no_indices=req.flag("allow_no_indices", True),
+        )
+        out = {
+            s.name: {
+                "aliases": copy.deepcopy(s.aliases),
+                "mappings": s.mapping.to_json(),
+                "settings": nest_settings(s.settings),
+            }
+            for s in stores
+        }
+    if req.method == "HEAD" and not out:
+        return 404, {}
+    return 200, out
+
+
+@router.route("DELETE", "{index}")
+def delete_index(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        srv.cluster.delete_index(req.args["index"], ignore_unavailable=req.flag("ignore_unavailable"))
+    return 200, ACK
+
+
+@router.route("GET", "_mapping", "{index}/_mapping")
+def get_mapping(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        return 200, {
+            s.name: {"mappings": s.mapping.to_json()} for s in srv.cluster.resolve(req.args.get("index"))
+        }
+
+
+@router.route("PUT POST", "{index}/_mapping")
+def put_mapping(srv: Srv, req: Request) -> Response:
+    body = req.json()
+    validate_properties(body.get("properties") or {})
+    with srv.cluster.lock:
+        for store in srv.cluster.resolve(req.args["index"]):
+            store.mapping.update(body)
+    return 200, ACK
+
+
+@router.route("GET", "_settings", "{index}/_settings")
+def get_settings(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        return 200, {
+            s.name: {"settings": nest_settings(s.settings)}
+            for s in srv.cluster.resolve(req.args.get("index"))
+        }
+
+
+@router.route("PUT", "_settings", "{index}/_settings")
+def put_settings(srv: Srv, req: Request) -> Response:
+    body = req.json()
+    flat = flatten_settings(body.get("settings", body) if isinstance(body, dict) else {})
+    static = [k for k in flat if not k.startswith(DYNAMIC_SETTINGS)]
+    if static:
+        raise bad_request(f"Can't update non dynamic settings [[{', '.join(static)}]] for open indices")
+    with srv.cluster.lock:
+        for store in srv.cluster.resolve(req.args.get("index")):
+            for key, value in flat.items():
+                if value == "None":
+                    store.settings.pop(key, None)
+                else:
+                    store.settings[key] = value
+            store.apply_settings()
+    return 200, ACK
+
+
+# ---- aliases ---------------------------------------------------------------------------------
+@router.route("POST", "_aliases")
+def alias_actions(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        srv.cluster.alias_actions(req.json().get("actions", []))
+    return 200, {"acknowledged": True, "errors": False}
+
+
+@router.route("PUT POST", "{index}/_alias/{name}", "{index}/_aliases/{name}")
+def put_alias(srv: Srv, req: Request) -> Response:
+    body = req.json()
+    with srv.cluster.lock:
+        srv.cluster.alias_actions([{"add": {"index": req.args["index"], "alias": req.args["name"], **body}}])
+    return 200, ACK
+
+
+@router.route("DELETE", "{index}/_alias/{name}", "{index}/_aliases/{name}")
+def delete_alias(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        srv.cluster.alias_actions([{"remove": {"index": req.args["index"], "alias": req.args["name"]}}])
+    return 200, ACK
+
+
+@router.route("GET", "_alias", "_alias/{name}", "{index}/_alias", "{index}/_alias/{name}")
+def get_alias(srv: Srv, req: Request) -> Response:
+    import fnmatch
+
+    wanted = req.args.get("name")
+    patterns = wanted.split(",") if wanted else None
+    with srv.cluster.lock:
+        stores = srv.cluster.resolve(req.args.get("index"))
+        out: dict[str, t.Any] = {}
+        for s in stores:
+            chosen = {
+                a: copy.deepcopy(v)
+                for a, v in s.aliases.items()
+                if patterns is None or any(fnmatch.fnmatchcase(a, p) for p in patterns)
+            }
+            if chosen or patterns is None:
+                out[s.name] = {"aliases": chosen}
+    if patterns and not out:
+        return 404, {"error": f"alias [{wanted}] missing", "status": 404}
+    return 200, out
+
+
+# ---- templates & ILM -------------------------------------------------------------------------
+def _template_routes(kind: str, store_attr: str, list_key: str, item_key: str) -> None:
+    def put(srv: Srv, req: Request) -> Response:
+        body = req.json()
+        name = req.args["name"]
+        templates = getattr(srv.cluster, store_attr)
+        if req.flag("create") and name in templates:
+            raise bad_request(f"{kind.replace('_', ' ')} [{name}] already exists")
+        mappings = (body.get("template") or {}).get("mappings") or {}
+        validate_properties(mappings.get("properties") or {})
+        with srv.cluster.lock:
+            for dep in body.get("composed_of", []):
+                if dep not in srv.cluster.component_templates:
+                    raise bad_request(
+                        f"index template [{name}] specifies component templates [{dep}] that do not exist"
+                    )
+            templates[name] = body
+        return 200, ACK
+
+    def get(srv: Srv, req: Request) -> Response:
+        import fnmatch
+
+        templates = getattr(srv.cluster, store_attr)
+        name = req.args.get("name", "*")
+        found = [
+            {"name": n, item_key: copy.deepcopy(b)}
+            for n, b in templates.items()
+            if any(fnmatch.fnmatchcase(n, p) for p in name.split(","))
+        ]
+        if not found and "*" not in name:
+            raise EsError(
+                404, "resource_not_found_exception", f"{kind.replace('_', ' ')} matching [{name}] not found"
+            )
+        return 200, {list_key: found}
+
+    def delete(srv: Srv, req: Request) -> Response:
+        templates = getattr(srv.cluster, store_attr)
+        if req.args["name"] not in templates:
+            raise EsError(
+                404,
+                "resource_not_found_exception",
+                f"{kind.replace('_', ' ')} matching [{req.args['name']}] not found",
+            )
+        with srv.cluster.lock:
+            del templates[req.args["name"]]
+        return 200, ACK
+
+    router.add("PUT POST", f"_{kind}/{{name}}", put)
+    router.add("GET", f"_{kind}/{{name}}", get)
+    router.add("GET", f"_{kind}", get)
+    router.add("DELETE", f"_{kind}/{{name}}", delete)
+
+
+_template_routes("index_template", "index_templates", "index_templates", "index_template")
+_template_routes("component_template", "component_templates", "component_templates", "component_template")
+
+
+@router.route("PUT", "_ilm/policy/{name}")
+def put_policy(srv: Srv, req: Request) -> Response:
+    body = req.json()
+    if "policy" not in body:
+        raise EsError(400, "x_content_parse_exception", "[1:1] [put_lifecycle_request] policy not specified")
+    name = req.args["name"]
+    with srv.cluster.lock:
+        previous = srv.cluster.ilm.get(name)
+        srv.cluster.ilm[name] = {
+            "version": (previous["version"] + 1) if previous else 1,
+            "modified_date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "policy": body["policy"],
+        }
+    return 200, ACK
+
+
+@router.route("GET", "_ilm/policy", "_ilm/policy/{name}")
+def get_policy(srv: Srv, req: Request) -> Response:
+    name = req.args.get("name")
+    with srv.cluster.lock:
+        if name and name not in srv.cluster.ilm:
+            raise EsError(404, "resource_not_found_exception", f"Lifecycle policy not found: [{name}]")
+        chosen = {n: p for n, p in srv.cluster.ilm.items() if name is None or n == name}
+        out = {}
+        for n, p in chosen.items():
+            users = [
+                s.name for s in srv.cluster.indices.values() if s.settings.get("index.lifecycle.name") == n
+            ]
+            out[n] = {
+                **copy.deepcopy(p),
+                "in_use_by": {"indices": users, "data_streams": [], "composable_templates": []},
+            }
+    return 200, out
+
+
+@router.route("DELETE", "_ilm/policy/{name}")
+def delete_policy(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        if srv.cluster.ilm.pop(req.args["name"], None) is None:
+            raise EsError(
+                404, "resource_not_found_exception", f"Lifecycle policy not found: [{req.args['name']}]"
+            )
+    return 200, ACK
+
+
+@router.route("GET", "_ilm/status")
+def ilm_status(srv: Srv, req: Request) -> Response:
+    return 200, {"operation_mode": "RUNNING", "time": int(time.time())}

@@ -1,0 +1,330 @@
+"""Cluster state: indices, aliases, index/component templates, ILM policies and persistence."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import os
+import re
+import threading
+import time
+import typing as t
+from pathlib import Path
+
+import orjson
+
+from flask_difylogstore.testing.es.datemath import parse_duration_ms
+from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
+from flask_difylogstore.testing.es.errors import EsError, bad_request, index_not_found
+from flask_difylogstore.testing.es.mapping import Mapping, merge_properties
+
+_BAD_CHARS = re.compile(r'[\\/*?"<>| ,#:]')
+
+
+def flatten_settings(body: t.Any, prefix: str = "") -> dict[str, str]:
+    """``{"index": {"refresh_interval": "1s"}}`` / ``{"refresh_interval": "1s"}`` → ``{"index.refresh_interval": "1s"}``."""
+    out: dict[str, str] = {}
+    for key, value in (body or {}).items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_settings(value, path + "."))
+        else:
+            if not path.startswith("index."):
+                path = "index." + path
+            out[path] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out
+
+
+def nest_settings(flat: dict[str, str]) -> dict[str, t.Any]:
+    out: dict[str, t.Any] = {}
+    for key, value in sorted(flat.items()):
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+class Cluster:
+    """All state behind the HTTP API; every public method is called with ``lock`` held."""
+
+    def __init__(self, *, error_type: str, default_refresh: float) -> None:
+        self.lock = threading.RLock()
+        self.indices: dict[str, IndexStore] = {}
+        self.index_templates: dict[str, dict[str, t.Any]] = {}
+        self.component_templates: dict[str, dict[str, t.Any]] = {}
+        self.ilm: dict[str, dict[str, t.Any]] = {}
+        self.error_type = error_type
+        self.default_refresh = default_refresh
+
+    # ---- names --------------------------------------------------------------------------------
+    def alias_map(self) -> dict[str, list[IndexStore]]:
+        out: dict[str, list[IndexStore]] = {}
+        for store in self.indices.values():
+            for alias in store.aliases:
+                out.setdefault(alias, []).append(store)
+        return out
+
+    def resolve(
+        self, expr: str | None, *, ignore_unavailable: bool = False, allow_no_indices: bool = True
+    ) -> list[IndexStore]:
+        """Comma lists, wildcards, aliases, ``_all``, ``-excluded`` → concrete indices."""
+        if not expr or expr in ("_all", "*"):
+            return list(self.indices.values())
+        aliases = self.alias_map()
+        chosen: dict[str, IndexStore] = {}
+        for part in expr.split(","):
+            part = part.strip()
+            if part.startswith("-") and chosen:
+                for name in [n for n in chosen if fnmatch.fnmatchcase(n, part[1:])]:
+                    del chosen[name]
+                continue
+            if "*" in part or "?" in part:
+                found = [s for n, s in self.indices.items() if fnmatch.fnmatchcase(n, part)]
+                found += [s for a, ss in aliases.items() if fnmatch.fnmatchcase(a, part) for s in ss]
+                if not found and not allow_no_indices:
+                    raise index_not_found(part)
+            elif part in self.indices:
+                found = [self.indices[part]]
+            elif part in aliases:
+                found = aliases[part]
+            elif ignore_unavailable:
+                found = []
+            else:
+                raise index_not_found(part)
+            for store in found:
+                chosen[store.name] = store
+        return list(chosen.values())
+
+    def write_target(self, name: str, *, auto_create: bool = True) -> IndexStore:
+        """Where a write to ``name`` goes: the index, an alias's write index, or a new index."""
+        store = self.indices.get(name)
+        if store is not None:
+            return store
+        members = self.alias_map().get(name)
+        if members:
+            writers = [s for s in members if s.aliases[name].get("is_write_index")]
+            if writers:
+                return writers[0]
+            if len(members) == 1 and members[0].aliases[name].get("is_write_index") is not False:
+                return members[0]
+            raise bad_request(
+                f"no write index is defined for alias [{name}]. The write index may be explicitly disabled using "
+                "is_write_index=false or the alias points to multiple indices without one being designated as a "
+                "write index"
+            )
+        if not auto_create:
+            raise index_not_found(name)
+        return self.create_index(name, {})
+
+    # ---- indices ------------------------------------------------------------------------------
+    def _validate_name(self, name: str) -> None:
+        problem = None
+        if name != name.lower():
+            problem = "must be lowercase"
+        elif _BAD_CHARS.search(name):
+            problem = 'must not contain the following characters [ , ", *, \\, <, |, ,, >, /, ?]'
+        elif name[:1] in ("-", "_", "+"):
+            problem = "must not start with '_', '-', or '+'"
+        elif name in (".", ".."):
+            problem = "must not be '.' or '..'"
+        if problem:
+            raise EsError(
+                400, "invalid_index_name_exception", f"Invalid index name [{name}], {problem}", index=name
+            )
+        if name in self.indices:
+            raise EsError(
+                400,
+                "resource_already_exists_exception",
+                f"index [{name}/{self.indices[name].uuid}] already exists",
+                index=name,
+            )
+        if name in self.alias_map():
+            raise EsError(
+                400, "invalid_index_name_exception", f"Invalid index name [{name}], already exists as alias"
+            )
+
+    def matching_template(self, name: str) -> tuple[str, dict[str, t.Any]] | None:
+        best: tuple[int, str, dict[str, t.Any]] | None = None
+        for tname, body in self.index_templates.items():
+            patterns = body.get("index_patterns") or []
+            if isinstance(patterns, str):
+                patterns = [patterns]
+            if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                prio = int(body.get("priority", 0))
+                if best is None or prio > best[0]:
+                    best = (prio, tname, body)
+        return None if best is None else (best[1], best[2])
+
+    def composed(self, body: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Merge a template's component templates and its own ``template`` section."""
+        settings: dict[str, str] = {}
+        mappings: dict[str, t.Any] = {"properties": {}}
+        aliases: dict[str, t.Any] = {}
+        parts = [
+            self.component_templates[c].get("template", {})
+            for c in body.get("composed_of", [])
+            if c in self.component_templates
+        ]
+        for part in [*parts, body.get("template") or {}]:
+            settings.update(flatten_settings(part.get("settings")))
+            _merge_mapping(mappings, part.get("mappings") or {})
+            aliases.update(part.get("aliases") or {})
+        return {"settings": settings, "mappings": mappings, "aliases": aliases}
+
+    def create_index(self, name: str, body: dict[str, t.Any], created_ms: int | None = None) -> IndexStore:
+        self._validate_name(name)
+        settings = {
+            "index.number_of_shards": "1",
+            "index.number_of_replicas": "1",
+            "index.provided_name": name,
+        }
+        mappings: dict[str, t.Any] = {"properties": {}}
+        aliases: dict[str, t.Any] = {}
+        found = self.matching_template(name)
+        if found is not None:
+            composed = self.composed(found[1])
+            settings.update(composed["settings"])
+            mappings = composed["mappings"]
+            aliases.update(composed["aliases"])
+        settings.update(flatten_settings(body.get("settings")))
+        _merge_mapping(mappings, body.get("mappings") or {})
+        aliases.update(body.get("aliases") or {})
+        mapping = Mapping(mappings, error_type=self.error_type)
+        store = IndexStore(
+            name, settings, mapping, {a: dict(v or {}) for a, v in aliases.items()}, created_ms
+        )
+        self.indices[name] = store
+        return store
+
+    def delete_index(self, expr: str, ignore_unavailable: bool = False) -> None:
+        if expr in ("_all", "*"):
+            raise bad_request("Wildcard expressions or all indices are not allowed")
+        for store in self.resolve(expr, ignore_unavailable=ignore_unavailable):
+            self.indices.pop(store.name, None)
+
+    # ---- aliases ------------------------------------------------------------------------------
+    def alias_actions(self, actions: list[dict[str, t.Any]]) -> None:
+        staged = {n: copy.deepcopy(s.aliases) for n, s in self.indices.items()}
+        for action in actions:
+            ((kind, body),) = action.items()
+            names = body.get("indices") or [body.get("index")]
+            aliases = body.get("aliases") or [body.get("alias")]
+            targets = [s.name for n in names for s in self.resolve(n)]
+            if kind == "remove_index":
+                for n in targets:
+                    staged.pop(n, None)
+                continue
+            for target in targets:
+                for alias in aliases:
+                    if kind == "add":
+                        props = {
+                            k: v for k, v in body.items() if k not in ("index", "indices", "alias", "aliases")
+                        }
+                        staged[target][alias] = props
+                    elif kind == "remove":
+                        matched = [a for a in staged[target] if fnmatch.fnmatchcase(a, alias)]
+                        if not matched and body.get("must_exist") is not False:
+                            raise EsError(
+                                404,
+                                "aliases_not_found_exception",
+                                f"aliases [{alias}] missing",
+                                extra={"resource.type": "aliases", "resource.id": alias},
+                            )
+                        for a in matched:
+                            del staged[target][a]
+                    else:
+                        raise bad_request(f"unknown alias action [{kind}]")
+        for name, aliases in staged.items():
+            if name in self.indices:
+                self.indices[name].aliases = aliases
+        for name in set(self.indices) - set(staged):
+            del self.indices[name]
+
+    # ---- ILM ----------------------------------------------------------------------------------
+    def apply_lifecycle(self, now: float | None = None) -> list[str]:
+        """Delete indices whose ILM policy's delete phase ``min_age`` has passed since creation."""
+        now_ms = int((time.time() if now is None else now) * 1000)
+        deleted = []
+        for name, store in list(self.indices.items()):
+            policy = self.ilm.get(store.settings.get("index.lifecycle.name", ""))
+            if policy is None:
+                continue
+            phase = policy["policy"].get("phases", {}).get("delete")
+            if not phase or "delete" not in (phase.get("actions") or {}):
+                continue
+            if store.created_ms + parse_duration_ms(str(phase.get("min_age", "0ms"))) <= now_ms:
+                del self.indices[name]
+                deleted.append(name)
+        return deleted
+
+    # ---- refresh & persistence ----------------------------------------------------------------
+    def refresh_due(self) -> None:
+        now = time.monotonic()
+        for store in self.indices.values():
+            if store.due(self.default_refresh, now):
+                store.refresh()
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        meta: dict[str, t.Any] = {
+            "index_templates": self.index_templates,
+            "component_templates": self.component_templates,
+            "ilm": self.ilm,
+            "indices": {},
+        }
+        for name, store in self.indices.items():
+            meta["indices"][name] = {
+                "settings": store.settings,
+                "mappings": store.mapping.body,
+                "aliases": store.aliases,
+                "created_ms": store.created_ms,
+                "seq_no": store.seq_no,
+                "tombstones": store.tombstones,
+            }
+            tmp = directory / f"{name}.ndjson.tmp"
+            with tmp.open("wb") as fh:
+                for doc in store.live.values():
+                    fh.write(orjson.dumps([doc.id, doc.version, doc.seq_no, doc.source]) + b"\n")
+            os.replace(tmp, directory / f"{name}.ndjson")
+        for stale in directory.glob("*.ndjson"):
+            if stale.stem not in self.indices:
+                stale.unlink()
+        (directory / "state.json.tmp").write_bytes(orjson.dumps(meta))
+        os.replace(directory / "state.json.tmp", directory / "state.json")
+
+    def load(self, directory: Path) -> None:
+        state = directory / "state.json"
+        if not state.exists():
+            return
+        meta = orjson.loads(state.read_bytes())
+        self.index_templates = meta["index_templates"]
+        self.component_templates = meta["component_templates"]
+        self.ilm = meta["ilm"]
+        self.indices = {}
+        for name, info in meta["indices"].items():
+            mapping = Mapping(info["mappings"], error_type=self.error_type)
+            store = IndexStore(name, info["settings"], mapping, info["aliases"], info["created_ms"])
+            store.uuid = store.settings.get("index.uuid", store.uuid)
+            store.seq_no = info["seq_no"]
+            store.tombstones = info["tombstones"]
+            path = directory / f"{name}.ndjson"
+            if path.exists():
+                with path.open("rb") as fh:
+                    for line in fh:
+                        doc_id, version, seq_no, source = orjson.loads(line)
+                        doc = StoredDoc(
+                            doc_id, source, mapping.index_document(source, doc_id), version, seq_no
+                        )
+                        store.live[doc_id] = doc
+                        store.pending[doc_id] = doc
+            store.refresh()
+            self.indices[name] = store
+
+
+def _merge_mapping(base: dict[str, t.Any], extra: dict[str, t.Any]) -> None:
+    merge_properties(base.setdefault("properties", {}), extra.get("properties") or {})
+    for key, value in extra.items():
+        if key != "properties":
+            base[key] = copy.deepcopy(value)

@@ -1,0 +1,89 @@
+"""Request/response types and the path router shared by the API modules."""
+
+from __future__ import annotations
+
+import typing as t
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from flask_difylogstore.testing.es.errors import EsError
+
+if t.TYPE_CHECKING:
+    from flask_difylogstore.testing.es.server import LocalElasticsearchServer
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    params: dict[str, str]
+    body: bytes
+    args: dict[str, str] = field(default_factory=dict)
+
+    def json(self, default: t.Any = None) -> t.Any:
+        if not self.body.strip():
+            return {} if default is None else default
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise EsError(
+                400, "x_content_parse_exception", f"[1:1] failed to parse JSON body: {exc}"
+            ) from None
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        if name not in self.params:
+            return default
+        return self.params[name].lower() in ("", "true")
+
+
+Response = tuple[int, t.Any]
+Handler = Callable[["LocalElasticsearchServer", Request], Response]
+
+
+class Router:
+    """Matches ``METHOD /seg/{placeholder}/...`` routes; ``{index}`` never matches an API word."""
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[frozenset[str], tuple[str, ...], Handler]] = []
+
+    def add(self, methods: str, pattern: str, handler: Handler) -> None:
+        segments = tuple(s for s in pattern.strip("/").split("/") if s)
+        self.routes.append((frozenset(methods.split()), segments, handler))
+
+    def route(self, methods: str, *patterns: str) -> Callable[[Handler], Handler]:
+        def decorate(fn: Handler) -> Handler:
+            for pattern in patterns:
+                self.add(methods, pattern, fn)
+            return fn
+
+        return decorate
+
+    def match(self, method: str, parts: list[str]) -> tuple[Handler, dict[str, str]] | None:
+        allowed = False
+        for methods, segments, handler in self.routes:
+            if len(segments) != len(parts):
+                continue
+            args: dict[str, str] = {}
+            for seg, part in zip(segments, parts, strict=True):
+                if seg.startswith("{"):
+                    if part.startswith("_") and not (seg == "{index}" and part == "_all") and seg != "{id}":
+                        break
+                    args[seg[1:-1]] = part
+                elif seg != part:
+                    break
+            else:
+                if method in methods or (method == "HEAD" and "GET" in methods):
+                    return handler, args
+                allowed = True
+        if allowed:
+            raise EsError(
+                405,
+                "method_not_allowed",
+                f"Incorrect HTTP method for uri [/{'/'.join(parts)}] and method [{method}]",
+            )
+        return None
+
+
+router = Router()

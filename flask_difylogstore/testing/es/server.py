@@ -1,0 +1,257 @@
+"""The HTTP front end: a threaded loopback server speaking Elasticsearch's REST protocol."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import re
+import socket
+import threading
+import time
+import typing as t
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import orjson
+
+from flask_difylogstore.testing.es import api_admin, api_docs  # noqa: F401  (registers routes)
+from flask_difylogstore.testing.es.errors import EsError
+from flask_difylogstore.testing.es.faults import Faults
+from flask_difylogstore.testing.es.indices import Cluster
+from flask_difylogstore.testing.es.routing import Request, router
+
+if t.TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+_COMPAT = re.compile(r"compatible-with=(\d+)")
+
+
+def _client_major() -> int:
+    try:
+        import elasticsearch
+
+        return int(elasticsearch.__version__[0])
+    except ImportError:
+        return 9
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    owner: LocalElasticsearchServer
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def process_request(self, request: t.Any, client_address: t.Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: t.Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Drop keep-alive connections too, so a stopped server is really unreachable."""
+        with self.connections_lock:
+            for conn in list(self.connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self.connections.clear()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: t.Any) -> None:
+        """Quiet: tests should not print a line per request."""
+
+    def handle(self) -> None:
+        if self.server.owner.faults.refusing:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        super().handle()
+
+    def _serve(self) -> None:
+        owner = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.headers.get("Content-Encoding", "").lower() == "gzip" and body:
+            body = gzip.decompress(body)
+        if owner.faults.refusing:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if owner.faults.delay_seconds:
+            time.sleep(owner.faults.delay_seconds)
+        compat = self._compat(owner.major)
+        try:
+            status, payload = owner.dispatch(self.command, self.path, body)
+        except EsError as exc:
+            status, payload = exc.status, exc.body()
+        data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        self.send_response(status)
+        self.send_header("X-Elastic-Product", "Elasticsearch")
+        if isinstance(payload, bytes) and payload[:1] not in (b"{", b"["):
+            self.send_header("Content-Type", "text/plain; charset=UTF-8")
+        elif compat:
+            self.send_header("Content-Type", f"application/vnd.elasticsearch+json;compatible-with={compat}")
+        else:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _compat(self, major: int) -> int | None:
+        found = _COMPAT.search(self.headers.get("Accept", "") + " " + self.headers.get("Content-Type", ""))
+        return int(found.group(1)) if found else None
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
+
+
+class LocalElasticsearchServer:
+    """A local Elasticsearch-compatible server for tests and development, never for production.
+
+    ``LocalElasticsearchServer(port=0)`` picks a free port; use it as a context manager or call
+    ``start()``/``stop()``. With ``data_dir`` the data is saved on ``stop()`` and loaded on ``start()``.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        version: str | None = None,
+        data_dir: str | Path | None = None,
+        refresh_interval: float = 1.0,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.version = version or f"{_client_major()}.1.0"
+        self.major = int(self.version.split(".")[0])
+        minor = int(self.version.split(".")[1]) if "." in self.version else 0
+        error_type = (
+            "document_parsing_exception" if (self.major, minor) >= (8, 8) else "mapper_parsing_exception"
+        )
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.cluster = Cluster(error_type=error_type, default_refresh=refresh_interval)
+        self.faults = Faults()
+        self.pits: dict[str, dict[str, t.Any]] = {}
+        self._httpd: _Server | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self.port = port
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> LocalElasticsearchServer:
+        if self._httpd is not None:
+            return self
+        if self.data_dir is not None:
+            with self.cluster.lock:
+                self.cluster.load(self.data_dir)
+        httpd = _Server((self.host, self.port or self._requested_port), _Handler)
+        httpd.owner = self
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._stopping.clear()
+        self._threads = [
+            threading.Thread(
+                target=httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                daemon=True,
+                name=f"local-es-{self.port}",
+            ),
+            threading.Thread(target=self._refresher, daemon=True, name=f"local-es-refresh-{self.port}"),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; the port is kept so ``start()`` comes back on the same URL with the data."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        httpd.close_connections()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.data_dir is not None:
+            with self.cluster.lock:
+                self.cluster.save(self.data_dir)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> LocalElasticsearchServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _refresher(self) -> None:
+        while not self._stopping.wait(0.05):
+            with self.cluster.lock:
+                self.cluster.refresh_due()
+
+    # ---- public helpers -----------------------------------------------------------------------
+    def client(self, **kwargs: t.Any) -> Elasticsearch:
+        """An ``Elasticsearch`` client for this server (extra keyword arguments are passed through)."""
+        from elasticsearch import Elasticsearch
+
+        return Elasticsearch(self.url, **kwargs)
+
+    def apply_lifecycle(self, now: float | None = None) -> list[str]:
+        """Run ILM delete phases as of ``now`` (epoch seconds); returns the deleted index names."""
+        with self.cluster.lock:
+            return self.cluster.apply_lifecycle(now)
+
+    def refresh(self, index: str | None = None) -> None:
+        with self.cluster.lock:
+            for store in self.cluster.resolve(index, ignore_unavailable=True):
+                store.refresh()
+
+    def save(self) -> None:
+        if self.data_dir is None:
+            raise ValueError("this server has no data_dir")
+        with self.cluster.lock:
+            self.cluster.save(self.data_dir)
+
+    # ---- dispatch -----------------------------------------------------------------------------
+    def dispatch(self, method: str, raw_path: str, body: bytes) -> tuple[int, t.Any]:
+        failure = self.faults.take_request_failure()
+        if failure is not None:
+            raise failure
+        split = urlsplit(raw_path)
+        parts = [unquote(p) for p in split.path.split("/") if p]
+        params = dict(parse_qsl(split.query, keep_blank_values=True))
+        found = router.match(method, parts)
+        if found is None:
+            raise EsError(
+                400,
+                "illegal_argument_exception",
+                f"request [{split.path}] contains unrecognized parameter or path",
+            )
+        handler, args = found
+        return handler(self, Request(method, split.path, params, body, args))

@@ -1,0 +1,214 @@
+"""Index management, templates, aliases, ILM, cluster APIs and persistence, through the real client."""
+
+from __future__ import annotations
+
+import time
+import typing as t
+from pathlib import Path
+
+import elasticsearch
+import pytest
+from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
+
+from flask_difylogstore.testing.es import LocalElasticsearchServer
+from tests.testing import es_fixtures
+
+es_server = es_fixtures.es_server
+es = es_fixtures.es
+index_name = es_fixtures.index_name
+
+
+def test_info_reports_the_client_major(es: Elasticsearch) -> None:
+    info = es.info()
+    assert info["version"]["number"].split(".")[0] == str(es_fixtures.CLIENT_MAJOR)
+    assert info["tagline"] == "You Know, for Search"
+
+
+def test_other_major_can_be_configured() -> None:
+    with LocalElasticsearchServer(version="8.19.0") as server:
+        assert server.client().info()["version"]["number"] == "8.19.0"
+
+
+def test_create_get_exists_delete(es: Elasticsearch, index_name: str) -> None:
+    assert not es.indices.exists(index=index_name)
+    es.indices.create(
+        index=index_name,
+        settings={"number_of_shards": 1, "index": {"refresh_interval": "5s"}},
+        mappings={"properties": {"status": {"type": "keyword"}}},
+    )
+    assert es.indices.exists(index=index_name)
+    got = es.indices.get(index=index_name)[index_name]
+    assert got["mappings"]["properties"]["status"] == {"type": "keyword"}
+    assert got["settings"]["index"]["refresh_interval"] == "5s"
+    assert got["settings"]["index"]["number_of_shards"] == "1"
+    with pytest.raises(BadRequestError) as exc:
+        es.indices.create(index=index_name)
+    assert exc.value.error == "resource_already_exists_exception"
+    es.indices.delete(index=index_name)
+    assert not es.indices.exists(index=index_name)
+    with pytest.raises(NotFoundError) as missing:
+        es.indices.delete(index=index_name)
+    assert missing.value.error == "index_not_found_exception"
+
+
+def test_invalid_index_name(es: Elasticsearch) -> None:
+    with pytest.raises(BadRequestError) as exc:
+        es.indices.create(index="Upper")
+    assert exc.value.error == "invalid_index_name_exception"
+
+
+def test_put_and_get_mapping(es: Elasticsearch, index_name: str) -> None:
+    es.indices.create(index=index_name, mappings={"properties": {"a": {"type": "long"}}})
+    es.indices.put_mapping(index=index_name, properties={"b": {"type": "keyword", "ignore_above": 10}})
+    props = es.indices.get_mapping(index=index_name)[index_name]["mappings"]["properties"]
+    assert props == {"a": {"type": "long"}, "b": {"type": "keyword", "ignore_above": 10}}
+    with pytest.raises(BadRequestError) as exc:
+        es.indices.put_mapping(index=index_name, properties={"a": {"type": "keyword"}})
+    assert exc.value.error == "illegal_argument_exception"
+    with pytest.raises(BadRequestError) as bad:
+        es.indices.put_mapping(index=index_name, properties={"c": {"type": "nosuchtype"}})
+    assert bad.value.error == "mapper_parsing_exception"
+
+
+def test_settings_update(es: Elasticsearch, index_name: str) -> None:
+    es.indices.create(index=index_name)
+    es.indices.put_settings(index=index_name, settings={"index": {"max_result_window": 50}})
+    got = es.indices.get_settings(index=index_name)[index_name]["settings"]["index"]
+    assert got["max_result_window"] == "50"
+    with pytest.raises(BadRequestError):
+        es.indices.put_settings(index=index_name, settings={"index": {"number_of_shards": 2}})
+
+
+def test_aliases_and_write_index(es: Elasticsearch, index_name: str) -> None:
+    old, new, alias = f"{index_name}-000001", f"{index_name}-000002", f"{index_name}-write"
+    es.indices.create(index=old, aliases={alias: {"is_write_index": True}})
+    es.index(index=alias, id="1", document={"n": 1}, refresh=True)
+    es.indices.create(index=new)
+    es.indices.update_aliases(
+        actions=[
+            {"add": {"index": old, "alias": alias, "is_write_index": False}},
+            {"add": {"index": new, "alias": alias, "is_write_index": True}},
+        ]
+    )
+    es.index(index=alias, id="2", document={"n": 2}, refresh=True)
+    assert es.get(index=new, id="2")["found"]
+    assert es.count(index=alias)["count"] == 2
+    got = es.indices.get_alias(name=alias)
+    assert got[new]["aliases"][alias]["is_write_index"] is True
+    assert got[old]["aliases"][alias]["is_write_index"] is False
+    assert es.indices.exists_alias(name=alias)
+    es.indices.delete_alias(index=old, name=alias)
+    assert list(es.indices.get_alias(name=alias)) == [new]
+    es.indices.put_alias(index=old, name=f"{index_name}-read")
+    assert es.search(index=f"{index_name}-read")["hits"]["total"]["value"] == 1
+    with pytest.raises(NotFoundError):
+        es.indices.get_alias(name="no-such-alias")
+
+
+def test_alias_without_write_index_rejects_writes(es: Elasticsearch, index_name: str) -> None:
+    es.indices.create(index=f"{index_name}-a", aliases={f"{index_name}-all": {}})
+    es.indices.create(index=f"{index_name}-b", aliases={f"{index_name}-all": {}})
+    with pytest.raises(BadRequestError) as exc:
+        es.index(index=f"{index_name}-all", document={"x": 1})
+    assert "no write index" in str(exc.value)
+
+
+def test_composable_templates_with_priority_and_components(es: Elasticsearch, index_name: str) -> None:
+    es.cluster.put_component_template(
+        name=f"{index_name}-base",
+        template={"settings": {"index": {"refresh_interval": "2s"}}, "mappings": {"properties": {"ts": {"type": "date"}}}},
+    )
+    es.indices.put_index_template(
+        name=f"{index_name}-low", index_patterns=[f"{index_name}-*"], priority=1,
+        template={"mappings": {"properties": {"low": {"type": "keyword"}}}},
+    )
+    es.indices.put_index_template(
+        name=f"{index_name}-high", index_patterns=[f"{index_name}-logs-*"], priority=10,
+        composed_of=[f"{index_name}-base"],
+        template={
+            "mappings": {"dynamic": "strict", "properties": {"status": {"type": "keyword"}}},
+            "aliases": {f"{index_name}-logs": {}},
+        },
+    )
+    got = es.indices.get_index_template(name=f"{index_name}-high")["index_templates"][0]
+    assert got["index_template"]["priority"] == 10
+    assert es.indices.exists_index_template(name=f"{index_name}-high")
+    es.index(index=f"{index_name}-logs-1", document={"status": "ok", "ts": "2024-01-01"})
+    mapping = es.indices.get_mapping(index=f"{index_name}-logs-1")[f"{index_name}-logs-1"]["mappings"]
+    assert mapping["dynamic"] == "strict"
+    assert set(mapping["properties"]) == {"ts", "status"}
+    settings = es.indices.get_settings(index=f"{index_name}-logs-1")[f"{index_name}-logs-1"]["settings"]
+    assert settings["index"]["refresh_interval"] == "2s"
+    assert es.indices.exists_alias(name=f"{index_name}-logs")
+    es.indices.create(index=f"{index_name}-other")
+    other = es.indices.get_mapping(index=f"{index_name}-other")[f"{index_name}-other"]["mappings"]
+    assert other["properties"] == {"low": {"type": "keyword"}}
+    assert es.cluster.get_component_template(name=f"{index_name}-base")["component_templates"][0]["name"]
+    es.indices.delete_index_template(name=f"{index_name}-low")
+    with pytest.raises(NotFoundError):
+        es.indices.get_index_template(name=f"{index_name}-low")
+
+
+def test_ilm_policy_storage_and_delete_phase(es: Elasticsearch, es_server: LocalElasticsearchServer, index_name: str) -> None:
+    policy = {"phases": {"hot": {"actions": {}}, "delete": {"min_age": "7d", "actions": {"delete": {}}}}}
+    es.ilm.put_lifecycle(name=f"{index_name}-p", policy=policy)
+    got = es.ilm.get_lifecycle(name=f"{index_name}-p")[f"{index_name}-p"]
+    assert got["policy"] == policy and got["version"] == 1
+    es.indices.create(index=index_name, settings={"index": {"lifecycle": {"name": f"{index_name}-p"}}})
+    es.indices.create(index=f"{index_name}-keep")
+    assert es_server.apply_lifecycle(now=time.time() + 6 * 86400) == []
+    assert es_server.apply_lifecycle(now=time.time() + 8 * 86400) == [index_name]
+    assert not es.indices.exists(index=index_name)
+    assert es.indices.exists(index=f"{index_name}-keep")
+    es.ilm.delete_lifecycle(name=f"{index_name}-p")
+    with pytest.raises(NotFoundError):
+        es.ilm.get_lifecycle(name=f"{index_name}-p")
+
+
+def test_cluster_health_cat_and_stats(es: Elasticsearch, index_name: str) -> None:
+    es.indices.create(index=index_name)
+    es.index(index=index_name, id="1", document={"msg": "x" * 100}, refresh=True)
+    assert es.cluster.health()["status"] in ("green", "yellow")
+    rows = es.cat.indices(index=index_name, format="json")
+    assert rows[0]["index"] == index_name and rows[0]["docs.count"] == "1"
+    stats = es.indices.stats(index=index_name)
+    assert stats["indices"][index_name]["primaries"]["docs"]["count"] == 1
+    assert stats["indices"][index_name]["primaries"]["store"]["size_in_bytes"] > 100
+
+
+def test_persistence_and_restart_on_same_port(tmp_path: Path) -> None:
+    server = LocalElasticsearchServer(data_dir=tmp_path / "data")
+    server.start()
+    port = server.port
+    es: Elasticsearch = server.client(max_retries=0)
+    es.indices.put_index_template(name="tpl", index_patterns=["keep-*"], template={"settings": {"number_of_replicas": 0}})
+    es.index(index="keep-1", id="a", document={"v": 1}, refresh=True)
+    es.index(index="keep-1", id="a", document={"v": 2})
+    server.stop()
+    with pytest.raises(elasticsearch.ConnectionError):
+        es.info()
+    server.start()
+    assert server.port == port
+    assert es.get(index="keep-1", id="a")["_source"] == {"v": 2}
+    assert es.get(index="keep-1", id="a")["_version"] == 2
+    assert es.count(index="keep-1")["count"] == 1
+    assert es.indices.exists_index_template(name="tpl")
+    server.stop()
+    again = LocalElasticsearchServer(port=port, data_dir=tmp_path / "data")
+    with again:
+        assert again.client().get(index="keep-1", id="a")["_source"] == {"v": 2}
+
+
+def test_unknown_route_is_a_bad_request(es: Elasticsearch) -> None:
+    with pytest.raises(BadRequestError):
+        es.perform_request("GET", "/_nope/_nothing/x/y/z", headers={"accept": "application/json"})
+
+
+def test_compatibility_headers(es_server: LocalElasticsearchServer) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(es_server.url + "/", headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request) as reply:
+        assert reply.headers["X-Elastic-Product"] == "Elasticsearch"
+        body: t.Any = reply.read()
+    assert b"You Know, for Search" in body

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from flask import Flask
+
+from flask_difylogstore import DifyLogStore, DifyLogStoreError, LogStoreConfigError, ProvisioningError
+from flask_difylogstore.backends import register_backend, resolve_backend
+from flask_difylogstore.backends.base import LogBackend
+from flask_difylogstore.errors import BackendNotInstalledError
+from flask_difylogstore.extension import EXTENSION_KEY, get_state
+from flask_difylogstore.settings import LogStoreSettings
+from tests.unit.fakes import FakeBackend
+
+MakeSettings = t.Callable[..., LogStoreSettings]
+
+
+@pytest.fixture(autouse=True)
+def _fake_backend() -> None:
+    FakeBackend.instances.clear()
+    register_backend("fake", FakeBackend)
+
+
+def fake_settings(make_settings: MakeSettings, **values: t.Any) -> LogStoreSettings:
+    return make_settings(backend="tests.unit.fakes.FakeBackend", startup_timeout=2, **values)
+
+
+def test_init_app_stores_state_and_provisions(make_settings: MakeSettings) -> None:
+    app = Flask(__name__)
+    DifyLogStore(app, settings=fake_settings(make_settings))
+    state = app.extensions[EXTENSION_KEY]
+    assert state.enabled
+    assert isinstance(state.backend, LogBackend)
+    assert state.gate is not None and state.gate.wait(2)
+    assert state.backend.provision_calls == 1
+    with app.app_context():
+        assert get_state() is state
+
+
+def test_second_init_app_is_refused(make_settings: MakeSettings) -> None:
+    app = Flask(__name__)
+    ext = DifyLogStore(app, settings=fake_settings(make_settings))
+    with pytest.raises(RuntimeError, match="already initialised"):
+        ext.init_app(app)
+
+
+def test_two_apps_side_by_side_have_their_own_state(make_settings: MakeSettings) -> None:
+    ext = DifyLogStore(settings=fake_settings(make_settings))
+    first, second = Flask("first"), Flask("second")
+    ext.init_app(first)
+    ext.init_app(second)
+    assert get_state(first) is not get_state(second)
+    assert get_state(first).backend is not get_state(second).backend
+
+
+def test_disabled_backend_has_no_client(make_settings: MakeSettings) -> None:
+    app = Flask(__name__)
+    DifyLogStore(app, settings=make_settings())
+    state = get_state(app)
+    assert not state.enabled
+    with pytest.raises(DifyLogStoreError, match="LOGSTORE_BACKEND"):
+        state.require_backend()
+
+
+def test_accessor_on_an_app_without_the_extension_says_what_to_do() -> None:
+    app = Flask(__name__)
+    with app.app_context(), pytest.raises(DifyLogStoreError, match="init_app"):
+        get_state()
+
+
+def test_bad_environment_fails_init_app_with_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGSTORE_BACKEND", "elasticsearch")
+    monkeypatch.setenv("LOGSTORE_ES_NUMBER_OF_REPLICAS", "many")
+    with pytest.raises(LogStoreConfigError) as info:
+        DifyLogStore(Flask(__name__))
+    assert {p.env_name for p in info.value.problems} == {"LOGSTORE_ES_NUMBER_OF_REPLICAS", "ELASTICSEARCH_HOSTS"}
+
+
+def test_strict_startup_raises_when_provisioning_fails(make_settings: MakeSettings) -> None:
+    class Broken(FakeBackend):
+        @classmethod
+        def from_settings(cls, settings: LogStoreSettings) -> FakeBackend:
+            return cls(settings, provision_error="project missing")
+
+    register_backend("broken", Broken)
+    settings = make_settings(backend="broken", startup_strict=True, startup_timeout=0.5)
+    with pytest.raises(ProvisioningError, match="project missing"):
+        DifyLogStore(Flask(__name__), settings=settings)
+    assert Broken.instances[-1].closed
+
+
+def test_lenient_startup_marks_unhealthy_and_keeps_retrying(make_settings: MakeSettings) -> None:
+    class Flaky(FakeBackend):
+        @classmethod
+        def from_settings(cls, settings: LogStoreSettings) -> FakeBackend:
+            return cls(settings, provision_error="endpoint unreachable")
+
+    register_backend("flaky", Flaky)
+    app = Flask(__name__)
+    DifyLogStore(app, settings=make_settings(backend="flaky", startup_timeout=0.2))
+    state = get_state(app)
+    assert state.gate is not None and state.gate.state == "failed"
+    backend = t.cast(FakeBackend, state.backend)
+    backend.provision_error = None
+    assert state.gate.wait(5)
+    assert state.gate.state == "done"
+    state.close()
+
+
+def test_close_releases_the_backend_once(make_settings: MakeSettings) -> None:
+    app = Flask(__name__)
+    DifyLogStore(app, settings=fake_settings(make_settings))
+    backend = t.cast(FakeBackend, get_state(app).backend)
+    DifyLogStore.close(app)
+    DifyLogStore.close(app)
+    assert backend.closed
+
+
+def test_registry_names_the_extra_when_an_sdk_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flask_difylogstore.backends as backends
+
+    monkeypatch.setattr(backends, "_sdk_missing", lambda module: True)
+    with pytest.raises(BackendNotInstalledError, match=r"flask-difylogstore\[es\]"):
+        resolve_backend("elasticsearch")
+    with pytest.raises(BackendNotInstalledError, match=r"flask-difylogstore\[sls\]"):
+        resolve_backend("aliyun_sls")
+
+
+def test_registry_rejects_unknown_dotted_paths() -> None:
+    with pytest.raises(LogStoreConfigError, match="LOGSTORE_BACKEND"):
+        resolve_backend("nowhere.module.Backend")
