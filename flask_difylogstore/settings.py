@@ -208,6 +208,16 @@ class PipelineSettings(BaseModel):
         "(counted and logged), or raise.",
         json_schema_extra=env("LOGSTORE_SPOOL_OVERFLOW_POLICY"),
     )
+    overflow_block_timeout_s: float = Field(
+        5.0, ge=0, le=600, description="With the `block` policy, how long `save()` waits for spool room before "
+        "raising.",
+        json_schema_extra=env("LOGSTORE_SPOOL_OVERFLOW_BLOCK_TIMEOUT"),
+    )
+    memory_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=64 * 1024, description="Memory for records waiting to be sent; beyond it they "
+        "wait in the spool only and are read back from disk.",
+        json_schema_extra=env("LOGSTORE_PIPELINE_MEMORY_MAX_BYTES"),
+    )
     max_retry_delay_s: float = Field(
         30.0, gt=0, le=600, description="Cap of the exponential retry back-off.",
         json_schema_extra=env("LOGSTORE_MAX_RETRY_DELAY"),

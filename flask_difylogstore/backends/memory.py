@@ -91,8 +91,10 @@ def compare_keys(a: Sequence[t.Any], b: Sequence[t.Any], order: Sequence[tuple[s
 def sort_records(records: Iterable[LogRecord], order_by: Sequence[tuple[str, Direction]]) -> list[LogRecord]:
     """Records sorted by ``order_by`` + ``id`` tie-breaker."""
     order = full_order(order_by)
-    return sorted(records, key=functools.cmp_to_key(lambda a, b: compare_keys(row_key(a, order), row_key(b, order),
-                                                                              order)))
+    return sorted(
+        records,
+        key=functools.cmp_to_key(lambda a, b: compare_keys(row_key(a, order), row_key(b, order), order)),
+    )
 
 
 def in_scope(record: LogRecord, scope: Scope) -> bool:
@@ -140,8 +142,13 @@ def keyword_matches(record: LogRecord, keyword: str | None) -> bool:
     return any(needle in str(record.data.get(name) or "").lower() for name in KEYWORD_FIELDS)
 
 
-def record_matches(record: LogRecord, scope: Scope, filters: Iterable[Filter] = (),
-                   time_range: TimeRange | None = None, keyword: str | None = None) -> bool:
+def record_matches(
+    record: LogRecord,
+    scope: Scope,
+    filters: Iterable[Filter] = (),
+    time_range: TimeRange | None = None,
+    keyword: str | None = None,
+) -> bool:
     """Whether a (latest, non-deleted) snapshot satisfies a query's scope and predicates."""
     return (
         not record.deleted
@@ -191,8 +198,9 @@ def aggregate_records(records: Iterable[LogRecord], query: AggregateQuery) -> li
     if not query.group_by and not groups:
         groups[()] = []
     rows = []
-    for key in sorted(groups, key=functools.cmp_to_key(
-            lambda a, b: compare_keys(a, b, [("k", "asc")] * len(a)))):
+    for key in sorted(
+        groups, key=functools.cmp_to_key(lambda a, b: compare_keys(a, b, [("k", "asc")] * len(a)))
+    ):
         row: dict[str, t.Any] = {g.name: v for g, v in zip(query.group_by, key, strict=True)}
         for metric in query.metrics:
             row[metric.name] = compute_metric(metric, groups[key])
@@ -219,9 +227,11 @@ class MemoryBackend:
 
     def provision(self, *, dry_run: bool = False) -> ProvisionReport:
         action: t.Literal["create", "keep"] = "keep" if self._provisioned else "create"
-        report = ProvisionReport(self.name, dry_run, [
-            ProvisionChange(kind.value, action, "in-process table") for kind in RecordKind
-        ])
+        report = ProvisionReport(
+            self.name,
+            dry_run,
+            [ProvisionChange(kind.value, action, "in-process table") for kind in RecordKind],
+        )
         if not dry_run:
             self._provisioned = True
         return report
@@ -240,8 +250,14 @@ class MemoryBackend:
                 result.written += 1
         return result
 
-    def _live(self, kind: RecordKind, scope: Scope, filters: Iterable[Filter] = (),
-              time_range: TimeRange | None = None, keyword: str | None = None) -> list[LogRecord]:
+    def _live(
+        self,
+        kind: RecordKind,
+        scope: Scope,
+        filters: Iterable[Filter] = (),
+        time_range: TimeRange | None = None,
+        keyword: str | None = None,
+    ) -> list[LogRecord]:
         with self._lock:
             rows = list(self._data[kind].values())
         filters = tuple(filters)
@@ -259,11 +275,14 @@ class MemoryBackend:
 
     def search(self, query: RecordQuery) -> Page:
         rows = sort_records(
-            self._live(query.kind, query.scope, query.filters, query.time_range, query.keyword), query.order_by
+            self._live(query.kind, query.scope, query.filters, query.time_range, query.keyword),
+            query.order_by,
         )
         order = full_order(query.order_by)
         if query.after is not None:
-            after = tuple(_typed(query.kind, name, v) for (name, _), v in zip(order, query.after, strict=False))
+            after = tuple(
+                _typed(query.kind, name, v) for (name, _), v in zip(order, query.after, strict=False)
+            )
             rows = [r for r in rows if compare_keys(row_key(r, order), after, order) > 0]
         more = query.limit is not None and len(rows) > query.limit
         if query.limit is not None:
@@ -271,15 +290,27 @@ class MemoryBackend:
         next_after = row_key(rows[-1], order) if more and rows else None
         return Page([_project(r, query.fields) for r in rows], next_after)
 
-    def count(self, kind: RecordKind, scope: Scope, filters: Sequence[Filter] = (),
-              time_range: TimeRange | None = None) -> int:
+    def count(
+        self,
+        kind: RecordKind,
+        scope: Scope,
+        filters: Sequence[Filter] = (),
+        time_range: TimeRange | None = None,
+    ) -> int:
         return len(self._live(kind, scope, filters, time_range))
 
     def aggregate(self, query: AggregateQuery) -> list[dict[str, t.Any]]:
         return aggregate_records(self._live(query.kind, query.scope, query.filters, query.time_range), query)
 
-    def delete(self, kind: RecordKind, scope: Scope, filters: Sequence[Filter] = (),
-               time_range: TimeRange | None = None, *, limit: int | None = None) -> int:
+    def delete(
+        self,
+        kind: RecordKind,
+        scope: Scope,
+        filters: Sequence[Filter] = (),
+        time_range: TimeRange | None = None,
+        *,
+        limit: int | None = None,
+    ) -> int:
         with self._lock:
             rows = sort_records(self._live(kind, scope, filters, time_range), [("created_at", "asc")])
             if limit is not None:

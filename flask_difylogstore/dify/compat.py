@@ -60,6 +60,10 @@ WorkflowNodeExecutionMetadataKey: type[_enums.WorkflowNodeExecutionMetadataKey] 
 )
 NodeType: type[_enums.NodeType] = _pick(_try_import("graphon.enums", "core.workflow.enums"), "NodeType", _enums.NodeType)
 
+InfiniteScrollPagination: type[_entities.InfiniteScrollPagination] = _pick(
+    _try_import("libs.infinite_scroll_pagination"), "InfiniteScrollPagination", _entities.InfiniteScrollPagination
+)
+
 #: The declarative base whose metadata holds the tables (Dify's own inside Dify).
 Base: Any = _pick(_try_import("models.base"), "Base", _models.Base)
 
@@ -71,3 +75,46 @@ def record_models() -> dict[str, Any]:
         "workflow_node_execution": WorkflowNodeExecutionModel,
         "workflow_app_log": WorkflowAppLog,
     }
+
+
+_DIFY_SQL_REPOSITORIES = {
+    "workflow_execution": (
+        "core.repositories.sqlalchemy_workflow_execution_repository.SQLAlchemyWorkflowExecutionRepository",
+    ),
+    "workflow_node_execution": (
+        "core.repositories.sqlalchemy_workflow_node_execution_repository.SQLAlchemyWorkflowNodeExecutionRepository",
+    ),
+    "api_workflow_run": (
+        "repositories.sqlalchemy_api_workflow_run_repository.DifyAPISQLAlchemyWorkflowRunRepository",
+    ),
+    "api_workflow_node_execution": (
+        "repositories.sqlalchemy_api_workflow_node_execution_repository."
+        "DifyAPISQLAlchemyWorkflowNodeExecutionRepository",
+    ),
+}
+
+
+def relational_repositories() -> dict[str, Any]:
+    """The relational repository classes that dual write / dual read and Session-based methods use.
+
+    Inside Dify these are Dify's own SQLAlchemy repositories; standalone (or when one of Dify's
+    classes is missing) the package's :mod:`flask_difylogstore.repositories.relational` ones.
+    """
+    from flask_difylogstore.repositories import relational
+
+    classes: dict[str, Any] = {
+        "workflow_execution": relational.RelationalWorkflowExecutionRepository,
+        "workflow_node_execution": relational.RelationalWorkflowNodeExecutionRepository,
+        "api_workflow_run": relational.RelationalAPIWorkflowRunRepository,
+        "api_workflow_node_execution": relational.RelationalAPIWorkflowNodeExecutionRepository,
+        "workflow_app_log": relational.RelationalWorkflowAppLogRepository,
+    }
+    if DIFY_AVAILABLE:
+        for key, paths in _DIFY_SQL_REPOSITORIES.items():
+            for path in paths:
+                module_name, _, class_name = path.rpartition(".")
+                module = _try_import(module_name)
+                if module is not None and hasattr(module, class_name):
+                    classes[key] = getattr(module, class_name)
+                    break
+    return classes

@@ -164,3 +164,12 @@ class WorkflowNodeExecution(BaseModel):
             self.outputs = dict(outputs)
         if metadata is not None:
             self.metadata = dict(metadata)
+
+
+class InfiniteScrollPagination:
+    """Dify's ``libs.infinite_scroll_pagination.InfiniteScrollPagination`` (a page of rows + ``has_more``)."""
+
+    def __init__(self, data: Any, limit: int, has_more: bool) -> None:
+        self.data = data
+        self.limit = limit
+        self.has_more = has_more

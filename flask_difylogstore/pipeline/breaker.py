@@ -17,8 +17,14 @@ BreakerState = t.Literal["closed", "open", "half_open"]
 class CircuitBreaker:
     """Used by the writer thread only; reads for the health report need no lock."""
 
-    def __init__(self, *, threshold: int = 5, base_open_s: float = 0.5, max_open_s: float = 30.0,
-                 clock: t.Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        threshold: int = 5,
+        base_open_s: float = 0.5,
+        max_open_s: float = 30.0,
+        clock: t.Callable[[], float] = time.monotonic,
+    ) -> None:
         self.threshold = threshold
         self.base_open_s = base_open_s
         self.max_open_s = max_open_s

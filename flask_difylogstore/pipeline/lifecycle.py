@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import contextlib
+import importlib
 import logging
 import os
 import threading
@@ -51,7 +53,7 @@ def _original(module: str, name: str) -> t.Any:
         from gevent import monkey
 
         return monkey.get_original(module, name)
-    return getattr(_thread, name)
+    return getattr(importlib.import_module(module), name)
 
 
 def native_lock() -> _thread.LockType:
@@ -67,10 +69,8 @@ class Wakeup:
         self._lock.acquire()
 
     def set(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # already set
             self._lock.release()
-        except RuntimeError:
-            pass  # already set
 
     def wait(self, timeout: float) -> bool:
         return self._lock.acquire(timeout=max(0.0, min(timeout, 3600.0)))
@@ -161,3 +161,18 @@ def _connect_celery() -> None:
         return
     signals.worker_process_shutdown.connect(close_all, weak=False)
     signals.worker_shutdown.connect(close_all, weak=False)
+
+
+def native_sleep(seconds: float) -> None:
+    """Sleep the OS thread (for the pipeline's own threads; never call it on the hub)."""
+    _original("time", "sleep")(seconds)
+
+
+def offload(func: t.Callable[[], None]) -> None:
+    """Run blocking ``func`` (an fsync) without stalling the gevent hub: in its thread pool when patched."""
+    if gevent_patched():
+        import gevent
+
+        gevent.get_hub().threadpool.apply(func)
+    else:
+        func()

@@ -14,6 +14,7 @@ bounds what a power loss can take.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -81,8 +82,19 @@ def decode_frames(data: bytes, *, at_eof: bool) -> tuple[list[bytes], int, int]:
 class Segment:
     """One segment file and what is known about its records."""
 
-    __slots__ = ("acked", "adopted", "appended", "created", "deleted", "dirty", "fd", "path", "read_offset",
-                 "sealed", "size")
+    __slots__ = (
+        "acked",
+        "adopted",
+        "appended",
+        "created",
+        "deleted",
+        "dirty",
+        "fd",
+        "path",
+        "read_offset",
+        "sealed",
+        "size",
+    )
 
     def __init__(self, path: Path, fd: int, *, size: int = 0, adopted: bool = False) -> None:
         self.path = path
@@ -114,8 +126,14 @@ class Spool:
     without it, on file descriptors that stay open until the segment is deleted.
     """
 
-    def __init__(self, directory: Path, *, max_bytes: int, segment_bytes: int = SEGMENT_BYTES,
-                 segment_age_s: float = SEGMENT_AGE_S) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        segment_bytes: int = SEGMENT_BYTES,
+        segment_age_s: float = SEGMENT_AGE_S,
+    ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -221,10 +239,8 @@ class Spool:
                 continue
             seg = _try_adopt(path)
             if seg is None:
-                try:
+                with contextlib.suppress(OSError):
                     others += path.stat().st_size
-                except OSError:
-                    pass
                 continue
             found.append(seg)
         self.adopted.extend(found)
@@ -268,10 +284,8 @@ def _try_adopt(path: Path) -> Segment | None:
 
 def _close_fd(seg: Segment) -> None:
     if seg.fd >= 0:
-        try:
+        with contextlib.suppress(OSError):
             os.close(seg.fd)
-        except OSError:
-            pass
         seg.fd = -1
 
 

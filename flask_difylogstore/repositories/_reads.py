@@ -12,7 +12,15 @@ import dataclasses
 import typing as t
 from collections.abc import Iterable, Sequence
 
-from flask_difylogstore.backends.base import AggregateQuery, Filter, LogBackend, Page, RecordQuery, Scope, TimeRange
+from flask_difylogstore.backends.base import (
+    AggregateQuery,
+    Filter,
+    LogBackend,
+    Page,
+    RecordQuery,
+    Scope,
+    TimeRange,
+)
 from flask_difylogstore.backends.memory import (
     compare_keys,
     full_order,
@@ -72,8 +80,9 @@ class Reader:
         seen = {r.id for r in merged}
         order = full_order(query.order_by)
         for record in pending.values():
-            if record.id in seen or any(r.id == record.id and r.log_version > record.log_version
-                                        for r in page.records):
+            if record.id in seen or any(
+                r.id == record.id and r.log_version > record.log_version for r in page.records
+            ):
                 continue
             if not record_matches(record, query.scope, query.filters, query.time_range, query.keyword):
                 continue
@@ -100,8 +109,13 @@ class Reader:
                 return
             after = page.next_after
 
-    def count(self, kind: RecordKind, scope: Scope, filters: Sequence[Filter] = (),
-              time_range: TimeRange | None = None) -> int:
+    def count(
+        self,
+        kind: RecordKind,
+        scope: Scope,
+        filters: Sequence[Filter] = (),
+        time_range: TimeRange | None = None,
+    ) -> int:
         """Entities matching, counting pending snapshots instead of the stored ones they replace."""
         total = self.backend.count(kind, scope, filters, time_range)
         pending = self.pending(kind, scope)

@@ -17,10 +17,33 @@ from aliyun.log import (
     LogItem,
     PutLogsRequest,
 )
+from aliyun.log.index_config import IndexJsonKeyConfig
 
 from flask_difylogstore.testing.sls import LocalSLSServer
 
-TOKENS = [",", " ", "'", '"', ";", "=", "(", ")", "[", "]", "{", "}", "?", "@", "&", "<", ">", "/", ":", "\n", "\t"]
+TOKENS = [
+    ",",
+    " ",
+    "'",
+    '"',
+    ";",
+    "=",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    "?",
+    "@",
+    "&",
+    "<",
+    ">",
+    "/",
+    ":",
+    "\n",
+    "\t",
+]
 
 
 @pytest.fixture
@@ -49,7 +72,10 @@ def make_index(keys: dict[str, str], *, max_text_len: int = 0, line: bool = True
     """An index config like the project's: text keys with the usual delimiters, typed others."""
     key_configs = {
         name: IndexKeyConfig(
-            token_list=TOKENS if kind in ("text", "json") else None, index_type=kind, doc_value=True
+            token_list=TOKENS if kind in ("text", "json") else None,
+            index_type=kind,
+            doc_value=True,
+            json_key_config=IndexJsonKeyConfig() if kind == "json" else None,
         )
         for name, kind in keys.items()
     }
@@ -84,7 +110,14 @@ def put(
 
 
 def query(
-    client: LogClient, project: str, logstore: str, q: str, *, start: int = 0, end: int | None = None, **kw: Any
+    client: LogClient,
+    project: str,
+    logstore: str,
+    q: str,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    **kw: Any,
 ) -> list[dict[str, str]]:
     end = end if end is not None else int(time.time()) + 3600
     resp = client.get_logs(GetLogsRequest(project, logstore, start, end, query=q, **kw))

@@ -116,14 +116,21 @@ def test_alias_without_write_index_rejects_writes(es: Elasticsearch, index_name:
 def test_composable_templates_with_priority_and_components(es: Elasticsearch, index_name: str) -> None:
     es.cluster.put_component_template(
         name=f"{index_name}-base",
-        template={"settings": {"index": {"refresh_interval": "2s"}}, "mappings": {"properties": {"ts": {"type": "date"}}}},
+        template={
+            "settings": {"index": {"refresh_interval": "2s"}},
+            "mappings": {"properties": {"ts": {"type": "date"}}},
+        },
     )
     es.indices.put_index_template(
-        name=f"{index_name}-low", index_patterns=[f"{index_name}-*"], priority=1,
+        name=f"{index_name}-low",
+        index_patterns=[f"{index_name}-*"],
+        priority=1,
         template={"mappings": {"properties": {"low": {"type": "keyword"}}}},
     )
     es.indices.put_index_template(
-        name=f"{index_name}-high", index_patterns=[f"{index_name}-logs-*"], priority=10,
+        name=f"{index_name}-high",
+        index_patterns=[f"{index_name}-logs-*"],
+        priority=10,
         composed_of=[f"{index_name}-base"],
         template={
             "mappings": {"dynamic": "strict", "properties": {"status": {"type": "keyword"}}},
@@ -149,7 +156,9 @@ def test_composable_templates_with_priority_and_components(es: Elasticsearch, in
         es.indices.get_index_template(name=f"{index_name}-low")
 
 
-def test_ilm_policy_storage_and_delete_phase(es: Elasticsearch, es_server: LocalElasticsearchServer, index_name: str) -> None:
+def test_ilm_policy_storage_and_delete_phase(
+    es: Elasticsearch, es_server: LocalElasticsearchServer, index_name: str
+) -> None:
     policy = {"phases": {"hot": {"actions": {}}, "delete": {"min_age": "7d", "actions": {"delete": {}}}}}
     es.ilm.put_lifecycle(name=f"{index_name}-p", policy=policy)
     got = es.ilm.get_lifecycle(name=f"{index_name}-p")[f"{index_name}-p"]
@@ -181,7 +190,9 @@ def test_persistence_and_restart_on_same_port(tmp_path: Path) -> None:
     server.start()
     port = server.port
     es: Elasticsearch = server.client(max_retries=0)
-    es.indices.put_index_template(name="tpl", index_patterns=["keep-*"], template={"settings": {"number_of_replicas": 0}})
+    es.indices.put_index_template(
+        name="tpl", index_patterns=["keep-*"], template={"settings": {"number_of_replicas": 0}}
+    )
     es.index(index="keep-1", id="a", document={"v": 1}, refresh=True)
     es.index(index="keep-1", id="a", document={"v": 2})
     server.stop()

@@ -64,22 +64,30 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, OSError)
 
 
-class BoundedLogClient(LogClient):  # type: ignore[misc]
+class BoundedLogClient(LogClient):
     """``LogClient`` whose transient failures surface immediately as :class:`TransportError`."""
 
-    def _sendRequest(  # noqa: N802 - SDK method name
-        self, method: str, url: str, params: t.Any, body: t.Any, headers: t.Any, respons_body_type: str = "json"
+    def _sendRequest(
+        self,
+        method: str,
+        url: str,
+        params: t.Any,
+        body: t.Any,
+        headers: t.Any,
+        respons_body_type: str = "json",
     ) -> t.Any:
         try:
-            return super()._sendRequest(method, url, params, body, headers, respons_body_type)
+            parent = t.cast(t.Any, super())
+            return parent._sendRequest(method, url, params, body, headers, respons_body_type)
         except LogException as exc:
             status = exc.get_resp_status()
             transient = exc.get_error_code() in ("InternalServerError", "RequestTimeout") or (
                 isinstance(status, int) and status >= 500
             )
-            network = exc.get_error_code() == "LogRequestError" and "httpconnectionpool" in str(
-                exc.get_error_message()
-            ).lower()
+            network = (
+                exc.get_error_code() == "LogRequestError"
+                and "httpconnectionpool" in str(exc.get_error_message()).lower()
+            )
             if transient or network:
                 raise TransportError(exc) from exc
             raise
@@ -133,9 +141,10 @@ def make_client(settings: AliyunSLSSettings, *, timeout: float = DEFAULT_TIMEOUT
         auth_version=auth,
         region=settings.region or "",
     )
+    raw = t.cast(t.Any, client)
     if is_ip_literal(host):
         # Otherwise the SDK requests http://<project>.<ip>:<port>, which never resolves.
-        client._isRowIp = True
-    client.timeout = timeout
-    client.set_user_agent(f"{USER_AGENT_PREFIX},{client._user_agent}")
+        raw._isRowIp = True
+    raw.timeout = timeout
+    client.set_user_agent(f"{USER_AGENT_PREFIX},{raw._user_agent}")
     return client

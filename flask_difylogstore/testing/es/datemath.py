@@ -80,15 +80,16 @@ def _tz_offset(tz: str | None) -> dt.tzinfo:
     return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
 
 
-def _to_ms(parts: dict[str, str | None], zone: dt.tzinfo) -> int:
-    frac = (parts.get("frac") or "0")[:6].ljust(6, "0")
+def _to_ms(parts: dict[str, str | None], zone: dt.tzinfo, round_up: bool = False) -> int:
+    """Missing components default to the start, or (``round_up``, for ``gt``/``lte``) to 23:59:59.999."""
+    frac = (parts.get("frac") or ("999" if round_up else "0"))[:6].ljust(6, "0")
     moment = dt.datetime(
         int(parts.get("year") or 1970),
         int(parts.get("month") or 1),
         int(parts.get("day") or 1),
-        int(parts.get("hour") or 0),
-        int(parts.get("minute") or 0),
-        int(parts.get("second") or 0),
+        int(parts.get("hour") or (23 if round_up else 0)),
+        int(parts.get("minute") or (59 if round_up else 0)),
+        int(parts.get("second") or (59 if round_up else 0)),
         int(frac),
         tzinfo=_tz_offset(parts["tz"]) if parts.get("tz") else zone,
     )
@@ -100,7 +101,7 @@ def _exact_ms(moment: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
-def _parse_one(value: str, fmt: str, zone: dt.tzinfo) -> int | None:
+def _parse_one(value: str, fmt: str, zone: dt.tzinfo, round_up: bool = False) -> int | None:
     fmt = fmt.strip()
     if fmt in ("epoch_millis", "epoch_second"):
         try:
@@ -114,19 +115,21 @@ def _parse_one(value: str, fmt: str, zone: dt.tzinfo) -> int | None:
             return None
         keys = ("year", "month", "day", "hour", "minute", "second", "frac", "tz")
         try:
-            return _to_ms(dict(zip(keys, m.groups(), strict=True)), zone)
+            return _to_ms(dict(zip(keys, m.groups(), strict=True)), zone, round_up)
         except ValueError:
             return None
     m = _java_regex(_NAMED.get(fmt, fmt)).match(value)
     if not m:
         return None
     try:
-        return _to_ms(m.groupdict(), zone)
+        return _to_ms(m.groupdict(), zone, round_up)
     except ValueError:
         return None
 
 
-def parse_date(value: object, fmt: str = DEFAULT_DATE_FORMAT, zone: dt.tzinfo = UTC) -> int:
+def parse_date(
+    value: object, fmt: str = DEFAULT_DATE_FORMAT, zone: dt.tzinfo = UTC, round_up: bool = False
+) -> int:
     """Parse a date value into epoch milliseconds, trying each ``||``-separated format."""
     if isinstance(value, bool):
         raise _bad_date(value, fmt)
@@ -134,7 +137,7 @@ def parse_date(value: object, fmt: str = DEFAULT_DATE_FORMAT, zone: dt.tzinfo = 
         return int(value) if any(f.strip() == "epoch_millis" for f in fmt.split("||")) else int(value)
     text = str(value)
     for one in fmt.split("||"):
-        parsed = _parse_one(text, one, zone)
+        parsed = _parse_one(text, one, zone, round_up)
         if parsed is not None:
             return parsed
     raise _bad_date(value, fmt)
@@ -244,7 +247,7 @@ def resolve(
             return parse_date(expr, fmt, zone)
         base_ms = parse_date(anchor, fmt, zone)
     else:
-        return parse_date(expr, fmt, zone)
+        return parse_date(expr, fmt, zone, round_up)
     moment = from_ms(base_ms, zone)
     pos = 0
     while pos < len(math):

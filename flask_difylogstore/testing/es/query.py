@@ -204,7 +204,12 @@ def _match(ctx: Context, field: str, params: dict[str, t.Any], phrase: bool = Fa
     if ftype not in TEXT_TYPES:
         if ftype is None and field != "_id":
             return lambda doc: None
-        return _term(ctx, field, query, boost)
+        try:
+            return _term(ctx, field, query, boost)
+        except EsError:
+            if params.get("lenient"):
+                return lambda doc: None
+            raise
     tokens = analyze(str(query))
     if not tokens:
         return lambda doc: None

@@ -14,8 +14,8 @@ from flask_difylogstore.testing.es.errors import EsError
 
 Query = dict[str, t.Any]
 _TOKENS = re.compile(
-    r'\s*(?:(\()|(\))|(AND\b|&&)|(OR\b|\|\|)|(NOT\b|!)|([+-])?((?:[\w.*?@-]+:)?(?:"[^"]*"|\[[^\]]*\]|\{[^}]*\}'
-    r'|(?:>=|<=|>|<)?[^\s()"]+)))'
+    r'\s*(?:(\()|(\))|(AND\b|&&)|(OR\b|\|\|)|(NOT\b|!)|([\w.*?@-]+):\(|([+-])?((?:[\w.*?@-]+:)?'
+    r'(?:"[^"]*"|\[[^\]]*\]|\{[^}]*\}|(?:>=|<=|>|<)?[^\s()"]+)))'
 )
 
 
@@ -35,11 +35,10 @@ class _Parser:
             if not m or m.end() == pos:
                 raise EsError(400, "query_shard_exception", f"Failed to parse query [{text}]")
             pos = m.end()
-            for kind, group in zip(("(", ")", "AND", "OR", "NOT", "SIGN"), m.groups()[:6], strict=True):
+            kinds = ("(", ")", "AND", "OR", "NOT", "GROUP", "SIGN", "TERM")
+            for kind, group in zip(kinds, m.groups(), strict=True):
                 if group:
                     self.tokens.append((kind, group))
-            if m.group(7):
-                self.tokens.append(("TERM", m.group(7)))
         self.pos = 0
         self.fields = fields
         self.default_and = default_and
@@ -61,12 +60,12 @@ class _Parser:
         return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
 
     def parse_and(self) -> Query:
-        must: list[Query] = []
-        must_not: list[Query] = []
-        should: list[Query] = []
+        clauses: list[tuple[Query, str]] = []
+        joined = False
         while self.peek() not in (None, ")", "OR"):
             if self.peek() == "AND":
                 self.take()
+                joined = True
                 continue
             negate = required = False
             if self.peek() == "NOT":
@@ -76,20 +75,29 @@ class _Parser:
                 sign = self.take()[1]
                 negate, required = sign == "-", sign == "+"
             clause = self.parse_atom()
-            if negate:
-                must_not.append(clause)
-            elif required or self.default_and:
-                must.append(clause)
-            else:
-                should.append(clause)
-        if not must_not and len(must) + len(should) == 1:
-            return (must or should)[0]
-        body: Query = {"must": must, "must_not": must_not, "should": should}
-        if should and not must:
+            mode = "must_not" if negate else "must" if (required or self.default_and or joined) else "should"
+            if joined and clauses and clauses[-1][1] == "should":
+                clauses[-1] = (clauses[-1][0], "must")
+            clauses.append((clause, mode))
+            joined = False
+        body: Query = {"must": [], "must_not": [], "should": []}
+        for clause, mode in clauses:
+            body[mode].append(clause)
+        if not body["must_not"] and len(clauses) == 1:
+            return clauses[0][0]
+        if body["should"] and not body["must"]:
             body["minimum_should_match"] = 1
         return {"bool": body}
 
     def parse_atom(self) -> Query:
+        if self.peek() == "GROUP":
+            saved = self.fields
+            self.fields = [self.take()[1]]
+            inner = self.parse_or()
+            if self.peek() == ")":
+                self.take()
+            self.fields = saved
+            return inner
         if self.peek() == "(":
             self.take()
             inner = self.parse_or()
@@ -108,10 +116,10 @@ class _Parser:
 
     def leaf(self, fields: list[str], value: str) -> Query:
         targets = [f for f, _ in self.expand(fields)] or fields
-        clauses = [self.one(f, value) for f in targets]
+        clauses = [self.one(f, value, lenient=len(targets) > 1) for f in targets]
         return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
 
-    def one(self, field: str, value: str) -> Query:
+    def one(self, field: str, value: str, lenient: bool = False) -> Query:
         if value.startswith('"') and value.endswith('"'):
             return {"match_phrase": {field: value[1:-1]}}
         if value[:1] in "[{" and " TO " in value:
@@ -127,7 +135,7 @@ class _Parser:
                 return {"range": {field: {key: value[len(op) :]}}}
         if "*" in value or "?" in value:
             return {"wildcard": {field: {"value": value}}}
-        return {"match": {field: value}}
+        return {"match": {field: {"query": value, "lenient": lenient}}}
 
 
 def parse_query_string(

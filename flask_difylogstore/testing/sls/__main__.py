@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from flask_difylogstore.testing.sls.server import LocalSLSServer
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         args.host, args.port, access_key_id=args.access_key_id, access_key_secret=args.access_key_secret,
         data_dir=args.data_dir, require_auth=not args.no_auth,
     )  # fmt: skip
+    # Stop cleanly (flushing buffered logs to --data-dir) on SIGTERM as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.start()
     print(f"local SLS server on {server.endpoint} (ak={server.access_key_id})", flush=True)
     server.serve_forever()

@@ -1,0 +1,474 @@
+"""The spooling pipeline: ``save()`` appends to a local spool and returns; a writer thread delivers.
+
+``submit`` serialises the records, appends them to the spool in one write, indexes them for
+read-your-writes and wakes the writer: no network I/O on the caller's thread, ever. Records wait
+in memory for their batch up to a memory cap; beyond it they are read back from the spool when
+the writer catches up (so an outage of any length costs disk, not memory). At start, segments left
+by dead processes are adopted and replayed; a live process also adopts those of a sibling that
+died while it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import typing as t
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import orjson
+
+from flask_difylogstore.backends.base import LogBackend
+from flask_difylogstore.errors import BackendUnavailableError, RecordRejectedError
+from flask_difylogstore.pipeline import lifecycle, spool
+from flask_difylogstore.pipeline.breaker import CircuitBreaker
+from flask_difylogstore.pipeline.metrics import PipelineMetrics
+from flask_difylogstore.pipeline.pending import PendingIndex
+from flask_difylogstore.pipeline.spool import Segment, Spool, SpoolFullError
+from flask_difylogstore.pipeline.writer import DeadLetters, Gate, Writer
+from flask_difylogstore.records import LogRecord, RecordKind, RecordSchema
+from flask_difylogstore.records import schema as default_schema
+from flask_difylogstore.settings import PipelineSettings
+
+logger = logging.getLogger(__name__)
+
+SCAN_INTERVAL_S = 10.0
+MAINTENANCE_INTERVAL_S = 0.5
+
+
+class Entry:
+    """A record on its way to the backend, and the segment that holds it durably."""
+
+    __slots__ = ("attempts", "queued_at", "record", "segment", "size")
+
+    def __init__(self, record: LogRecord, segment: Segment, size: int) -> None:
+        self.record = record
+        self.segment = segment
+        self.size = size
+        self.attempts = 0
+        self.queued_at = time.monotonic()
+
+
+def _default(value: t.Any) -> t.Any:
+    return str(value)
+
+
+class SpoolingPipeline:
+    """A :class:`~flask_difylogstore.pipeline.base.RecordSink` with a durable spool and a writer thread."""
+
+    def __init__(
+        self,
+        backend: LogBackend,
+        settings: PipelineSettings,
+        directory: Path,
+        *,
+        gate: Gate | None = None,
+        schema_for: Callable[[RecordKind], RecordSchema] = default_schema,
+        count: Callable[[str, int], None] | None = None,
+        segment_bytes: int = spool.SEGMENT_BYTES,
+        segment_age_s: float = spool.SEGMENT_AGE_S,
+    ) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.directory = Path(directory)
+        self.gate = gate
+        self.shutdown_timeout_s = settings.shutdown_timeout_s
+        self._schema_for = schema_for
+        self._count = count
+        self._segment_bytes = segment_bytes
+        self._segment_age_s = segment_age_s
+        self.memory_max_bytes = settings.memory_max_bytes
+        self.metrics = PipelineMetrics()
+        self.breaker = CircuitBreaker(max_open_s=settings.max_retry_delay_s)
+        self.closed = False
+        self._reset()
+        lifecycle.register(self)
+
+    def _reset(self) -> None:
+        """Fresh state for this process (at construction and in a forked child)."""
+        self._lock = lifecycle.native_lock()
+        self._wake = lifecycle.Wakeup()
+        self._fsync_wake = lifecycle.Wakeup()
+        self.spool = Spool(
+            self.directory,
+            max_bytes=self.settings.spool_max_bytes,
+            segment_bytes=self._segment_bytes,
+            segment_age_s=self._segment_age_s,
+        )
+        self.dead_letters = DeadLetters(self.directory / "dead")
+        self.index = PendingIndex(self.memory_max_bytes)
+        self._queue: deque[Entry] = deque()
+        self._queue_bytes = 0
+        self._memory_bytes = 0
+        self._unacked = 0
+        self._spill: Segment | None = None
+        self._flush_until = 0.0
+        self._last_maintenance = 0.0
+        self._last_scan = 0.0
+        self._last_drop_log = 0.0
+        self._pid = os.getpid()
+        self.stopping = False
+        self._threads: list[lifecycle.NativeThread] = []
+        self.writer = Writer(
+            self.backend,
+            self,
+            self.metrics,
+            self.dead_letters,
+            batch_max_records=self.settings.batch_max_records,
+            batch_max_bytes=self.settings.batch_max_bytes,
+            max_retry_delay_s=self.settings.max_retry_delay_s,
+            gate=self.gate,
+            breaker=self.breaker,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Adopt segments left by dead processes and start the writer and fsync threads (idempotent)."""
+        with self._lock:
+            if self._threads or self.closed:
+                return
+            self._threads = [
+                lifecycle.NativeThread(self._write_loop, "difylogstore-writer"),
+                lifecycle.NativeThread(self._fsync_loop, "difylogstore-fsync"),
+            ]
+        self._scan()
+        for thread in self._threads:
+            thread.start()
+
+    def after_fork_in_child(self) -> None:
+        """Drop the parent's writer, queue and files; this process starts its own on first use."""
+        self.spool.forget()
+        self.dead_letters.forget()
+        self._reset()
+
+    def _write_loop(self) -> None:
+        self.writer.run()
+
+    def _fsync_loop(self) -> None:
+        interval = self.settings.fsync_interval_ms / 1000.0
+        last = 0.0
+        while True:
+            self._fsync_wake.wait(1.0)
+            delay = last + interval - time.monotonic()
+            if delay > 0:
+                lifecycle.native_sleep(delay)
+            last = time.monotonic()
+            self._sync_now()
+            if self.stopping:
+                return
+
+    def _sync_now(self) -> None:
+        with self._lock:
+            dirty, dir_dirty = self.spool.dirty_segments()
+        spool.sync(dirty, self.directory if dir_dirty else None, self._spool_error)
+
+    def _spool_error(self, message: str) -> None:
+        self.metrics.add(spool_errors=1)
+        self.metrics.error(message)
+        logger.error("flask-difylogstore: spool error: %s", message)
+
+    # -- the save path -----------------------------------------------------------------------
+
+    def submit(self, records: Sequence[LogRecord]) -> None:
+        """Append ``records`` to the spool and queue them; never touches the network."""
+        if not records:
+            return
+        if os.getpid() != self._pid:  # forked without the at-fork hook (e.g. os.fork from C)
+            self.after_fork_in_child()
+        if not self._threads and not self.closed:
+            self.start()
+        try:
+            payloads = [orjson.dumps([r.kind.value, r.to_wire()], default=_default) for r in records]
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            self.metrics.add(rejected=len(records))
+            raise RecordRejectedError(f"record cannot be serialised: {exc}") from exc
+        frames = b"".join(spool.encode_frame(p) for p in payloads)
+        sizes = [len(p) for p in payloads]
+        deadline = time.monotonic() + self.settings.overflow_block_timeout_s
+        while True:
+            try:
+                segment = self._append(records, frames, sizes)
+                break
+            except (SpoolFullError, OSError) as exc:
+                if isinstance(exc, OSError):
+                    self._spool_error(f"append: {exc}")
+                if self.settings.overflow_policy == "block" and time.monotonic() < deadline:
+                    self._wake.set()
+                    time.sleep(0.01)
+                    continue
+                self._overflow(records, exc)
+                return
+        if self.settings.fsync_interval_ms == 0:
+            fd = segment.fd
+            lifecycle.offload(lambda: _fsync_quietly(fd))
+        else:
+            self._fsync_wake.set()
+
+    def _append(self, records: Sequence[LogRecord], frames: bytes, sizes: list[int]) -> Segment:
+        total = sum(sizes)
+        with self._lock:
+            segment, start = self.spool.append(frames, len(records))
+            self._unacked += len(records)
+            for record, size in zip(records, sizes, strict=True):
+                self.index.add(record, size)
+            if self._spill is None and self._memory_bytes + total <= self.memory_max_bytes:
+                was_empty = not self._queue
+                for record, size in zip(records, sizes, strict=True):
+                    self._queue.append(Entry(record, segment, size))
+                self._queue_bytes += total
+                self._memory_bytes += total
+                wake = (
+                    was_empty
+                    or len(self._queue) >= self.writer.max_records
+                    or (self._queue_bytes >= self.writer.max_bytes)
+                )
+            else:
+                if self._spill is None:
+                    self._spill = segment
+                    segment.read_offset = start
+                wake = False
+        self.metrics.add(accepted=len(records), spilled=0 if self._spill is None else len(records))
+        if wake:
+            self._wake.set()
+        return segment
+
+    def _overflow(self, records: Sequence[LogRecord], exc: Exception) -> None:
+        policy = self.settings.overflow_policy
+        if policy == "drop_newest":
+            self.metrics.add(dropped=len(records))
+            self._counter("pipeline.dropped", len(records))
+            now = time.monotonic()
+            if now - self._last_drop_log > 10:
+                self._last_drop_log = now
+                logger.error(
+                    "flask-difylogstore: spool full, dropping new records (policy drop_newest; "
+                    "%d dropped so far): %s",
+                    self.metrics.dropped,
+                    exc,
+                )
+            return
+        self.metrics.add(rejected=len(records))
+        self._counter("pipeline.rejected", len(records))
+        logger.error(
+            "flask-difylogstore: spool full, refusing %d records (policy %s): %s", len(records), policy, exc
+        )
+        raise BackendUnavailableError(
+            f"the log-store spool is full and the backend is not keeping up ({exc}); "
+            "raise LOGSTORE_SPOOL_MAX_BYTES or check the backend"
+        ) from exc
+
+    def _counter(self, name: str, amount: int) -> None:
+        if self._count is not None:
+            with contextlib.suppress(Exception):
+                self._count(name, amount)
+
+    def pending(self, kind: RecordKind) -> Iterable[LogRecord]:
+        with self._lock:
+            return self.index.records(kind)
+
+    # -- the writer side (called from the writer thread) -------------------------------------
+
+    def sleep(self, timeout: float) -> None:
+        self._wake.wait(timeout)
+
+    def maintenance(self) -> None:
+        now = time.monotonic()
+        if now - self._last_maintenance < MAINTENANCE_INTERVAL_S:
+            return
+        self._last_maintenance = now
+        with self._lock:
+            if self.spool.active is not None and self.spool.active is not self._spill:
+                self.spool.seal_idle()
+            done = self.spool.collect_done()
+        spool.delete(done)
+        if now - self._last_scan >= SCAN_INTERVAL_S:
+            self._scan()
+
+    def _scan(self) -> None:
+        self._last_scan = time.monotonic()
+        found = self.spool.scan()
+        if found:
+            logger.warning(
+                "flask-difylogstore: replaying %d spool segments left by stopped processes (%d bytes)",
+                len(found),
+                sum(s.size for s in found),
+            )
+            self._wake.set()
+
+    def refill(self) -> None:
+        """Read spilled or adopted records from disk while memory has room."""
+        with self._lock:
+            if self._memory_bytes > self.memory_max_bytes // 2:
+                return
+            segment = self._spill
+            if segment is None:
+                segment = next((s for s in self.spool.adopted if not s.sealed), None)
+            if segment is None:
+                return
+            end = segment.size
+        payloads, skipped = spool.read_segment(
+            segment, end, max_bytes=max(64 * 1024, self.memory_max_bytes // 4)
+        )
+        entries: list[Entry] = []
+        broken = 0
+        for payload in payloads:
+            try:
+                kind_value, wire = orjson.loads(payload)
+                kind = RecordKind(kind_value)
+                entries.append(
+                    Entry(LogRecord.from_wire(kind, wire, self._schema_for(kind)), segment, len(payload))
+                )
+            except Exception as exc:
+                broken += 1
+                self._spool_error(f"unreadable record in {segment.path.name}: {type(exc).__name__}: {exc}")
+        if skipped:
+            self.metrics.add(skipped_bytes=skipped)
+            logger.warning(
+                "flask-difylogstore: skipped %d damaged bytes in %s (torn write of a crashed process)",
+                skipped,
+                segment.path.name,
+            )
+        done: list[Segment] = []
+        with self._lock:
+            total = sum(e.size for e in entries)
+            self._queue.extend(entries)
+            self._queue_bytes += total
+            self._memory_bytes += total
+            if segment.adopted:
+                segment.appended += len(entries)
+                self.metrics.add(replayed=len(entries))
+                if segment.read_offset >= segment.size:
+                    segment.sealed = True
+            else:
+                self._unacked -= broken
+                segment.acked += broken
+                if segment.read_offset >= segment.size:
+                    later = [s for s in self.spool.segments if s.path.name > segment.path.name]
+                    self._spill = later[0] if later else None
+            done = self.spool.collect_done()
+        spool.delete(done)
+
+    def next_batch(self, max_records: int, max_bytes: int) -> tuple[list[Entry] | None, float]:
+        now = time.monotonic()
+        interval = self.settings.flush_interval_ms / 1000.0
+        with self._lock:
+            if not self._queue:
+                more = self._spill is not None or any(not s.sealed for s in self.spool.adopted)
+                return None, (0.0 if more else MAINTENANCE_INTERVAL_S)
+            age = now - self._queue[0].queued_at
+            ready = (
+                len(self._queue) >= max_records
+                or self._queue_bytes >= max_bytes
+                or age >= interval
+                or now < self._flush_until
+                or self.stopping
+            )
+            if not ready:
+                return None, interval - age
+            batch: list[Entry] = []
+            size = 0
+            while self._queue and len(batch) < max_records:
+                entry = self._queue[0]
+                if batch and size + entry.size > max_bytes:
+                    break
+                self._queue.popleft()
+                batch.append(entry)
+                size += entry.size
+            self._queue_bytes -= size
+            return batch, 0.0
+
+    def settle(self, ok: list[Entry], dead: list[Entry], retry: list[Entry]) -> None:
+        with self._lock:
+            for entry in ok + dead:
+                self._memory_bytes -= entry.size
+                if not entry.segment.adopted:
+                    self._unacked -= 1
+                    self.index.discard(entry.record)
+                entry.segment.acked += 1
+            if retry:
+                self._queue.extendleft(reversed(retry))
+                self._queue_bytes += sum(e.size for e in retry)
+            done = self.spool.collect_done()
+        spool.delete(done)
+
+    # -- flushing and closing ----------------------------------------------------------------
+
+    def _idle(self) -> bool:
+        with self._lock:
+            return self._unacked <= 0 and not any(s.unacked or not s.sealed for s in self.spool.adopted)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send partial batches now and wait until everything accepted (and replayed) is acknowledged."""
+        if self._idle():
+            return True
+        if not self._threads and not self.closed:
+            self.start()
+        until = float("inf") if timeout is None else time.monotonic() + timeout
+        self._flush_until = max(self._flush_until, until)
+        self._wake.set()
+        return lifecycle.wait_until(self._idle, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush within ``timeout``, stop the threads; what is left stays in the spool for the next start."""
+        if self.closed:
+            return
+        timeout = self.shutdown_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        delivered = self.flush(timeout) if self._threads else self._idle()
+        self.closed = True
+        self.stopping = True
+        self._wake.set()
+        self._fsync_wake.set()
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()) + 0.05)
+        self._sync_now()
+        with self._lock:
+            done = self.spool.close()
+        spool.delete(done)
+        self.dead_letters.close()
+        lifecycle.unregister(self)
+        if not delivered:
+            logger.warning(
+                "flask-difylogstore: %d records not delivered before shutdown; they stay in %s and "
+                "are sent by the next process",
+                self._unacked,
+                self.directory,
+            )
+
+    # -- health ------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, t.Any]:
+        with self._lock:
+            segments = self.spool.segments + self.spool.adopted
+            unacked = [s for s in segments if s.unacked or (s.adopted and not s.sealed)]
+            oldest = min((s.created for s in unacked), default=None)
+            figures: dict[str, t.Any] = {
+                "mode": "spooling",
+                "backend": self.backend.name,
+                "queue_depth": len(self._queue),
+                "queue_bytes": self._queue_bytes,
+                "memory_bytes": self._memory_bytes,
+                "unacknowledged": self._unacked,
+                "spilling": self._spill is not None,
+                "pending_index": len(self.index),
+                "pending_index_overflow": self.index.overflow,
+                "spool_dir": str(self.directory),
+                "spool_bytes": self.spool.total_bytes,
+                "spool_segments": len(segments),
+                "replaying_segments": len(self.spool.adopted),
+                "oldest_pending_age_s": None if oldest is None else max(0.0, time.time() - oldest),
+                "overflow_policy": self.settings.overflow_policy,
+                "writer_alive": any(not th.finished for th in self._threads[:1]),
+            }
+        figures.update(self.metrics.counters())
+        figures["breaker"] = self.breaker.snapshot()
+        return figures
+
+
+def _fsync_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.fsync(fd)

@@ -1,0 +1,452 @@
+"""The relational baseline of Dify's two API repositories (runs, node executions); see :mod:`.relational`."""
+
+from __future__ import annotations
+
+import typing as t
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from flask_difylogstore.backends.memory import day_in_timezone
+from flask_difylogstore.dify import compat
+from flask_difylogstore.dify.entities import naive_utc_now
+from flask_difylogstore.dify.models import (
+    WorkflowAppLog,
+    WorkflowNodeExecutionModel,
+    WorkflowNodeExecutionOffload,
+    WorkflowRun,
+)
+from flask_difylogstore.records import FINAL_RUN_STATUSES
+from flask_difylogstore.repositories._context import enum_value
+from flask_difylogstore.repositories.statistics import RUN_STATUS_KEYS, naive_utc, parse_time_range
+
+
+def _triggered(triggered_from: t.Any) -> t.Any:
+    if isinstance(triggered_from, str) or not isinstance(triggered_from, Sequence):
+        return WorkflowRun.triggered_from == enum_value(triggered_from)
+    return WorkflowRun.triggered_from.in_([enum_value(v) for v in triggered_from])
+
+
+class _Base:
+    def __init__(self, session_maker: t.Any = None, **extra: t.Any) -> None:
+        from flask_difylogstore.repositories.relational import resolve_session_factory
+
+        self._session_factory = resolve_session_factory(session_maker)
+
+    def _scalars(self, stmt: t.Any) -> list[t.Any]:
+        with self._session_factory() as session:
+            return list(session.scalars(stmt))
+
+    def _delete(self, model: t.Any, *conditions: t.Any) -> int:
+        with self._session_factory() as session:
+            result = session.execute(sa.delete(model).where(*conditions))
+            session.commit()
+            return int(getattr(result, "rowcount", 0) or 0)
+
+
+class RelationalAPIWorkflowRunRepository(_Base):
+    """Dify's ``DifyAPISQLAlchemyWorkflowRunRepository`` over the package's models."""
+
+    def get_paginated_workflow_runs(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        limit: int = 20,
+        last_id: str | None = None,
+        status: str | None = None,
+    ) -> t.Any:
+        stmt = sa.select(WorkflowRun).where(
+            WorkflowRun.tenant_id == tenant_id, WorkflowRun.app_id == app_id, _triggered(triggered_from)
+        )
+        if status:
+            stmt = stmt.where(WorkflowRun.status == status)
+        if last_id:
+            last = self.get_workflow_run_by_id(tenant_id, app_id, last_id)
+            if last is None:
+                raise ValueError("Last workflow run not exists")
+            stmt = stmt.where(
+                sa.or_(
+                    WorkflowRun.created_at < last.created_at,
+                    sa.and_(WorkflowRun.created_at == last.created_at, WorkflowRun.id < last.id),
+                )
+            )
+        rows = self._scalars(
+            stmt.order_by(WorkflowRun.created_at.desc(), WorkflowRun.id.desc()).limit(limit + 1)
+        )
+        return compat.InfiniteScrollPagination(data=rows[:limit], limit=limit, has_more=len(rows) > limit)
+
+    def get_workflow_run_by_id(self, tenant_id: str, app_id: str, run_id: str) -> WorkflowRun | None:
+        rows = self._scalars(
+            sa.select(WorkflowRun).where(
+                WorkflowRun.tenant_id == tenant_id, WorkflowRun.app_id == app_id, WorkflowRun.id == run_id
+            )
+        )
+        return rows[0] if rows else None
+
+    def get_workflow_run_by_id_without_tenant(self, run_id: str) -> WorkflowRun | None:
+        rows = self._scalars(sa.select(WorkflowRun).where(WorkflowRun.id == run_id))
+        return rows[0] if rows else None
+
+    def get_workflow_runs_count(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        status: str | None = None,
+        time_range: str | None = None,
+    ) -> dict[str, int]:
+        stmt = sa.select(WorkflowRun.status, sa.func.count(WorkflowRun.id)).where(
+            WorkflowRun.tenant_id == tenant_id, WorkflowRun.app_id == app_id, _triggered(triggered_from)
+        )
+        if time_range:
+            stmt = stmt.where(WorkflowRun.created_at >= naive_utc_now() - parse_time_range(time_range))
+        if status:
+            stmt = stmt.where(WorkflowRun.status == status)
+        counts = {"total": 0, **dict.fromkeys(RUN_STATUS_KEYS, 0)}
+        with self._session_factory() as session:
+            for run_status, count in session.execute(stmt.group_by(WorkflowRun.status)):
+                counts["total"] += int(count)
+                if run_status in counts:
+                    counts[run_status] = int(count)
+        return counts
+
+    def _stat_rows(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        start_date: datetime | None,
+        end_date: datetime | None,
+        timezone: str,
+    ) -> list[tuple[str, str, int]]:
+        """(day in ``timezone``, created_by, total_tokens) of each run; PostgreSQL computes the day."""
+        with self._session_factory() as session:
+            postgres = session.get_bind().dialect.name == "postgresql"
+            day = (
+                sa.cast(sa.func.timezone(timezone, sa.func.timezone("UTC", WorkflowRun.created_at)), sa.Date)
+                if postgres
+                else WorkflowRun.created_at
+            )
+            stmt = sa.select(day, WorkflowRun.created_by, WorkflowRun.total_tokens).where(
+                WorkflowRun.tenant_id == tenant_id, WorkflowRun.app_id == app_id, _triggered(triggered_from)
+            )
+            if start_date is not None:
+                stmt = stmt.where(WorkflowRun.created_at >= naive_utc(start_date))
+            if end_date is not None:
+                stmt = stmt.where(WorkflowRun.created_at < naive_utc(end_date))
+            rows = session.execute(stmt).all()
+        return [
+            (str(d) if postgres else day_in_timezone(d, timezone), str(c), int(tok or 0))
+            for d, c, tok in rows
+        ]
+
+    def _by_day(self, rows: list[tuple[str, str, int]]) -> dict[str, list[tuple[str, int]]]:
+        days: dict[str, list[tuple[str, int]]] = {}
+        for day, creator, tokens in rows:
+            days.setdefault(day, []).append((creator, tokens))
+        return dict(sorted(days.items()))
+
+    def get_daily_runs_statistics(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> list[dict[str, t.Any]]:
+        days = self._by_day(
+            self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone)
+        )
+        return [{"date": d, "runs": len(v)} for d, v in days.items()]
+
+    def get_daily_terminals_statistics(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> list[dict[str, t.Any]]:
+        days = self._by_day(
+            self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone)
+        )
+        return [{"date": d, "terminal_count": len({c for c, _ in v})} for d, v in days.items()]
+
+    def get_daily_token_cost_statistics(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> list[dict[str, t.Any]]:
+        days = self._by_day(
+            self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone)
+        )
+        return [{"date": d, "token_count": sum(tok for _, tok in v)} for d, v in days.items()]
+
+    def get_average_app_interaction_statistics(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> list[dict[str, t.Any]]:
+        days = self._by_day(
+            self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone)
+        )
+        result = []
+        for day, runs in days.items():
+            per_user: dict[str, int] = {}
+            for creator, _ in runs:
+                per_user[creator] = per_user.get(creator, 0) + 1
+            result.append({"date": day, "interactions": round(len(runs) / len(per_user), 2)})
+        return result
+
+    def get_expired_runs_batch(
+        self, tenant_id: str, before_date: datetime, batch_size: int = 1000
+    ) -> Sequence[WorkflowRun]:
+        return self._scalars(
+            sa.select(WorkflowRun)
+            .where(
+                WorkflowRun.tenant_id == tenant_id,
+                WorkflowRun.created_at < naive_utc(before_date),
+            )
+            .order_by(WorkflowRun.created_at.asc(), WorkflowRun.id.asc())
+            .limit(batch_size)
+        )
+
+    def get_runs_batch_by_time_range(
+        self,
+        start_from: datetime | None,
+        end_before: datetime,
+        last_seen: tuple[datetime, str] | None,
+        batch_size: int,
+        run_types: Sequence[t.Any] | None = None,
+        tenant_ids: Sequence[str] | None = None,
+        **extra: t.Any,
+    ) -> Sequence[WorkflowRun]:
+        stmt = sa.select(WorkflowRun).where(
+            WorkflowRun.created_at < naive_utc(end_before), WorkflowRun.status.in_(sorted(FINAL_RUN_STATUSES))
+        )
+        if start_from is not None:
+            stmt = stmt.where(WorkflowRun.created_at >= naive_utc(start_from))
+        if run_types:
+            stmt = stmt.where(WorkflowRun.type.in_([enum_value(v) for v in run_types]))
+        if tenant_ids:
+            stmt = stmt.where(WorkflowRun.tenant_id.in_(list(tenant_ids)))
+        if last_seen:
+            seen_at, seen_id = naive_utc(last_seen[0]), last_seen[1]
+            stmt = stmt.where(
+                sa.or_(
+                    WorkflowRun.created_at > seen_at,
+                    sa.and_(WorkflowRun.created_at == seen_at, WorkflowRun.id > seen_id),
+                )
+            )
+        return self._scalars(
+            stmt.order_by(WorkflowRun.created_at.asc(), WorkflowRun.id.asc()).limit(batch_size)
+        )
+
+    def delete_runs_by_ids(self, run_ids: Sequence[str]) -> int:
+        return self._delete(WorkflowRun, WorkflowRun.id.in_(list(run_ids))) if run_ids else 0
+
+    def delete_runs_by_app(self, tenant_id: str, app_id: str, batch_size: int = 1000) -> int:
+        return self._delete(WorkflowRun, WorkflowRun.tenant_id == tenant_id, WorkflowRun.app_id == app_id)
+
+    def _related(self, session: Session, run_ids: list[str], delete: bool) -> dict[str, int]:
+        node_ids = sa.select(WorkflowNodeExecutionModel.id).where(
+            WorkflowNodeExecutionModel.workflow_run_id.in_(run_ids)
+        )
+        targets = [
+            (
+                "offloads",
+                WorkflowNodeExecutionOffload,
+                WorkflowNodeExecutionOffload.node_execution_id.in_(node_ids),
+            ),
+            (
+                "node_executions",
+                WorkflowNodeExecutionModel,
+                WorkflowNodeExecutionModel.workflow_run_id.in_(run_ids),
+            ),
+            ("app_logs", WorkflowAppLog, WorkflowAppLog.workflow_run_id.in_(run_ids)),
+            ("runs", WorkflowRun, WorkflowRun.id.in_(run_ids)),
+        ]
+        counts = {"trigger_logs": 0, "pauses": 0, "pause_reasons": 0}
+        for name, model, condition in targets:
+            if delete:
+                counts[name] = int(
+                    getattr(session.execute(sa.delete(model).where(condition)), "rowcount", 0) or 0
+                )
+            else:
+                counts[name] = int(
+                    session.scalar(sa.select(sa.func.count()).select_from(model).where(condition)) or 0
+                )
+        return counts
+
+    def count_runs_with_related(self, runs: Sequence[t.Any], *args: t.Any, **kwargs: t.Any) -> dict[str, int]:
+        with self._session_factory() as session:
+            return self._related(session, [str(r.id) for r in runs], delete=False)
+
+    def delete_runs_with_related(
+        self,
+        runs: Sequence[t.Any],
+        delete_node_executions: Callable[..., tuple[int, int]] | None = None,
+        delete_trigger_logs: Callable[..., int] | None = None,
+        **extra: t.Any,
+    ) -> dict[str, int]:
+        run_ids = [str(r.id) for r in runs]
+        with self._session_factory() as session:
+            counts = self._related(session, run_ids, delete=True)
+            if delete_trigger_logs is not None:
+                counts["trigger_logs"] = int(delete_trigger_logs(session, run_ids) or 0)
+            session.commit()
+        return counts
+
+    def get_app_logs_by_run_id(self, session: Session, run_id: str) -> Sequence[WorkflowAppLog]:
+        return list(
+            session.scalars(sa.select(WorkflowAppLog).where(WorkflowAppLog.workflow_run_id == run_id))
+        )
+
+    def _needs_dify(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        raise NotImplementedError("pause and archive tables exist only in Dify's own schema; run inside Dify")
+
+    create_workflow_pause = resume_workflow_pause = delete_workflow_pause = prune_pauses = _needs_dify
+    get_pause_records_by_run_id = get_pause_reason_records_by_run_id = _needs_dify
+    get_archived_run_ids = get_archived_logs_by_time_range = get_archived_log_by_run_id = _needs_dify
+    delete_archive_log_by_run_id = get_archived_runs_by_time_range = create_archive_logs = _needs_dify
+
+
+def _with_offloads(stmt: t.Any) -> t.Any:
+    return stmt.options(selectinload(WorkflowNodeExecutionModel.offload_data))
+
+
+class RelationalAPIWorkflowNodeExecutionRepository(_Base):
+    """Dify's ``DifyAPISQLAlchemyWorkflowNodeExecutionRepository`` over the package's models."""
+
+    _model = WorkflowNodeExecutionModel
+
+    def get_node_last_execution(self, tenant_id: str, app_id: str, workflow_id: str, node_id: str) -> t.Any:
+        m = self._model
+        rows = self._scalars(
+            _with_offloads(sa.select(m))
+            .where(
+                m.tenant_id == tenant_id,
+                m.app_id == app_id,
+                m.workflow_id == workflow_id,
+                m.node_id == node_id,
+            )
+            .order_by(m.created_at.desc(), m.id.desc())
+            .limit(1)
+        )
+        return rows[0] if rows else None
+
+    def get_executions_by_workflow_run(
+        self, tenant_id: str, app_id: str, workflow_run_id: str
+    ) -> Sequence[t.Any]:
+        m = self._model
+        return self._scalars(
+            _with_offloads(sa.select(m))
+            .where(
+                m.tenant_id == tenant_id,
+                m.app_id == app_id,
+                m.workflow_run_id == workflow_run_id,
+            )
+            .order_by(m.created_at.asc(), m.id.asc())
+        )
+
+    def get_execution_by_id(self, execution_id: str, tenant_id: str | None = None) -> t.Any:
+        m = self._model
+        stmt = _with_offloads(sa.select(m)).where(m.id == execution_id)
+        if tenant_id:
+            stmt = stmt.where(m.tenant_id == tenant_id)
+        rows = self._scalars(stmt)
+        return rows[0] if rows else None
+
+    def get_expired_executions_batch(
+        self, tenant_id: str, before_date: datetime, batch_size: int = 1000
+    ) -> Sequence[t.Any]:
+        m = self._model
+        return self._scalars(
+            _with_offloads(sa.select(m))
+            .where(
+                m.tenant_id == tenant_id,
+                m.created_at < naive_utc(before_date),
+            )
+            .order_by(m.created_at.asc(), m.id.asc())
+            .limit(batch_size)
+        )
+
+    def _delete_nodes(self, condition: t.Any) -> int:
+        m = self._model
+        with self._session_factory() as session:
+            ids = sa.select(m.id).where(condition)
+            session.execute(
+                sa.delete(WorkflowNodeExecutionOffload).where(
+                    WorkflowNodeExecutionOffload.node_execution_id.in_(ids)
+                )
+            )
+            result = session.execute(sa.delete(m).where(condition))
+            session.commit()
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def delete_expired_executions(self, tenant_id: str, before_date: datetime, batch_size: int = 1000) -> int:
+        m = self._model
+        return self._delete_nodes(sa.and_(m.tenant_id == tenant_id, m.created_at < naive_utc(before_date)))
+
+    def delete_executions_by_app(self, tenant_id: str, app_id: str, batch_size: int = 1000) -> int:
+        return self._delete_nodes(sa.and_(self._model.tenant_id == tenant_id, self._model.app_id == app_id))
+
+    def delete_executions_by_ids(self, execution_ids: Sequence[str]) -> int:
+        return self._delete_nodes(self._model.id.in_(list(execution_ids))) if execution_ids else 0
+
+    def count_by_runs(self, session: Session, run_ids: Sequence[str]) -> tuple[int, int]:
+        m = self._model
+        nodes = int(
+            session.scalar(
+                sa.select(sa.func.count()).select_from(m).where(m.workflow_run_id.in_(list(run_ids)))
+            )
+            or 0
+        )
+        offloads = int(
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(WorkflowNodeExecutionOffload)
+                .where(
+                    WorkflowNodeExecutionOffload.node_execution_id.in_(
+                        sa.select(m.id).where(m.workflow_run_id.in_(list(run_ids)))
+                    )
+                )
+            )
+            or 0
+        )
+        return nodes, offloads
+
+    def delete_by_runs(self, session: Session, run_ids: Sequence[str]) -> tuple[int, int]:
+        m = self._model
+        ids = sa.select(m.id).where(m.workflow_run_id.in_(list(run_ids)))
+        offloads = session.execute(
+            sa.delete(WorkflowNodeExecutionOffload).where(
+                WorkflowNodeExecutionOffload.node_execution_id.in_(ids)
+            )
+        )
+        nodes = session.execute(sa.delete(m).where(m.workflow_run_id.in_(list(run_ids))))
+        return int(getattr(nodes, "rowcount", 0) or 0), int(getattr(offloads, "rowcount", 0) or 0)
+
+    def get_offloads_by_execution_ids(
+        self, session: Session, node_execution_ids: Sequence[str]
+    ) -> Sequence[WorkflowNodeExecutionOffload]:
+        return list(
+            session.scalars(
+                sa.select(WorkflowNodeExecutionOffload).where(
+                    WorkflowNodeExecutionOffload.node_execution_id.in_(list(node_execution_ids))
+                )
+            )
+        )

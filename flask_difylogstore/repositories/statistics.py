@@ -1,0 +1,195 @@
+"""Run counts and the console's four daily charts, computed by the backend over the latest snapshots.
+
+Days are calendar days of the run's creation time in the caller's time zone (Dify's SQL uses
+``created_at AT TIME ZONE 'UTC' AT TIME ZONE :tz``); ``start_date`` / ``end_date`` bound the
+creation time (inclusive / exclusive), as naive UTC.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from flask_difylogstore.backends.base import AggregateQuery, Filter, GroupBy, Metric, TimeRange
+from flask_difylogstore.dify.entities import naive_utc_now
+from flask_difylogstore.records import RecordKind
+from flask_difylogstore.repositories._context import enum_value, scope
+from flask_difylogstore.repositories._reads import Reader
+
+RUN_STATUS_KEYS = ("running", "succeeded", "failed", "stopped", "partial-succeeded")
+_TIME_RANGE = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_time_range(value: str) -> timedelta:
+    """Dify's ``time_range`` strings: ``7d``, ``4h``, ``30m``, ``30s``."""
+    match = _TIME_RANGE.match(value or "")
+    if not match:
+        raise ValueError(f"invalid time range {value!r}: use e.g. 7d, 4h, 30m or 30s")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def triggered_from_filter(triggered_from: t.Any) -> Filter:
+    """``eq`` for one trigger source, ``in`` for a sequence of them (str or enum members)."""
+    if isinstance(triggered_from, str | bytes) or not isinstance(triggered_from, Sequence):
+        return Filter("triggered_from", "eq", enum_value(triggered_from))
+    return Filter("triggered_from", "in", [enum_value(v) for v in triggered_from])
+
+
+class RunStatistics:
+    """Counts and daily statistics of runs (mixed into the API run repository)."""
+
+    def _reader(self) -> Reader:
+        raise NotImplementedError
+
+    def get_workflow_runs_count(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        status: str | None = None,
+        time_range: str | None = None,
+    ) -> dict[str, int]:
+        """Runs per status plus ``total``; ``time_range`` keeps runs created within it."""
+        window = (
+            TimeRange(since=naive_utc_now() - parse_time_range(time_range)) if time_range else TimeRange()
+        )
+        filters = [triggered_from_filter(triggered_from)]
+        if status:
+            filters.append(Filter("status", "eq", status))
+        rows = self._reader().aggregate(
+            AggregateQuery(
+                RecordKind.RUN,
+                scope(tenant_id, app_id),
+                (Metric("count", alias="count"),),
+                (GroupBy("status"),),
+                tuple(filters),
+                window,
+            )
+        )
+        counts = {"total": 0, **dict.fromkeys(RUN_STATUS_KEYS, 0)}
+        for row in rows:
+            counts["total"] += int(row["count"])
+            if row["status"] in counts:
+                counts[str(row["status"])] = int(row["count"])
+        return counts
+
+    def _daily(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        start_date: datetime | None,
+        end_date: datetime | None,
+        timezone: str,
+        metrics: tuple[Metric, ...],
+        extra_group: tuple[GroupBy, ...] = (),
+    ) -> list[dict[str, t.Any]]:
+        return self._reader().aggregate(
+            AggregateQuery(
+                RecordKind.RUN,
+                scope(tenant_id, app_id),
+                metrics,
+                (GroupBy("created_at", day_in_timezone=timezone or "UTC", alias="date"), *extra_group),
+                (triggered_from_filter(triggered_from),),
+                TimeRange(naive_utc(start_date), naive_utc(end_date)),
+            )
+        )
+
+    def get_daily_runs_statistics(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> list[dict[str, t.Any]]:
+        """``[{"date": "YYYY-MM-DD", "runs": n}]``."""
+        rows = self._daily(
+            tenant_id,
+            app_id,
+            triggered_from,
+            start_date,
+            end_date,
+            timezone,
+            (Metric("count", alias="runs"),),
+        )
+        return [{"date": r["date"], "runs": int(r["runs"])} for r in rows]
+
+    def get_daily_terminals_statistics(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> list[dict[str, t.Any]]:
+        """``[{"date", "terminal_count"}]``: distinct creators per day."""
+        rows = self._daily(
+            tenant_id,
+            app_id,
+            triggered_from,
+            start_date,
+            end_date,
+            timezone,
+            (Metric("count_distinct", "created_by", alias="terminal_count"),),
+        )
+        return [{"date": r["date"], "terminal_count": int(r["terminal_count"])} for r in rows]
+
+    def get_daily_token_cost_statistics(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> list[dict[str, t.Any]]:
+        """``[{"date", "token_count"}]``: sum of ``total_tokens`` per day."""
+        rows = self._daily(
+            tenant_id,
+            app_id,
+            triggered_from,
+            start_date,
+            end_date,
+            timezone,
+            (Metric("sum", "total_tokens", alias="token_count"),),
+        )
+        return [{"date": r["date"], "token_count": int(r["token_count"] or 0)} for r in rows]
+
+    def get_average_app_interaction_statistics(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> list[dict[str, t.Any]]:
+        """``[{"date", "interactions"}]``: runs per creator, averaged per day (2 decimals)."""
+        rows = self._daily(
+            tenant_id,
+            app_id,
+            triggered_from,
+            start_date,
+            end_date,
+            timezone,
+            (Metric("count", alias="runs"),),
+            (GroupBy("created_by"),),
+        )
+        per_day: dict[str, list[int]] = {}
+        for row in rows:
+            per_day.setdefault(str(row["date"]), []).append(int(row["runs"]))
+        return [
+            {"date": day, "interactions": round(sum(v) / len(v), 2)} for day, v in sorted(per_day.items())
+        ]

@@ -1,0 +1,81 @@
+"""``CORE_WORKFLOW_EXECUTION_REPOSITORY``: the engine saves workflow runs here."""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from flask_difylogstore import conversions
+from flask_difylogstore.records import LogRecord, RecordKind, default_clock
+from flask_difylogstore.repositories._context import StateMixin, creator_of, enum_value, scope, tenant_of
+from flask_difylogstore.repositories._reads import Reader
+
+logger = logging.getLogger(__name__)
+
+
+class LogStoreWorkflowExecutionRepository(StateMixin):
+    """Saves each state of a run as a full snapshot; the newest (or final) snapshot wins on read.
+
+    Accepts Dify's S1/S2 constructor (``session_factory, user, app_id, triggered_from``) and the S3
+    one (plus ``tenant_id``). ``session_factory`` is only used for dual write.
+    """
+
+    def __init__(
+        self,
+        session_factory: t.Any = None,
+        user: t.Any = None,
+        app_id: str | None = None,
+        triggered_from: t.Any = None,
+        tenant_id: str | None = None,
+        **extra: t.Any,
+    ) -> None:
+        self._session_factory = session_factory
+        self._user = user
+        self._tenant_id = str(tenant_id) if tenant_id else tenant_of(user)
+        self._app_id = app_id
+        self._triggered_from = enum_value(triggered_from)
+        self._triggered_from_raw = triggered_from
+        role, creator = creator_of(user)
+        self._owner = conversions.Owner(self._tenant_id, app_id, self._triggered_from, role, creator)
+        self._relational: t.Any = None
+
+    def save(self, execution: t.Any) -> None:
+        """Hand a full snapshot of ``execution`` to the write pipeline (no network on this thread)."""
+        data = conversions.run_data(
+            execution, self._owner, put_graph=self.state.settings.enable_put_graph_field
+        )
+        version = default_clock.version_for(RecordKind.RUN, data["status"])
+        self.submit([LogRecord(RecordKind.RUN, data, version)])
+        if self.state.settings.dual_write_enabled:
+            self._dual_write(execution)
+
+    def get(self, execution_id: str) -> t.Any:
+        """The run as a ``WorkflowExecution`` (Dify S1 had this method), or ``None``."""
+        record = Reader(self.backend, self.sink).get_one(
+            RecordKind.RUN, execution_id, scope(self._tenant_id, self._app_id)
+        )
+        return None if record is None else conversions.run_entity(record.data)
+
+    def _dual_write(self, execution: t.Any) -> None:
+        try:
+            if self._relational is None:
+                from flask_difylogstore.dify import compat
+
+                cls = compat.relational_repositories()["workflow_execution"]
+                self._relational = cls(
+                    session_factory=self._session_factory or _app_session_factory(),
+                    user=self._user,
+                    app_id=self._app_id,
+                    triggered_from=self._triggered_from_raw,
+                )
+            self._relational.save(execution)
+        except Exception:
+            logger.exception(
+                "flask-difylogstore: dual write of run %s to the relational database failed", execution.id_
+            )
+
+
+def _app_session_factory() -> t.Any:
+    from flask_difylogstore.repositories.relational import resolve_session_factory
+
+    return resolve_session_factory(None)

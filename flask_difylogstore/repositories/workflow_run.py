@@ -1,0 +1,321 @@
+"""``API_WORKFLOW_RUN_REPOSITORY``: the console's and the cleanup tasks' view of workflow runs."""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from flask_difylogstore import conversions
+from flask_difylogstore.backends.base import Filter, RecordQuery, Scope, TimeRange
+from flask_difylogstore.dify import compat
+from flask_difylogstore.records import FINAL_RUN_STATUSES, LogRecord, RecordKind
+from flask_difylogstore.repositories._context import StateMixin, enum_value, scope
+from flask_difylogstore.repositories._reads import Reader
+from flask_difylogstore.repositories.statistics import RunStatistics, naive_utc, triggered_from_filter
+
+logger = logging.getLogger(__name__)
+
+#: How long maintenance deletes wait for pending writes first (so a deleted run can't reappear).
+DELETE_FLUSH_TIMEOUT_S = 30.0
+
+
+class RelationalDelegate(StateMixin):
+    """Access to the relational repository for dual read and the methods that need a SQL Session."""
+
+    _session_maker: t.Any = None
+    _relational_key = "api_workflow_run"
+    _relational_cache: t.Any = None
+
+    def _relational(self) -> t.Any:
+        if self._relational_cache is None:
+            from flask_difylogstore.repositories.relational import resolve_session_factory
+
+            cls = compat.relational_repositories()[self._relational_key]
+            self._relational_cache = cls(session_maker=self._session_maker or resolve_session_factory(None))
+        return self._relational_cache
+
+    def _dual_read(self, method: str, *args: t.Any) -> t.Any:
+        """The relational answer for data older than the log store, when dual read is on."""
+        if not self.state.settings.dual_read_enabled:
+            return None
+        try:
+            return getattr(self._relational(), method)(*args)
+        except Exception:
+            logger.exception("flask-difylogstore: dual read %s from the relational database failed", method)
+            return None
+
+    def _reader(self) -> Reader:
+        return Reader(self.backend, self.state.sink)
+
+    def _flush_before_delete(self) -> None:
+        if self.state.sink is not None:
+            self.state.sink.flush(DELETE_FLUSH_TIMEOUT_S)
+
+
+class LogStoreAPIWorkflowRunRepository(RunStatistics, RelationalDelegate):
+    """Reads, statistics and maintenance of runs in the log store; returns detached ``WorkflowRun`` rows.
+
+    The S3 methods about pauses and archive logs (control data written and read inside Dify's
+    relational transactions, several taking the caller's ``Session``) are delegated to the
+    relational repository; each says so.
+    """
+
+    def __init__(self, session_maker: t.Any = None, **extra: t.Any) -> None:
+        self._session_maker = session_maker
+
+    def save(self, execution: t.Any) -> None:
+        """Not used through the API factory; the engine writes through the core repository."""
+        raise NotImplementedError(
+            "save runs through LogStoreWorkflowExecutionRepository (CORE_WORKFLOW_EXECUTION_REPOSITORY), "
+            "which knows the tenant, app and creator"
+        )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get_paginated_workflow_runs(
+        self,
+        tenant_id: str,
+        app_id: str,
+        triggered_from: t.Any,
+        limit: int = 20,
+        last_id: str | None = None,
+        status: str | None = None,
+    ) -> t.Any:
+        """Newest first by ``(created_at, id)``; ``last_id`` continues after that run."""
+        run_scope = scope(tenant_id, app_id)
+        after = None
+        if last_id:
+            last = self._reader().get_one(RecordKind.RUN, last_id, run_scope)
+            if last is None:
+                raise ValueError("Last workflow run not exists")
+            after = (last.data["created_at"], last.id)
+        filters = [triggered_from_filter(triggered_from)]
+        if status:
+            filters.append(Filter("status", "eq", status))
+        page = self._reader().search(
+            RecordQuery(
+                RecordKind.RUN,
+                run_scope,
+                tuple(filters),
+                order_by=(("created_at", "desc"), ("id", "desc")),
+                limit=limit,
+                after=after,
+            )
+        )
+        runs = [conversions.run_model(r) for r in page.records]
+        return compat.InfiniteScrollPagination(data=runs, limit=limit, has_more=page.next_after is not None)
+
+    def get_workflow_run_by_id(self, tenant_id: str, app_id: str, run_id: str) -> t.Any:
+        record = self._reader().get_one(RecordKind.RUN, run_id, scope(tenant_id, app_id))
+        if record is None:
+            return self._dual_read("get_workflow_run_by_id", tenant_id, app_id, run_id)
+        return conversions.run_model(record)
+
+    def get_workflow_run_by_id_without_tenant(self, run_id: str) -> t.Any:
+        record = self._reader().get_one(RecordKind.RUN, run_id, Scope.unscoped())
+        if record is None:
+            return self._dual_read("get_workflow_run_by_id_without_tenant", run_id)
+        return conversions.run_model(record)
+
+    def get_expired_runs_batch(
+        self, tenant_id: str, before_date: datetime, batch_size: int = 1000
+    ) -> Sequence[t.Any]:
+        """Up to ``batch_size`` runs created before ``before_date``, oldest first."""
+        page = self._reader().search(
+            RecordQuery(
+                RecordKind.RUN,
+                scope(tenant_id),
+                time_range=TimeRange(until=naive_utc(before_date)),
+                order_by=(("created_at", "asc"), ("id", "asc")),
+                limit=batch_size,
+            )
+        )
+        return [conversions.run_model(r) for r in page.records]
+
+    def get_runs_batch_by_time_range(
+        self,
+        start_from: datetime | None,
+        end_before: datetime,
+        last_seen: tuple[datetime, str] | None,
+        batch_size: int,
+        run_types: Sequence[t.Any] | None = None,
+        tenant_ids: Sequence[str] | None = None,
+        **extra: t.Any,
+    ) -> Sequence[t.Any]:
+        """Ended runs created in ``[start_from, end_before)``, ordered ``(created_at, id)``, after ``last_seen``."""
+        filters = [Filter("status", "in", sorted(FINAL_RUN_STATUSES))]
+        if run_types:
+            filters.append(Filter("type", "in", [enum_value(v) for v in run_types]))
+        if tenant_ids:
+            filters.append(Filter("tenant_id", "in", list(tenant_ids)))
+        after = (naive_utc(last_seen[0]), last_seen[1]) if last_seen else None
+        page = self._reader().search(
+            RecordQuery(
+                RecordKind.RUN,
+                Scope.unscoped(),
+                tuple(filters),
+                TimeRange(naive_utc(start_from), naive_utc(end_before)),
+                order_by=(("created_at", "asc"), ("id", "asc")),
+                limit=batch_size,
+                after=after,
+            )
+        )
+        return [conversions.run_model(r) for r in page.records]
+
+    # -- maintenance ----------------------------------------------------------------------------
+
+    def delete_runs_by_ids(self, run_ids: Sequence[str]) -> int:
+        if not run_ids:
+            return 0
+        self._flush_before_delete()
+        return self.backend.delete(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", list(run_ids))])
+
+    def delete_runs_by_app(self, tenant_id: str, app_id: str, batch_size: int = 1000) -> int:
+        self._flush_before_delete()
+        return self.backend.delete(RecordKind.RUN, scope(tenant_id, app_id))
+
+    def _related_ids(self, kind: RecordKind, run_ids: list[str]) -> list[LogRecord]:
+        records: list[LogRecord] = []
+        for start in range(0, len(run_ids), 200):
+            records.extend(
+                self._reader().search_all(
+                    RecordQuery(
+                        kind,
+                        Scope.unscoped(),
+                        (Filter("workflow_run_id", "in", run_ids[start : start + 200]),),
+                        order_by=(("id", "asc"),),
+                    )
+                )
+            )
+        return records
+
+    def _related_counts(self, runs: Sequence[t.Any]) -> tuple[dict[str, int], list[LogRecord]]:
+        run_ids = [str(r.id) for r in runs]
+        nodes = self._related_ids(RecordKind.NODE_EXECUTION, run_ids)
+        offloads = sum(len(conversions.truncated_types(n.data)) for n in nodes)
+        counts = {
+            "runs": len(run_ids),
+            "node_executions": len(nodes),
+            "offloads": offloads,
+            "app_logs": len(self._related_ids(RecordKind.APP_LOG, run_ids)),
+            "trigger_logs": 0,
+            "pauses": 0,
+            "pause_reasons": 0,
+        }
+        return counts, nodes
+
+    def count_runs_with_related(
+        self,
+        runs: Sequence[t.Any],
+        count_node_executions: t.Any = None,
+        count_trigger_logs: t.Any = None,
+        **extra: t.Any,
+    ) -> dict[str, int]:
+        """What :meth:`delete_runs_with_related` would delete from the log store."""
+        return self._related_counts(runs)[0]
+
+    def delete_runs_with_related(
+        self,
+        runs: Sequence[t.Any],
+        delete_node_executions: Callable[..., tuple[int, int]] | None = None,
+        delete_trigger_logs: Callable[..., int] | None = None,
+        **extra: t.Any,
+    ) -> dict[str, int]:
+        """Delete runs with their node executions, full payloads and app logs (tombstones).
+
+        Trigger logs and pauses live in Dify's relational tables; the relational repository
+        removes them when given callbacks, so their counts come from there.
+        """
+        if not runs:
+            return {
+                "runs": 0,
+                "node_executions": 0,
+                "offloads": 0,
+                "app_logs": 0,
+                "trigger_logs": 0,
+                "pauses": 0,
+                "pause_reasons": 0,
+            }
+        self._flush_before_delete()
+        counts, nodes = self._related_counts(runs)
+        run_ids = [str(r.id) for r in runs]
+        node_ids = [n.id for n in nodes]
+        for start in range(0, len(node_ids), 500):
+            chunk = node_ids[start : start + 500]
+            self.backend.delete(
+                RecordKind.PAYLOAD, Scope.unscoped(), [Filter("node_execution_id", "in", chunk)]
+            )
+            self.backend.delete(RecordKind.NODE_EXECUTION, Scope.unscoped(), [Filter("id", "in", chunk)])
+        self.backend.delete(RecordKind.APP_LOG, Scope.unscoped(), [Filter("workflow_run_id", "in", run_ids)])
+        counts["runs"] = self.backend.delete(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", run_ids)])
+        if delete_trigger_logs is not None:
+            counts["trigger_logs"] = self._with_session(lambda s: delete_trigger_logs(s, run_ids))
+        return counts
+
+    def _with_session(self, work: Callable[[t.Any], int]) -> int:
+        from flask_difylogstore.repositories.relational import resolve_session_factory
+
+        factory = resolve_session_factory(self._session_maker)
+        with factory() as session:
+            result = work(session)
+            session.commit()
+            return int(result or 0)
+
+    # -- S3 control data: delegated to the relational repository ----------------------------------
+
+    def _delegate(self, name: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        return getattr(self._relational(), name)(*args, **kwargs)
+
+    def create_workflow_pause(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Pauses are transactional control data: delegated to the relational repository."""
+        return self._delegate("create_workflow_pause", *args, **kwargs)
+
+    def resume_workflow_pause(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Delegated to the relational repository (pause state)."""
+        return self._delegate("resume_workflow_pause", *args, **kwargs)
+
+    def delete_workflow_pause(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Delegated to the relational repository (pause state)."""
+        return self._delegate("delete_workflow_pause", *args, **kwargs)
+
+    def prune_pauses(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Delegated to the relational repository (pause state)."""
+        return self._delegate("prune_pauses", *args, **kwargs)
+
+    def get_pause_records_by_run_id(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Takes the caller's Session: delegated to the relational repository."""
+        return self._delegate("get_pause_records_by_run_id", *args, **kwargs)
+
+    def get_pause_reason_records_by_run_id(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Takes the caller's Session: delegated to the relational repository."""
+        return self._delegate("get_pause_reason_records_by_run_id", *args, **kwargs)
+
+    def get_archived_run_ids(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Archive logs are a relational table read in the caller's Session: delegated."""
+        return self._delegate("get_archived_run_ids", *args, **kwargs)
+
+    def get_archived_logs_by_time_range(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Archive logs: delegated to the relational repository."""
+        return self._delegate("get_archived_logs_by_time_range", *args, **kwargs)
+
+    def get_archived_log_by_run_id(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Archive logs: delegated to the relational repository."""
+        return self._delegate("get_archived_log_by_run_id", *args, **kwargs)
+
+    def delete_archive_log_by_run_id(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Archive logs: delegated to the relational repository."""
+        return self._delegate("delete_archive_log_by_run_id", *args, **kwargs)
+
+    def get_archived_runs_by_time_range(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Joins runs with archive logs in the caller's Session: delegated."""
+        return self._delegate("get_archived_runs_by_time_range", *args, **kwargs)
+
+    def create_archive_logs(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Writes archive rows in the caller's transaction: delegated."""
+        return self._delegate("create_archive_logs", *args, **kwargs)
+
+    def get_app_logs_by_run_id(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Dify writes app logs with its ORM in the caller's Session: delegated."""
+        return self._delegate("get_app_logs_by_run_id", *args, **kwargs)

@@ -1,0 +1,231 @@
+"""Behaviour of the spooling pipeline against a backend with switchable faults."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import MakePipeline
+from pipeline_fakes import FakeBackend, make_record
+
+from flask_difylogstore.errors import BackendUnavailableError
+from flask_difylogstore.pipeline import RecordSink, read_dead_letters
+from flask_difylogstore.pipeline.lifecycle import wait_until
+from flask_difylogstore.records import RecordKind
+
+
+def ids(backend: FakeBackend) -> set[str]:
+    return {i for i, _ in backend.delivered()}
+
+
+def test_is_a_record_sink_and_delivers_in_batches(harness: FakeBackend, make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline(harness, batch_max_records=100)
+    assert isinstance(pipeline, RecordSink)
+    records = [make_record(i) for i in range(1000)]
+    for record in records:
+        pipeline.submit([record])
+    assert pipeline.flush(10)
+    assert harness.delivered() == {(r.id, r.log_version) for r in records}
+    assert max(harness.batches) <= 100 and len(harness.batches) >= 10
+    stats = pipeline.stats()
+    assert stats["written"] == 1000 and stats["dropped"] == 0 and stats["unacknowledged"] == 0
+
+
+def test_batches_respect_the_backend_limits(make_pipeline: MakePipeline) -> None:
+    backend = FakeBackend(max_batch_records=7, max_batch_bytes=20_000)
+    pipeline = make_pipeline(backend)
+    pipeline.submit([make_record(i) for i in range(50)])
+    assert pipeline.flush(10)
+    assert max(backend.batches) <= 3  # 5 KB records, 20 KB per request
+    assert len(backend.delivered()) == 50
+
+
+def test_read_your_writes_until_acknowledged(harness: FakeBackend, make_pipeline: MakePipeline) -> None:
+    harness.go_down()
+    pipeline = make_pipeline(harness)
+    older = make_record(1, status="running")
+    newer = make_record(1, status="succeeded")
+    pipeline.submit([newer])
+    pipeline.submit([older])  # arrives later, but a final status outranks it
+    pending = list(pipeline.pending(RecordKind.NODE_EXECUTION))
+    assert [r.log_version for r in pending] == [newer.log_version]
+    assert list(pipeline.pending(RecordKind.RUN)) == []
+    harness.come_back()
+    assert pipeline.flush(10)
+    assert list(pipeline.pending(RecordKind.NODE_EXECUTION)) == []
+
+
+def test_waits_for_provisioning_before_the_first_write(harness: FakeBackend, make_pipeline: MakePipeline) -> None:
+    gate = threading.Event()
+    pipeline = make_pipeline(harness, gate=gate)
+    pipeline.submit([make_record(1)])
+    time.sleep(0.3)
+    assert harness.calls == 0
+    gate.set()
+    assert pipeline.flush(5)
+    assert len(harness.delivered()) == 1
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_error_responses_are_retried(harness: FakeBackend, make_pipeline: MakePipeline, status: int) -> None:
+    harness.fail_next(4, status)
+    pipeline = make_pipeline(harness)
+    pipeline.submit([make_record(i) for i in range(20)])
+    assert pipeline.flush(10)
+    assert len(harness.delivered()) == 20
+    assert pipeline.stats()["retried"] >= 20
+    assert str(status) in (pipeline.stats()["last_error"] or "")
+
+
+def test_partial_failures_and_slow_backend_lose_nothing(harness: FakeBackend, make_pipeline: MakePipeline) -> None:
+    harness.partial_every = 3
+    harness.slow(0.05)
+    pipeline = make_pipeline(harness, batch_max_records=50)
+    records = [make_record(i) for i in range(300)]
+    started = time.perf_counter()
+    for record in records:
+        pipeline.submit([record])
+    assert time.perf_counter() - started < 1.0  # a slow backend does not slow save()
+    assert pipeline.flush(15)
+    assert harness.delivered() == {(r.id, r.log_version) for r in records}
+    assert pipeline.stats()["retried"] >= 100
+
+
+def test_non_retryable_failures_go_to_dead_letters(harness: FakeBackend, make_pipeline: MakePipeline) -> None:
+    harness.reject = lambda record: record.id == "node-3"
+    pipeline = make_pipeline(harness)
+    pipeline.submit([make_record(i) for i in range(10)])
+    assert pipeline.flush(5)
+    assert ids(harness) == {f"node-{i}" for i in range(10)} - {"node-3"}
+    assert pipeline.stats()["dead_lettered"] == 1
+    letters = list(read_dead_letters(pipeline.directory))
+    assert [(d["record"]["id"], d["reason"]) for d in letters] == [("node-3", "400 InvalidRecord")]
+
+
+def test_outage_of_thousands_of_saves_never_blocks_and_loses_nothing(
+    harness: FakeBackend, make_pipeline: MakePipeline
+) -> None:
+    harness.go_down()
+    pipeline = make_pipeline(harness, memory_max_bytes=1024 * 1024)  # forces spilling to disk
+    records = [make_record(i) for i in range(3000)]
+    worst = 0.0
+    for record in records:
+        started = time.perf_counter()
+        pipeline.submit([record])
+        worst = max(worst, time.perf_counter() - started)
+    stats = pipeline.stats()
+    assert stats["spilling"] and stats["memory_bytes"] <= 1024 * 1024
+    assert worst < 0.1, worst
+    assert wait_until(lambda: pipeline.stats()["breaker"]["opens"] >= 1, 5)
+    assert not pipeline.flush(0.2)
+    harness.come_back()
+    assert pipeline.flush(20)
+    assert harness.delivered() == {(r.id, r.log_version) for r in records}
+    assert pipeline.stats()["breaker"]["state"] == "closed"
+
+
+@pytest.mark.parametrize("policy", ["drop_newest", "fail"])
+def test_spool_cap_applies_the_policy_and_counts(
+    harness: FakeBackend, make_pipeline: MakePipeline, policy: str
+) -> None:
+    harness.go_down()
+    pipeline = make_pipeline(harness, spool_max_bytes=1024 * 1024, overflow_policy=policy)
+    accepted = refused = 0
+    for i in range(400):  # ~2 MB of 5 KB records into a 1 MB spool
+        try:
+            pipeline.submit([make_record(i)])
+            accepted += 1
+        except BackendUnavailableError:
+            refused += 1
+    stats = pipeline.stats()
+    if policy == "drop_newest":
+        assert refused == 0 and stats["dropped"] > 150
+    else:
+        assert refused > 150 and stats["rejected"] == refused and stats["dropped"] == 0
+    harness.come_back()
+    assert pipeline.flush(10)
+    assert len(harness.delivered()) == stats["accepted"] == 400 - stats["dropped"] - stats["rejected"]
+
+
+def test_block_policy_waits_for_room(harness: FakeBackend, make_pipeline: MakePipeline) -> None:
+    harness.slow(0.02)
+    pipeline = make_pipeline(harness, spool_max_bytes=1024 * 1024, overflow_policy="block",
+                             segment_bytes=64 * 1024, segment_age_s=0.05)
+    records = [make_record(i) for i in range(600)]
+    for record in records:
+        pipeline.submit([record])
+    assert pipeline.flush(10)
+    assert len(harness.delivered()) == 600 and pipeline.stats()["dropped"] == 0
+
+
+def test_32_threads_saving_at_once(harness: FakeBackend, make_pipeline: MakePipeline) -> None:
+    pipeline = make_pipeline(harness)
+    barrier = threading.Barrier(32)
+    errors: list[BaseException] = []
+
+    def save(t: int) -> None:
+        barrier.wait()
+        try:
+            for i in range(100):
+                pipeline.submit([make_record(t * 1000 + i)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(t,)) for t in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert pipeline.flush(15)
+    assert len(ids(harness)) == 3200 and harness.raw_count() == 3200
+
+
+def test_close_flushes_and_leaves_the_rest_for_the_next_start(
+    harness: FakeBackend, make_pipeline: MakePipeline, tmp_path: Path
+) -> None:
+    first = make_pipeline(harness)
+    first.submit([make_record(i) for i in range(100)])
+    first.close(5)
+    assert len(harness.delivered()) == 100
+    assert not list((tmp_path / "spool").glob("seg-*.log"))  # acknowledged segments are deleted
+
+    harness.go_down()
+    second = make_pipeline(harness)
+    second.submit([make_record(i) for i in range(100, 150)])
+    second.close(0.3)
+    assert list((tmp_path / "spool").glob("seg-*.log"))
+    harness.come_back()
+    third = make_pipeline(harness)
+    assert third.flush(10)
+    assert ids(harness) == {f"node-{i}" for i in range(150)}
+    assert third.stats()["replayed"] == 50
+
+
+def test_forked_child_gets_its_own_writer(harness: FakeBackend, make_pipeline: MakePipeline, tmp_path: Path) -> None:
+    pipeline = make_pipeline(harness)
+    pipeline.submit([make_record(0)])
+    assert pipeline.flush(5)
+    parent_writer = pipeline._threads[0]
+    out = tmp_path / "child.txt"
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            assert pipeline._threads == [] and not pipeline.stats()["unacknowledged"]
+            pipeline.submit([make_record(1)])
+            assert pipeline._threads and pipeline._threads[0] is not parent_writer
+            assert pipeline.flush(5)
+            out.write_text(repr(sorted(ids(harness))))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert out.read_text() == repr(["node-0", "node-1"])  # the child's writer delivered in the child
+    pipeline.submit([make_record(2)])
+    assert pipeline.flush(5)
+    assert ids(harness) == {"node-0", "node-2"}  # the parent is unaffected
