@@ -11,6 +11,7 @@ share one interpreter lock.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import socket
@@ -123,6 +124,7 @@ def main() -> None:
             client.create_index(PROJECT, name, _index())
 
         cpu_before = _cpu_seconds(proc.pid)
+        client_cpu_before = time.process_time()
         ingest_s = _put(client, "ingest", args.records, 1000, 5000, 3, args.threads)
         # Make the ingest measurement include the server's append to DuckDB.
         flush_began = time.perf_counter()
@@ -131,6 +133,7 @@ def main() -> None:
         )
         ingest_s += time.perf_counter() - flush_began
         ingest_cpu = _cpu_seconds(proc.pid) - cpu_before
+        client_cpu = time.process_time() - client_cpu_before
 
         load_s = _put(client, "versions", args.rows, 4000, 100, 3, args.threads)
         sql = (
@@ -159,11 +162,14 @@ def main() -> None:
         "ingest_records": args.records,
         "ingest_record_bytes": 5000,
         "ingest_batch": 1000,
+        "ingest_client_threads": args.threads,
+        "pyarrow": importlib.util.find_spec("pyarrow") is not None,
         "ingest_seconds": round(ingest_s, 3),
         "ingest_records_per_s": round(args.records / ingest_s),
         "ingest_mb_per_s": round(args.records * 5000 / ingest_s / 1e6, 1),
         "ingest_server_cpu_s": round(ingest_cpu, 3),
         "ingest_records_per_server_cpu_s": round(args.records / ingest_cpu) if ingest_cpu > 0 else None,
+        "ingest_client_cpu_s": round(client_cpu, 3),
         "query_rows": args.rows,
         "query_load_rows_per_s": round(args.rows / load_s),
         "latest_version_group_s_best": round(min(timings), 3),

@@ -12,13 +12,13 @@ import dataclasses
 import typing as t
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from flask_difylogstore import payloads
 from flask_difylogstore.dify import compat
-from flask_difylogstore.records import LogRecord, RecordKind, format_datetime
+from flask_difylogstore.records import LogRecord
 
 PAYLOAD_TYPES = ("inputs", "process_data", "outputs")
 _OFFLOAD_NAMESPACE = uuid.UUID("6f1c2b8e-5d1e-4c55-9a53-0f6a4c1d2e7b")
@@ -31,8 +31,6 @@ def _value(enum_or_str: t.Any) -> t.Any:
 def _naive(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value
-    from datetime import UTC
-
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -71,7 +69,8 @@ def build_model(model_cls: t.Any, data: Mapping[str, t.Any]) -> t.Any:
     values = {columns[name]: value for name, value in data.items() if name in columns}
     if dataclasses.is_dataclass(model_cls):
         init_names = {f.name for f in dataclasses.fields(model_cls) if f.init}
-        obj = model_cls(**{k: v for k, v in values.items() if k in init_names})
+        factory = t.cast(t.Callable[..., t.Any], model_cls)
+        obj = factory(**{k: v for k, v in values.items() if k in init_names})
         for key, value in values.items():
             if key not in init_names:
                 setattr(obj, key, value)
@@ -98,7 +97,8 @@ def run_data(execution: t.Any, owner: Owner, *, put_graph: bool = True) -> dict[
         "graph": payloads.dumps(graph) if graph is not None else None,
         "inputs": payloads.dumps(execution.inputs) if execution.inputs is not None else None,
         "status": _value(execution.status),
-        "outputs": payloads.dumps(execution.outputs) if execution.outputs is not None else None,
+        # The column defaults to "{}" when Dify inserts a run without outputs.
+        "outputs": payloads.dumps(execution.outputs) if execution.outputs is not None else "{}",
         "error": execution.error_message or None,
         "elapsed_time": (finished - started).total_seconds() if finished and started else 0.0,
         "total_tokens": int(execution.total_tokens or 0),
@@ -296,12 +296,3 @@ def app_log_data(app_log: t.Any) -> dict[str, t.Any]:
 
 def app_log_model(record: LogRecord) -> t.Any:
     return build_model(compat.WorkflowAppLog, record.data)
-
-
-def record(kind: RecordKind, data: dict[str, t.Any], log_version: int) -> LogRecord:
-    return LogRecord(kind, data, log_version)
-
-
-def sort_value(value: t.Any) -> t.Any:
-    """A comparable form of a record value (datetimes as their stored ISO text)."""
-    return format_datetime(value) if isinstance(value, datetime) else value

@@ -91,10 +91,11 @@ def compare_keys(a: Sequence[t.Any], b: Sequence[t.Any], order: Sequence[tuple[s
 def sort_records(records: Iterable[LogRecord], order_by: Sequence[tuple[str, Direction]]) -> list[LogRecord]:
     """Records sorted by ``order_by`` + ``id`` tie-breaker."""
     order = full_order(order_by)
-    return sorted(
-        records,
-        key=functools.cmp_to_key(lambda a, b: compare_keys(row_key(a, order), row_key(b, order), order)),
-    )
+
+    def compare(a: LogRecord, b: LogRecord) -> int:
+        return compare_keys(row_key(a, order), row_key(b, order), order)
+
+    return sorted(records, key=functools.cmp_to_key(compare))
 
 
 def in_scope(record: LogRecord, scope: Scope) -> bool:
@@ -197,10 +198,13 @@ def aggregate_records(records: Iterable[LogRecord], query: AggregateQuery) -> li
         groups.setdefault(key, []).append(record)
     if not query.group_by and not groups:
         groups[()] = []
+    ascending: list[tuple[str, Direction]] = [("key", "asc")] * len(query.group_by)
+
+    def compare(a: tuple[t.Any, ...], b: tuple[t.Any, ...]) -> int:
+        return compare_keys(a, b, ascending)
+
     rows = []
-    for key in sorted(
-        groups, key=functools.cmp_to_key(lambda a, b: compare_keys(a, b, [("k", "asc")] * len(a)))
-    ):
+    for key in sorted(groups, key=functools.cmp_to_key(compare)):
         row: dict[str, t.Any] = {g.name: v for g, v in zip(query.group_by, key, strict=True)}
         for metric in query.metrics:
             row[metric.name] = compute_metric(metric, groups[key])

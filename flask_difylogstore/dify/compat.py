@@ -61,7 +61,9 @@ WorkflowNodeExecutionMetadataKey: type[_enums.WorkflowNodeExecutionMetadataKey] 
 NodeType: type[_enums.NodeType] = _pick(_try_import("graphon.enums", "core.workflow.enums"), "NodeType", _enums.NodeType)
 
 InfiniteScrollPagination: type[_entities.InfiniteScrollPagination] = _pick(
-    _try_import("libs.infinite_scroll_pagination"), "InfiniteScrollPagination", _entities.InfiniteScrollPagination
+    _try_import("libs.infinite_scroll_pagination"),
+    "InfiniteScrollPagination",
+    _entities.InfiniteScrollPagination,
 )
 
 #: The declarative base whose metadata holds the tables (Dify's own inside Dify).

@@ -161,7 +161,7 @@ class Spool:
         if self.total_bytes + len(frames) > self.max_bytes:
             raise SpoolFullError(f"spool {self.directory} holds {self.total_bytes} of {self.max_bytes} bytes")
         seg = self.active
-        if seg is None or seg.size >= self.segment_bytes or time.time() - seg.created >= self.segment_age_s:
+        if seg is None or self._worn(seg):
             seg = self._rotate()
         start = seg.size
         try:
@@ -190,10 +190,20 @@ class Spool:
         self._dir_dirty = True
         return seg
 
+    def _worn(self, seg: Segment) -> bool:
+        """Full, or old with everything in it acknowledged (so it can go at once).
+
+        Rotating by age only when acknowledged keeps what a crash re-sends small without turning
+        a long outage into thousands of small files.
+        """
+        if seg.size >= self.segment_bytes:
+            return True
+        return seg.size > 0 and seg.acked >= seg.appended and time.time() - seg.created >= self.segment_age_s
+
     def seal_idle(self) -> None:
-        """Seal the active segment once it is old, so acknowledged data does not linger on disk."""
+        """Seal the active segment when worn, so acknowledged data does not linger on disk."""
         seg = self.active
-        if seg is not None and seg.size and time.time() - seg.created >= self.segment_age_s:
+        if seg is not None and self._worn(seg):
             seg.sealed = True
             self.active = None
 
@@ -227,8 +237,11 @@ class Spool:
 
     # -- adopting the segments of dead processes ---------------------------------------------
 
-    def scan(self) -> list[Segment]:
-        """Lock and adopt segments whose owner is gone; refresh the size of everyone else's."""
+    def scan(self, limit: int = 64) -> list[Segment]:
+        """Lock and adopt (up to ``limit`` open at once) segments whose owner is gone.
+
+        Also refreshes the size of everyone else's segments, which counts against the cap.
+        """
         if not self.directory.is_dir():
             return []
         known = {s.path.name for s in self.segments} | {s.path.name for s in self.adopted}
@@ -237,7 +250,7 @@ class Spool:
         for path in sorted(self.directory.glob("seg-*.log")):
             if path.name in known or path.name.startswith(self.prefix):
                 continue
-            seg = _try_adopt(path)
+            seg = _try_adopt(path) if len(self.adopted) + len(found) < limit else None
             if seg is None:
                 with contextlib.suppress(OSError):
                     others += path.stat().st_size

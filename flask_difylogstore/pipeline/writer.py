@@ -28,7 +28,7 @@ from flask_difylogstore.pipeline.spool import decode_frames, encode_frame
 from flask_difylogstore.records import LogRecord
 
 if t.TYPE_CHECKING:
-    from flask_difylogstore.pipeline.spooling import Entry
+    from flask_difylogstore.pipeline.feed import Entry
 
 logger = logging.getLogger(__name__)
 

@@ -66,8 +66,13 @@ class StateMixin:
         return Truncator(TruncationLimits.from_settings(self.state.settings))
 
 
+#: Stands in for an empty tenant id: no stored record has it, so such a query finds nothing.
+NO_TENANT = "\x00"
+
+
 def scope(tenant_id: str | None, app_id: str | None = None) -> Scope:
-    """A tenant (+ app) scope; a missing tenant means Dify called a tenant-less by-id method."""
-    if not tenant_id:
+    """A tenant (+ app) scope. ``None`` means a tenant-less by-id method (Dify allows it there);
+    an empty string is a tenant nobody has, never "all tenants"."""
+    if tenant_id is None:
         return Scope.unscoped() if not app_id else Scope(tenant_id=None, app_id=app_id, unrestricted=True)
-    return Scope(tenant_id=tenant_id, app_id=app_id or None)
+    return Scope(tenant_id=str(tenant_id) or NO_TENANT, app_id=app_id or None)

@@ -77,13 +77,11 @@ class Reader:
         limit = None if query.limit is None else query.limit + len(pending)
         page = self.backend.search(dataclasses.replace(query, limit=limit))
         merged = [r for r in page.records if not _overridden(r, pending)]
-        seen = {r.id for r in merged}
+        stored = {r.id: r.log_version for r in page.records}
         order = full_order(query.order_by)
         for record in pending.values():
-            if record.id in seen or any(
-                r.id == record.id and r.log_version > record.log_version for r in page.records
-            ):
-                continue
+            if stored.get(record.id, -1) >= record.log_version:
+                continue  # the backend already has this snapshot or a newer one
             if not record_matches(record, query.scope, query.filters, query.time_range, query.keyword):
                 continue
             if query.after is not None and compare_keys(row_key(record, order), query.after, order) <= 0:
@@ -141,4 +139,4 @@ class Reader:
 
 def _overridden(record: LogRecord, pending: dict[str, LogRecord]) -> bool:
     newer = pending.get(record.id)
-    return newer is not None and newer.log_version >= record.log_version
+    return newer is not None and newer.log_version > record.log_version

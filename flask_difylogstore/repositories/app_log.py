@@ -79,7 +79,7 @@ class LogStoreWorkflowAppLogRepository(RelationalDelegate):
             filters,
             order_by=(("id", "asc"),),
             fields=("id",),
-            keyword=keyword or None,
+            keyword=keyword[:KEYWORD_LENGTH] if keyword else None,
         )
         ids = {r.id for r in self._reader().iterate(base, page_size=5000)}
         if keyword and _is_uuid(keyword):
@@ -107,7 +107,6 @@ class LogStoreWorkflowAppLogRepository(RelationalDelegate):
         ``created_by`` takes creator ids (Dify resolves an end-user session id or account email to
         ids before filtering; those tables stay relational).
         """
-        keyword = keyword[:KEYWORD_LENGTH] if keyword else None
         filters: list[Filter] = []
         if created_from:
             filters.append(Filter("created_from", "eq", enum_value(created_from)))

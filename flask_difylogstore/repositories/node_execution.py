@@ -22,7 +22,7 @@ SYNC_TIMEOUT_S = 30.0
 
 @dataclass(frozen=True)
 class _Stored:
-    """What was last written for one payload column: its text, whether it was cut, a digest of the full value."""
+    """What was last written for one payload column: text, whether it was cut, digest of the full value."""
 
     text: str | None
     truncated: bool
@@ -32,7 +32,7 @@ class _Stored:
 def order_from_config(
     order_config: t.Any, kind: RecordKind = RecordKind.NODE_EXECUTION
 ) -> tuple[tuple[str, Direction], ...]:
-    """Dify's ``OrderConfig`` as an ``order_by`` tuple; unknown fields are ignored as the SQL repository does."""
+    """Dify's ``OrderConfig`` as ``order_by``; unknown fields are ignored, as the SQL repository does."""
     if order_config is None or not getattr(order_config, "order_by", None):
         return (("created_at", "asc"), ("index", "asc"))
     direction: Direction = "desc" if getattr(order_config, "order_direction", None) == "desc" else "asc"

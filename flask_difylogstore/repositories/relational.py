@@ -24,7 +24,6 @@ from flask_difylogstore.dify.entities import naive_utc_now
 from flask_difylogstore.dify.enums import WorkflowNodeExecutionTriggeredFrom
 from flask_difylogstore.dify.models import (
     UploadFile,
-    WorkflowAppLog,
     WorkflowNodeExecutionModel,
     WorkflowNodeExecutionOffload,
     WorkflowRun,
@@ -131,7 +130,11 @@ class RelationalWorkflowExecutionRepository(_Core):
 
 def _node_order(order_config: t.Any) -> list[t.Any]:
     if order_config is None or not getattr(order_config, "order_by", None):
-        return [WorkflowNodeExecutionModel.created_at.asc(), WorkflowNodeExecutionModel.index.asc()]
+        return [
+            WorkflowNodeExecutionModel.created_at.asc(),
+            WorkflowNodeExecutionModel.index.asc(),
+            WorkflowNodeExecutionModel.id.asc(),
+        ]
     desc = getattr(order_config, "order_direction", None) == "desc"
     columns = [getattr(WorkflowNodeExecutionModel, name, None) for name in order_config.order_by]
     order = [c.desc() if desc else c.asc() for c in columns if isinstance(c, sa.orm.InstrumentedAttribute)]
@@ -298,131 +301,34 @@ class RelationalWorkflowNodeExecutionRepository(_Core):
             return int(session.scalar(stmt) or 0)
 
 
-class RelationalWorkflowAppLogRepository:
-    """``workflow_app_logs`` with Dify's listing: status / keyword filters join ``workflow_runs``."""
+class SessionRepository:
+    """Base of the API-side repositories: a session factory from ``session_maker`` (or the app's)."""
 
     def __init__(self, session_maker: t.Any = None, **extra: t.Any) -> None:
         self._session_factory = resolve_session_factory(session_maker)
 
-    def save(self, app_log: t.Any) -> None:
-        data = conversions.app_log_data(app_log)
-        app_log.id, app_log.created_at = data["id"], data["created_at"]
+    def _scalars(self, stmt: t.Any) -> list[t.Any]:
         with self._session_factory() as session:
-            session.merge(conversions.build_model(WorkflowAppLog, data))
-            session.commit()
+            return list(session.scalars(stmt))
 
-    def get_by_id(self, tenant_id: str, log_id: str) -> WorkflowAppLog | None:
+    def _delete(self, model: t.Any, *conditions: t.Any) -> int:
         with self._session_factory() as session:
-            return session.scalar(
-                sa.select(WorkflowAppLog).where(
-                    WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.id == log_id
-                )
-            )
-
-    def get_by_workflow_run_id(self, tenant_id: str, workflow_run_id: str) -> WorkflowAppLog | None:
-        with self._session_factory() as session:
-            return session.scalar(
-                sa.select(WorkflowAppLog)
-                .where(
-                    WorkflowAppLog.tenant_id == tenant_id,
-                    WorkflowAppLog.workflow_run_id == workflow_run_id,
-                )
-                .order_by(WorkflowAppLog.created_at.desc(), WorkflowAppLog.id.desc())
-                .limit(1)
-            )
-
-    def get_paginated_logs(
-        self,
-        tenant_id: str,
-        app_id: str,
-        *,
-        keyword: str | None = None,
-        status: str | None = None,
-        created_at_before: t.Any = None,
-        created_at_after: t.Any = None,
-        created_from: str | None = None,
-        created_by: str | Sequence[str] | None = None,
-        page: int = 1,
-        limit: int = 20,
-    ) -> dict[str, t.Any]:
-        from flask_difylogstore.repositories.statistics import naive_utc
-
-        stmt = sa.select(WorkflowAppLog).where(
-            WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.app_id == app_id
-        )
-        if keyword or status:
-            stmt = stmt.join(WorkflowRun, WorkflowRun.id == WorkflowAppLog.workflow_run_id)
-        if keyword:
-            like = "%" + keyword[:30].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            conditions = [
-                WorkflowRun.inputs.ilike(like, escape="\\"),
-                WorkflowRun.outputs.ilike(like, escape="\\"),
-            ]
-            try:
-                conditions.append(WorkflowRun.id == str(uuid.UUID(keyword)))
-            except ValueError:
-                pass
-            stmt = stmt.where(sa.or_(*conditions))
-        if status:
-            stmt = stmt.where(WorkflowRun.status == enum_value(status))
-        if created_from:
-            stmt = stmt.where(WorkflowAppLog.created_from == enum_value(created_from))
-        if created_by:
-            stmt = stmt.where(
-                WorkflowAppLog.created_by.in_(
-                    [created_by] if isinstance(created_by, str) else list(created_by)
-                )
-            )
-        if created_at_after is not None:
-            stmt = stmt.where(WorkflowAppLog.created_at >= naive_utc(created_at_after))
-        if created_at_before is not None:
-            stmt = stmt.where(WorkflowAppLog.created_at < naive_utc(created_at_before))
-        skip = max(page - 1, 0) * limit
-        with self._session_factory() as session:
-            total = int(session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0)
-            rows = list(
-                session.scalars(
-                    stmt.order_by(WorkflowAppLog.created_at.desc(), WorkflowAppLog.id.desc())
-                    .offset(skip)
-                    .limit(limit)
-                )
-            )
-        return {
-            "page": page,
-            "limit": limit,
-            "total": total,
-            "has_more": total > skip + len(rows),
-            "data": rows,
-        }
-
-    def _delete(self, *conditions: t.Any) -> int:
-        with self._session_factory() as session:
-            result = session.execute(sa.delete(WorkflowAppLog).where(*conditions))
+            result = session.execute(sa.delete(model).where(*conditions))
             session.commit()
             return int(getattr(result, "rowcount", 0) or 0)
 
-    def delete_by_app(self, tenant_id: str, app_id: str) -> int:
-        return self._delete(WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.app_id == app_id)
 
-    def delete_expired(self, tenant_id: str, before_date: t.Any) -> int:
-        from flask_difylogstore.repositories.statistics import naive_utc
-
-        return self._delete(
-            WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.created_at < naive_utc(before_date)
-        )
+_LAZY = {
+    "RelationalAPIWorkflowRunRepository": "relational_api",
+    "RelationalAPIWorkflowNodeExecutionRepository": "relational_api_node",
+    "RelationalWorkflowAppLogRepository": "relational_app_log",
+}
 
 
-from flask_difylogstore.repositories.relational_api import (  # noqa: E402  (re-exported here)
-    RelationalAPIWorkflowNodeExecutionRepository,
-    RelationalAPIWorkflowRunRepository,
-)
+def __getattr__(name: str) -> t.Any:
+    """The API-side baseline classes live in sibling modules; they are re-exported here lazily."""
+    if name in _LAZY:
+        import importlib
 
-__all__ = [
-    "LocalFileStore",
-    "RelationalAPIWorkflowNodeExecutionRepository",
-    "RelationalAPIWorkflowRunRepository",
-    "RelationalWorkflowAppLogRepository",
-    "RelationalWorkflowExecutionRepository",
-    "RelationalWorkflowNodeExecutionRepository",
-    "resolve_session_factory",
-]
+        return getattr(importlib.import_module(f"{__package__}.{_LAZY[name]}"), name)
+    raise AttributeError(name)

@@ -54,7 +54,7 @@ class RelationalDelegate(StateMixin):
             self.state.sink.flush(DELETE_FLUSH_TIMEOUT_S)
 
 
-class LogStoreAPIWorkflowRunRepository(RunStatistics, RelationalDelegate):
+class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
     """Reads, statistics and maintenance of runs in the log store; returns detached ``WorkflowRun`` rows.
 
     The S3 methods about pauses and archive logs (control data written and read inside Dify's
@@ -144,7 +144,7 @@ class LogStoreAPIWorkflowRunRepository(RunStatistics, RelationalDelegate):
         tenant_ids: Sequence[str] | None = None,
         **extra: t.Any,
     ) -> Sequence[t.Any]:
-        """Ended runs created in ``[start_from, end_before)``, ordered ``(created_at, id)``, after ``last_seen``."""
+        """Ended runs created in ``[start_from, end_before)`` by ``(created_at, id)``, after ``last_seen``."""
         filters = [Filter("status", "in", sorted(FINAL_RUN_STATUSES))]
         if run_types:
             filters.append(Filter("type", "in", [enum_value(v) for v in run_types]))

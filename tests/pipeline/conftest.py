@@ -17,10 +17,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pipeline_fakes import FakeBackend  # noqa: E402
+from pipeline_fakes import FakeBackend
 
-from flask_difylogstore.pipeline import SpoolingPipeline  # noqa: E402
-from flask_difylogstore.settings import PipelineSettings  # noqa: E402
+from flask_difylogstore.pipeline import SpoolingPipeline
+from flask_difylogstore.settings import PipelineSettings
 
 FAST = {"flush_interval_ms": 20, "fsync_interval_ms": 20, "max_retry_delay_s": 0.2, "shutdown_timeout_s": 5.0}
 

@@ -1,8 +1,8 @@
 """Child processes of the crash and gevent tests (run as a script by the tests).
 
-    pipeline_child.py crash <spool_dir> <out_file>    save forever, print each accepted record
-    pipeline_child.py replay <spool_dir> <out_file>   replay what is left, flush, print stats
-    pipeline_child.py gevent <spool_dir>              saves under monkey-patching, print hub stalls
+pipeline_child.py crash <spool_dir> <out_file>    save forever, print each accepted record
+pipeline_child.py replay <spool_dir> <out_file>   replay what is left, flush, print stats
+pipeline_child.py gevent <spool_dir>              saves under monkey-patching, print hub stalls
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ if len(sys.argv) > 1 and sys.argv[1] == "gevent":
 
     monkey.patch_all()
 
-import json  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+import threading
+import time
+from pathlib import Path
 
-from pipeline_fakes import FakeBackend, FileBackend, make_record  # noqa: E402
+from pipeline_fakes import FakeBackend, FileBackend, make_record
 
-from flask_difylogstore.pipeline import SpoolingPipeline  # noqa: E402
-from flask_difylogstore.settings import PipelineSettings  # noqa: E402
+from flask_difylogstore.pipeline import SpoolingPipeline
+from flask_difylogstore.settings import PipelineSettings
 
 SETTINGS = PipelineSettings(flush_interval_ms=20, fsync_interval_ms=20, max_retry_delay_s=0.2)
 
@@ -87,14 +87,18 @@ def run_gevent(spool_dir: Path) -> None:
     running = False
     ticker.join()
     pipeline.close(2)
-    print(json.dumps({
-        "flushed": flushed,
-        "delivered": len(backend.delivered()),
-        "max_tick_gap": max(gaps),
-        "max_save": max(saves),
-        "writer_off_hub": threading.main_thread().ident not in backend.thread_ids,
-        "ticks": len(gaps),
-    }))
+    print(
+        json.dumps(
+            {
+                "flushed": flushed,
+                "delivered": len(backend.delivered()),
+                "max_tick_gap": max(gaps),
+                "max_save": max(saves),
+                "writer_off_hub": threading.main_thread().ident not in backend.thread_ids,
+                "ticks": len(gaps),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

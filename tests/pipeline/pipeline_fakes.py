@@ -19,8 +19,15 @@ from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 PAYLOAD_5K = orjson.dumps({"text": "x" * 5000}).decode()
 
 
-def make_record(i: int, *, kind: RecordKind = RecordKind.NODE_EXECUTION, status: str = "running",
-                payload: str = PAYLOAD_5K, version: int | None = None, run: str = "run-1") -> LogRecord:
+def make_record(
+    i: int,
+    *,
+    kind: RecordKind = RecordKind.NODE_EXECUTION,
+    status: str = "running",
+    payload: str = PAYLOAD_5K,
+    version: int | None = None,
+    run: str = "run-1",
+) -> LogRecord:
     """A node-execution snapshot with a ~5 KB payload (what Dify saves per node step)."""
     data: dict[str, t.Any] = {
         "id": f"node-{i}",

@@ -58,7 +58,9 @@ def test_read_your_writes_until_acknowledged(harness: FakeBackend, make_pipeline
     assert list(pipeline.pending(RecordKind.NODE_EXECUTION)) == []
 
 
-def test_waits_for_provisioning_before_the_first_write(harness: FakeBackend, make_pipeline: MakePipeline) -> None:
+def test_waits_for_provisioning_before_the_first_write(
+    harness: FakeBackend, make_pipeline: MakePipeline
+) -> None:
     gate = threading.Event()
     pipeline = make_pipeline(harness, gate=gate)
     pipeline.submit([make_record(1)])
@@ -80,7 +82,9 @@ def test_error_responses_are_retried(harness: FakeBackend, make_pipeline: MakePi
     assert str(status) in (pipeline.stats()["last_error"] or "")
 
 
-def test_partial_failures_and_slow_backend_lose_nothing(harness: FakeBackend, make_pipeline: MakePipeline) -> None:
+def test_partial_failures_and_slow_backend_lose_nothing(
+    harness: FakeBackend, make_pipeline: MakePipeline
+) -> None:
     harness.partial_every = 3
     harness.slow(0.05)
     pipeline = make_pipeline(harness, batch_max_records=50)
@@ -152,8 +156,13 @@ def test_spool_cap_applies_the_policy_and_counts(
 
 def test_block_policy_waits_for_room(harness: FakeBackend, make_pipeline: MakePipeline) -> None:
     harness.slow(0.02)
-    pipeline = make_pipeline(harness, spool_max_bytes=1024 * 1024, overflow_policy="block",
-                             segment_bytes=64 * 1024, segment_age_s=0.05)
+    pipeline = make_pipeline(
+        harness,
+        spool_max_bytes=1024 * 1024,
+        overflow_policy="block",
+        segment_bytes=64 * 1024,
+        segment_age_s=0.05,
+    )
     records = [make_record(i) for i in range(600)]
     for record in records:
         pipeline.submit([record])
@@ -205,7 +214,9 @@ def test_close_flushes_and_leaves_the_rest_for_the_next_start(
     assert third.stats()["replayed"] == 50
 
 
-def test_forked_child_gets_its_own_writer(harness: FakeBackend, make_pipeline: MakePipeline, tmp_path: Path) -> None:
+def test_forked_child_gets_its_own_writer(
+    harness: FakeBackend, make_pipeline: MakePipeline, tmp_path: Path
+) -> None:
     pipeline = make_pipeline(harness)
     pipeline.submit([make_record(0)])
     assert pipeline.flush(5)

@@ -18,8 +18,9 @@ ROOT = Path(__file__).parents[2]
 
 
 def _run(*args: str | Path) -> dict[str, object]:
-    proc = subprocess.run([sys.executable, str(CHILD), *map(str, args)], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(CHILD), *map(str, args)], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stderr
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
@@ -27,8 +28,12 @@ def _run(*args: str | Path) -> dict[str, object]:
 
 def _crash_child(spool: Path, out: Path, accepted: int) -> set[tuple[str, int]]:
     """Start a saving child, kill -9 it after ``accepted`` saves returned; return what it accepted."""
-    proc = subprocess.Popen([sys.executable, str(CHILD), "crash", str(spool), str(out)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), "crash", str(spool), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.stdout is not None
     seen: set[tuple[str, int]] = set()
     for line in proc.stdout:

@@ -24,9 +24,27 @@ def test_info_reports_the_client_major(es: Elasticsearch) -> None:
     assert info["tagline"] == "You Know, for Search"
 
 
-def test_other_major_can_be_configured() -> None:
-    with LocalElasticsearchServer(version="8.19.0") as server:
-        assert server.client().info()["version"]["number"] == "8.19.0"
+def test_rest_compatibility_between_majors() -> None:
+    newer = f"{es_fixtures.CLIENT_MAJOR + 1}.1.0"
+    with LocalElasticsearchServer(version=newer) as server:
+        assert server.client().info()["version"]["number"] == newer
+    older = f"{es_fixtures.CLIENT_MAJOR - 1}.19.0"
+    with LocalElasticsearchServer(version=older) as server:
+        client = server.client(max_retries=0)
+        with pytest.raises(BadRequestError) as exc:
+            client.info()
+        assert exc.value.error == "media_type_header_exception"
+        raw = client.perform_request("GET", "/", headers={"accept": "*/*"})
+        assert raw["version"]["number"] == older
+
+
+def test_request_too_large() -> None:
+    with LocalElasticsearchServer(max_content_length=10_000) as server:
+        client = server.client(max_retries=0)
+        with pytest.raises(elasticsearch.ApiError) as exc:
+            client.bulk(operations=[{"index": {"_index": "big"}}, {"x": "y" * 20_000}])
+        assert exc.value.status_code == 413
+        assert client.info()["tagline"]
 
 
 def test_create_get_exists_delete(es: Elasticsearch, index_name: str) -> None:
@@ -44,6 +62,8 @@ def test_create_get_exists_delete(es: Elasticsearch, index_name: str) -> None:
     with pytest.raises(BadRequestError) as exc:
         es.indices.create(index=index_name)
     assert exc.value.error == "resource_already_exists_exception"
+    with pytest.raises(BadRequestError):
+        es.indices.delete(index=f"{index_name[:-1]}*")
     es.indices.delete(index=index_name)
     assert not es.indices.exists(index=index_name)
     with pytest.raises(NotFoundError) as missing:
@@ -178,7 +198,7 @@ def test_cluster_health_cat_and_stats(es: Elasticsearch, index_name: str) -> Non
     es.indices.create(index=index_name)
     es.index(index=index_name, id="1", document={"msg": "x" * 100}, refresh=True)
     assert es.cluster.health()["status"] in ("green", "yellow")
-    rows = es.cat.indices(index=index_name, format="json")
+    rows = t.cast(list[dict[str, str]], es.cat.indices(index=index_name, format="json").body)
     assert rows[0]["index"] == index_name and rows[0]["docs.count"] == "1"
     stats = es.indices.stats(index=index_name)
     assert stats["indices"][index_name]["primaries"]["docs"]["count"] == 1
@@ -223,3 +243,68 @@ def test_compatibility_headers(es_server: LocalElasticsearchServer) -> None:
         assert reply.headers["X-Elastic-Product"] == "Elasticsearch"
         body: t.Any = reply.read()
     assert b"You Know, for Search" in body
+
+
+def test_command_line_server() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    version = f"{es_fixtures.CLIENT_MAJOR}.15.0"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask_difylogstore.testing.es", "--port", str(port), "--version", version],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        assert f"127.0.0.1:{port}" in proc.stdout.readline().decode()
+        client = Elasticsearch(f"http://127.0.0.1:{port}")
+        assert client.info()["version"]["number"] == version
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_alias_filters_apply_to_searches(es: Elasticsearch, index_name: str) -> None:
+    es.indices.create(index=index_name, mappings={"properties": {"tenant": {"type": "keyword"}}})
+    es.indices.put_alias(index=index_name, name=f"{index_name}-t1", filter={"term": {"tenant": "t1"}})
+    for i, tenant in enumerate(["t1", "t1", "t2"]):
+        es.index(index=index_name, id=str(i), document={"tenant": tenant})
+    es.indices.refresh(index=index_name)
+    assert es.count(index=f"{index_name}-t1")["count"] == 2
+    assert es.search(index=f"{index_name}-t1", query={"ids": {"values": ["2"]}})["hits"]["hits"] == []
+    assert es.count(index=f"{index_name}-t1,{index_name}")["count"] == 3
+    alias = es.indices.get_alias(name=f"{index_name}-t1")[index_name]["aliases"][f"{index_name}-t1"]
+    assert alias["filter"] == {"term": {"tenant": "t1"}}
+
+
+def test_dynamic_templates(es: Elasticsearch, index_name: str) -> None:
+    es.indices.create(
+        index=index_name,
+        mappings={
+            "date_detection": False,
+            "dynamic_templates": [
+                {"ids": {"match": "*_id", "match_mapping_type": "string", "mapping": {"type": "keyword"}}},
+                {"labels": {"path_match": "labels.*", "mapping": {"type": "keyword", "ignore_above": 16}}},
+                {"floats": {"match_mapping_type": "double", "mapping": {"type": "double"}}},
+            ],
+        },
+    )
+    es.index(
+        index=index_name,
+        id="1",
+        document={"app_id": "x", "note": "2024-01-01", "labels": {"env": "prod"}, "ratio": 0.5, "n": 1},
+        refresh=True,
+    )
+    props = es.indices.get_mapping(index=index_name)[index_name]["mappings"]["properties"]
+    assert props["app_id"] == {"type": "keyword"}
+    assert props["note"]["type"] == "text"
+    assert props["labels"]["properties"]["env"] == {"type": "keyword", "ignore_above": 16}
+    assert props["ratio"] == {"type": "double"} and props["n"] == {"type": "long"}
+    assert es.count(index=index_name, query={"term": {"app_id": "x"}})["count"] == 1

@@ -243,7 +243,7 @@ def test_search_after_pages_through_25k_docs(es: Elasticsearch, index_name: str)
     while True:
         kwargs: dict[str, t.Any] = {"search_after": after} if after else {}
         res = es.search(
-            index=index_name, size=2000, sort=[{"g": "asc"}, {"n": "desc"}], source=["n"], **kwargs
+            index=index_name, size=2000, sort=[{"g": "asc"}, {"n": "desc"}], source_includes=["n"], **kwargs
         )
         hits = res["hits"]["hits"]
         if not hits:
@@ -381,3 +381,24 @@ def test_query_errors(es: Elasticsearch, runs: str) -> None:
     assert exc.value.error == "parsing_exception"
     with pytest.raises(BadRequestError):
         es.search(index=runs, query={"term": {"tokens": "abc"}})
+
+
+def test_scan_and_scroll(es: Elasticsearch, index_name: str) -> None:
+    helpers.bulk(es, ({"_index": index_name, "_id": str(i), "n": i} for i in range(1200)), refresh=True)
+    got = [
+        h["_source"]["n"]
+        for h in helpers.scan(es, index=index_name, size=500, query={"query": {"range": {"n": {"gte": 100}}}})
+    ]
+    assert sorted(got) == list(range(100, 1200))
+    ordered = [
+        h["_id"]
+        for h in helpers.scan(es, index=index_name, preserve_order=True, query={"sort": [{"n": "desc"}]})
+    ]
+    assert ordered[:3] == ["1199", "1198", "1197"] and len(ordered) == 1200
+
+
+def test_filter_path(es: Elasticsearch, runs: str) -> None:
+    res = es.search(
+        index=runs, filter_path=["hits.hits._id", "hits.total.value"], sort=[{"tokens": "asc"}], size=2
+    )
+    assert res.body == {"hits": {"total": {"value": 5}, "hits": [{"_id": "4"}, {"_id": "3"}]}}

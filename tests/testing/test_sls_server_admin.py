@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from aliyun.log import IndexConfig, LogClient, LogException
+from aliyun.log import IndexConfig, ListLogstoresRequest, LogClient, LogException
 
 from flask_difylogstore.testing.sls import LocalSLSServer
 from tests.testing.conftest import make_index
@@ -18,6 +18,8 @@ def test_project_lifecycle(sls_client: LogClient) -> None:
     info = sls_client.get_project("demo-project")
     assert info.get_projectname() == "demo-project"
     assert info.get_description() == "for tests"
+    sls_client.update_project("demo-project", "renamed")
+    assert sls_client.get_project("demo-project").get_description() == "renamed"
     names = [p["projectName"] for p in sls_client.list_project().get_projects()]
     assert "demo-project" in names
     with pytest.raises(LogException) as exc:
@@ -38,6 +40,7 @@ def test_logstore_lifecycle(sls_client: LogClient, project: str) -> None:
     sls_client.create_logstore(project, "nodes")
     assert sls_client.list_logstore(project).get_logstores() == ["nodes", "runs"]
     assert sls_client.list_logstore(project, logstore_name_pattern="nod").get_logstores() == ["nodes"]
+    assert sls_client.list_logstores(ListLogstoresRequest(project)).get_logstores() == ["nodes", "runs"]
     assert len(sls_client.list_shards(project, "runs").get_shards_info()) == 4
     sls_client.delete_logstore(project, "runs")
     with pytest.raises(LogException) as exc:

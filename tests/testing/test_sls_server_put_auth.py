@@ -12,14 +12,24 @@ from aliyun.log.auth import AUTH_VERSION_4
 from aliyun.log.log_logs_raw_pb2 import LogGroupRaw
 
 from flask_difylogstore.testing.sls import LocalSLSServer, local_log_client
+from flask_difylogstore.testing.sls import store as sls_store
 from tests.testing.conftest import make_logstore, put, query
 
 
-def test_lz4_and_uncompressed_bodies(sls_client: LogClient, project: str) -> None:
-    make_logstore(sls_client, project, "bodies", {"k": "text"})
-    put(sls_client, project, "bodies", [{"k": "lz4"}])
-    put(sls_client, project, "bodies", [{"k": "plain"}], compress=False)
-    assert sorted(r["k"] for r in query(sls_client, project, "bodies", "*")) == ["lz4", "plain"]
+@pytest.mark.parametrize("use_arrow", [True, False], ids=["arrow-if-installed", "duckdb-lists"])
+def test_lz4_and_uncompressed_bodies(
+    sls_client: LogClient, project: str, use_arrow: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sls_store, "USE_ARROW", use_arrow)  # both bulk-append paths
+    make_logstore(sls_client, project, "bodies", {"k": "text", "n": "long"})
+    put(sls_client, project, "bodies", [{"k": "lz4", "n": "1"}])
+    put(sls_client, project, "bodies", [{"k": "plain"}, {"other": "x"}], compress=False)
+    rows = query(sls_client, project, "bodies", "* | select k, n from log order by k")
+    assert rows == [
+        {"k": "lz4", "n": "1"},
+        {"k": "plain", "n": "null"},
+        {"k": "null", "n": "null"},
+    ]  # NULLS LAST
 
 
 def test_topic_source_tags_and_unicode_survive(sls_client: LogClient, project: str) -> None:
@@ -70,13 +80,16 @@ def test_deflate_body_over_raw_http() -> None:
         log.Time = int(time.time())
         content = log.Contents.add()
         content.Key, content.Value = "k", b"deflated"
+        content = log.Contents.add()
+        content.Key, content.Value = "bad", b"caf\xe9"  # not UTF-8: replaced, not rejected
         data = group.SerializeToString()
         status = _raw_put(
             server, "rawproj", "raw", zlib.compress(data),
             {"x-log-compresstype": "deflate", "x-log-bodyrawsize": str(len(data))},
         )  # fmt: skip
         assert status == 200
-        assert query(client, "rawproj", "raw", "k: deflated")[0]["k"] == "deflated"
+        row = query(client, "rawproj", "raw", "k: deflated")[0]
+        assert (row["k"], row["bad"]) == ("deflated", "caf\ufffd")
         assert _raw_put(server, "rawproj", "raw", b"garbage", {"x-log-compresstype": "zstd"}) == 400
 
 
@@ -134,6 +147,6 @@ def test_unsigned_requests(sls_server: LocalSLSServer, project: str) -> None:
 
 
 def test_endpoint_forms(sls_server: LocalSLSServer, project: str) -> None:
-    for endpoint in (sls_server.endpoint, f"http://{sls_server.endpoint}"):
+    for endpoint in (sls_server.endpoint, f"http://{sls_server.endpoint}", f"localhost:{sls_server.port}"):
         client = local_log_client(endpoint, sls_server.access_key_id, sls_server.access_key_secret)
         assert client.get_project(project).get_projectname() == project

@@ -82,6 +82,7 @@ def test_raw_search_paging_order_topic_and_window(sls_client: LogClient, project
     oldest = query(sls_client, project, "events", "*", line=2, offset=1)
     assert [r["n"] for r in oldest] == ["1", "2"]
     assert [r["n"] for r in query(sls_client, project, "events", "*", topic="t1")] == ["1", "3"]
+    assert [r["n"] for r in query(sls_client, project, "events", "__topic__: t2 and n > 1")] == ["2", "4"]
     window = query(sls_client, project, "events", "*", start=base + 1, end=base + 3)
     assert [r["n"] for r in window] == ["1", "2"]  # [from, to)
     assert query(sls_client, project, "events", "*", start=base + 1, end=base + 3)[0]["__topic__"] == "t1"
@@ -101,7 +102,8 @@ def test_sql_latest_version_with_row_number_and_max_by(
     assert "unindexed" not in latest[0]
     by_max = query(
         sls_client, project, runs,
-        "* | select id, max_by(status, log_version) as status, max(log_version) as v from log group by id order by id",
+        "* | select id, max_by(status, log_version) as status, max(log_version) as v"
+        " from log group by id order by id",
     )  # fmt: skip
     assert by_max == [{"id": f"run-{i}", "status": "succeeded", "v": "10"} for i in range(3)]
 
@@ -206,9 +208,14 @@ def test_sql_on_unindexed_key_fails_like_sls(sls_client: LogClient, project: str
     assert exc.value.get_error_code() == "ParameterInvalid"
     assert exc.value.get_resp_status() == 400
     assert "unindexed" in exc.value.get_error_message()
-    with pytest.raises(LogException) as exc:
-        query(sls_client, project, runs, "* | select from where")
-    assert (exc.value.get_error_code(), exc.value.get_resp_status()) == ("ParameterInvalid", 400)
+    for bad in (
+        "* | select from where",
+        "* | select 1; select 2",
+        "* | select * from read_csv('/etc/hosts')",
+    ):
+        with pytest.raises(LogException) as exc:
+            query(sls_client, project, runs, bad)
+        assert (exc.value.get_error_code(), exc.value.get_resp_status()) == ("ParameterInvalid", 400)
 
 
 def test_logs_before_the_index_are_not_searchable(sls_client: LogClient, project: str) -> None:
@@ -266,3 +273,22 @@ def test_histograms(sls_client: LogClient, project: str, runs: str) -> None:
     assert resp.is_completed()
     assert resp.get_total_count() == 6
     assert sum(h.get_count() for h in resp.get_histograms()) == 6
+
+
+def test_index_update_covers_only_later_logs(sls_client: LogClient, project: str) -> None:
+    make_logstore(sls_client, project, "evolving", {"id": "text"})
+    put(sls_client, project, "evolving", [{"id": "a", "extra": "early"}])
+    sls_client.update_index(project, "evolving", make_index({"id": "text", "extra": "text"}))
+    put(sls_client, project, "evolving", [{"id": "b", "extra": "late"}])
+    rows = query(sls_client, project, "evolving", "* | select id, extra from log order by id")
+    assert rows == [{"id": "a", "extra": "null"}, {"id": "b", "extra": "late"}]
+    assert [r["id"] for r in query(sls_client, project, "evolving", "extra: early or extra: late")] == ["b"]
+
+
+def test_ttl_hides_expired_logs(sls_client: LogClient, project: str) -> None:
+    sls_client.create_logstore(project, "shortlived", ttl=1)
+    sls_client.create_index(project, "shortlived", make_index({"id": "text"}))
+    now = int(time.time())
+    put(sls_client, project, "shortlived", [{"id": "old"}], at=now - 2 * 86400)
+    put(sls_client, project, "shortlived", [{"id": "new"}], at=now)
+    assert [r["id"] for r in query(sls_client, project, "shortlived", "*")] == ["new"]

@@ -136,30 +136,32 @@ def test_refuse_connections_then_recover(sls_server: LocalSLSServer, project: st
 
 
 def _run_cli(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    args = ["--port", str(port), "--data-dir", str(data_dir)]
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flask_difylogstore.testing.sls",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "flask_difylogstore.testing.sls", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
-    try:
-        assert proc.stdout is not None
-        assert f"127.0.0.1:{port}" in proc.stdout.readline().decode()
-        from flask_difylogstore.testing.sls import local_log_client
 
-        client: LogClient = local_log_client(f"127.0.0.1:{port}", "local-ak", "local-sk")
-        client.create_project("from-cli", "")
-        assert client.get_project("from-cli").get_projectname() == "from-cli"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+
+def test_module_entry_point_serves_and_persists(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client: LogClient = local_log_client(f"127.0.0.1:{port}", "local-ak", "local-sk")
+    for round_ in range(2):
+        proc = _run_cli(port, tmp_path)
+        try:
+            assert proc.stdout is not None
+            assert f"127.0.0.1:{port}" in proc.stdout.readline().decode()
+            if round_ == 0:
+                client.create_project("from-cli", "")
+                make_logstore(client, "from-cli", "cli", {"k": "text"})
+                put(client, "from-cli", "cli", [{"k": "survives"}])
+            else:  # buffered logs were written out on SIGTERM
+                assert query(client, "from-cli", "cli", "k: survives")[0]["k"] == "survives"
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=10) == 0
+            if proc.stdout is not None:
+                proc.stdout.close()

@@ -11,7 +11,12 @@ from aliyun.log.logexception import LogException
 
 from flask_difylogstore.backends.aliyun_sls.client import TransportError, endpoint_host, make_client
 from flask_difylogstore.backends.aliyun_sls.provisioning import Provisioner
-from flask_difylogstore.backends.aliyun_sls.query import MAX_SQL_OFFSET, MAX_SQL_ROWS, QueryBuilder
+from flask_difylogstore.backends.aliyun_sls.query import (
+    MAX_SEARCH_IDS,
+    MAX_SQL_OFFSET,
+    MAX_SQL_ROWS,
+    QueryBuilder,
+)
 from flask_difylogstore.backends.aliyun_sls.reader import Reader, Winner, light_record, sql_value
 from flask_difylogstore.backends.aliyun_sls.writer import MAX_LOGS_PER_REQUEST, MAX_REQUEST_BYTES, Writer
 from flask_difylogstore.backends.base import (
@@ -39,8 +44,8 @@ from flask_difylogstore.settings import AliyunSLSSettings, LogStoreSettings
 
 #: Rows per internal SQL page: pages follow the keyset, so no offset cap is ever reached.
 SQL_PAGE = 1000
-#: Ids per ``IN (...)`` list of a by-id lookup.
-IDS_PER_QUERY = 500
+#: Ids per by-id lookup: small enough to be a search pre-filter, so SLS ranks only their versions.
+IDS_PER_QUERY = MAX_SEARCH_IDS
 _LIGHT_TYPES = (FieldType.KEYWORD, FieldType.DATETIME, FieldType.LONG, FieldType.DOUBLE, FieldType.BOOL)
 
 

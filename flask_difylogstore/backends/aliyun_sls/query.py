@@ -27,14 +27,16 @@ from datetime import datetime
 from enum import Enum
 
 from flask_difylogstore.backends.base import Filter, GroupBy, Metric, Scope, TimeRange
-from flask_difylogstore.records import FieldType, RecordSchema, coerce, format_datetime, parse_datetime
+from flask_difylogstore.records import FieldType, RecordSchema, format_datetime, parse_datetime
 
 #: SLS: ``LIMIT offset, count`` needs count <= 10,000 and offset + count <= 1,000,000.
 MAX_SQL_ROWS = 10_000
 MAX_SQL_OFFSET = 1_000_000
 #: Raw (search-only) GetLogs returns at most 100 logs per request.
 MAX_RAW_LINES = 100
-#: SLS accepts at most 30 conditions in a search statement; stay well below.
+#: SLS accepts at most 30 conditions in a search statement; stay below.
+MAX_SEARCH_CONDITIONS = 24
+#: Ids per raw-log fetch (plus the tenant and app conditions).
 MAX_SEARCH_IDS = 20
 #: Fields a keyword is matched against (as Dify's app-log search, and the memory backend, do).
 KEYWORD_FIELDS = ("inputs", "outputs", "process_data")
@@ -173,18 +175,25 @@ class QueryBuilder:
         return inner, outer
 
     def search_part(self, filters: t.Sequence[Filter]) -> str:
-        """A search-syntax pre-filter from plain-identifier equalities (the SQL re-checks exactly)."""
-        terms = []
+        """A search-syntax pre-filter from equalities on plain identifiers (the SQL re-checks exactly).
+
+        It lets SLS read only matching logs before the SQL runs; terms that do not fit SLS's
+        limit on conditions are simply left to the SQL.
+        """
+        terms: list[str] = []
+        budget = MAX_SEARCH_CONDITIONS
         for f in filters:
-            type_ = self.schema.fields.get(f.field)
-            if (
-                f.op == "eq"
-                and type_ is FieldType.KEYWORD
-                and isinstance(f.value, str)
-                and _PLAIN.fullmatch(f.value)
-            ):
-                terms.append(f"{f.field}:{search_literal(f.value)}")
-        return " and ".join(terms[:MAX_SEARCH_IDS]) or "*"
+            if self.schema.fields.get(f.field) is not FieldType.KEYWORD:
+                continue
+            values = [f.value] if f.op == "eq" else list(f.value or ()) if f.op == "in" else []
+            if not values or not all(isinstance(v, str) and _PLAIN.fullmatch(v) for v in values):
+                continue
+            if len(values) > budget:
+                continue
+            budget -= len(values)
+            phrases = [f"{f.field}:{search_literal(v)}" for v in values]
+            terms.append(phrases[0] if len(phrases) == 1 else "(" + " or ".join(phrases) + ")")
+        return " and ".join(terms) or "*"
 
     def window(self, time_range: TimeRange | None) -> tuple[int, int, list[Filter]]:
         """The [from, to) log-time window and the exact ``created_at`` filters of ``time_range``."""
@@ -312,7 +321,7 @@ class QueryBuilder:
         if group.field == "created_at":
             seconds = ident("_time")  # the log time is the record's created_at
         else:
-            seconds = f"to_unixtime(from_iso8601_timestamp(concat({ident(group.field)}, 'Z')))"
+            seconds = f"to_unixtime(from_iso8601_timestamp({ident(group.field)} || 'Z'))"
         return f"date_format(from_unixtime({seconds}, {tz}), '%Y-%m-%d')"
 
     def metric_expr(self, metric: Metric) -> str:
@@ -359,18 +368,8 @@ class QueryBuilder:
         Ids that are not plain identifiers cannot be searched reliably, so such a chunk is
         searched by its time window alone; the caller passes them one log-second at a time.
         """
-        inner = list(scope.owner_filters())
-        terms = [self.search_part(inner)] if inner else []
-        if ids and all(_PLAIN.fullmatch(i) for i in ids):
-            terms.append("(" + " or ".join(f"id:{search_literal(i)}" for i in ids) + ")")
-        search = " and ".join(x for x in terms if x != "*") or "*"
+        search = self.search_part([*scope.owner_filters(), Filter("id", "in", list(ids))])
         return Statement(search, None, min(times), max(times) + 1)
-
-    def decode(self, name: str, value: str | None) -> t.Any:
-        """A SQL result value (a string, ``null`` for NULL) as the field's Python type."""
-        if name == "_time":
-            return int(float(value)) if value not in (None, "", "null") else 0
-        return coerce(self.field_type(name), value)
 
 
 def plain(value: str) -> bool:

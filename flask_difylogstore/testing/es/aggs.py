@@ -5,7 +5,6 @@ Hand-written. Buckets keep their member documents so sub-aggregations run on exa
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
 from collections import Counter
 
@@ -17,22 +16,6 @@ from flask_difylogstore.testing.es.query import Context, Matcher, compile_query
 
 Pair = tuple[Context, StoredDoc]
 METRICS = {"sum", "avg", "min", "max", "value_count", "cardinality", "stats"}
-_CAL = {
-    "minute": "m",
-    "1m": "m",
-    "hour": "h",
-    "1h": "h",
-    "day": "d",
-    "1d": "d",
-    "week": "w",
-    "1w": "w",
-    "month": "M",
-    "1M": "M",
-    "quarter": "q",
-    "1q": "q",
-    "year": "y",
-    "1y": "y",
-}
 
 
 class _Env:
@@ -93,13 +76,10 @@ def _check_field(env: _Env, field: str) -> str | None:
     ftype = env.field_type(field)
     if ftype in TEXT_TYPES:
         raise bad_request(
-            "Fielddata is disabled on ["
-            + field
-            + "] in ["
-            + (env.stores[0].name if env.stores else "")
-            + "]. "
-            "Text fields are not optimised for operations that require per-document field data like aggregations "
-            "and sorting, so these operations are disabled by default. Please use a keyword field instead."
+            f"Fielddata is disabled on [{field}] in [{env.stores[0].name if env.stores else ''}]. "
+            "Text fields are not optimised for operations that require per-document field data like "
+            "aggregations and sorting, so these operations are disabled by default. Please use a keyword "
+            "field instead."
         )
     return ftype
 
@@ -210,6 +190,8 @@ def _metric(
         if ftype is not None and ftype in ("keyword", "flattened"):
             raise bad_request(f"Field [{field}] of type [{ftype}] is not supported for aggregation [{kind}]")
         nums = _numbers(docs, field, params.get("missing"))
+        if ftype == "date_nanos":
+            nums = [n / 1_000_000 for n in nums]
         date = ftype in ("date", "date_nanos")
         fmt = params.get("format") or env.field_format(field)
         if kind == "stats":
@@ -304,98 +286,6 @@ def _top_hits(
     }
 
 
-def _date_histogram(
-    params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
-) -> dict[str, t.Any]:
-    field = params["field"]
-    zone = datemath.get_zone(params.get("time_zone"))
-    fmt = params.get("format") or env.field_format(field)
-    offset = datemath.parse_duration_ms(params["offset"]) if params.get("offset") else 0
-    cal = params.get("calendar_interval") or (
-        params.get("interval") if params.get("interval") in _CAL else None
-    )
-    fixed = params.get("fixed_interval") or (params.get("interval") if not cal else None)
-    if cal:
-        if cal not in _CAL:
-            raise bad_request(f"The supplied interval [{cal}] could not be parsed as a calendar interval.")
-        unit = _CAL[cal]
-    elif fixed:
-        step = datemath.parse_duration_ms(fixed)
-    else:
-        raise bad_request(
-            "Required one of fields [interval, calendar_interval, fixed_interval], but none were specified."
-        )
-    memo: dict[int, int] = {}
-
-    def bucket_of(ms: int) -> int:
-        if cal:
-            minute = (ms - offset) // 60_000
-            found = memo.get(minute)
-            if found is None:
-                local = datemath.round_down(datemath.from_ms(ms - offset, zone), unit)
-                found = memo[minute] = int(local.timestamp() * 1000) + offset
-            return found
-        tz_off = _offset_ms(zone, ms)
-        return (ms + tz_off - offset) // step * step - tz_off + offset
-
-    def next_key(key: int) -> int:
-        if cal:
-            moment = datemath.from_ms(key - offset, zone)
-            return int(datemath.add_unit(moment, 1, unit).timestamp() * 1000) + offset
-        return bucket_of(key + step)
-
-    members: dict[int, list[Pair]] = {}
-    for pair in docs:
-        for ms in {bucket_of(int(v)) for v in _vals(pair[1], field)}:
-            members.setdefault(ms, []).append(pair)
-    min_count = int(params.get("min_doc_count", 0))
-    keys = sorted(members)
-    bounds = params.get("extended_bounds")
-    if min_count == 0 and (keys or bounds):
-        lo, hi = (keys[0], keys[-1]) if keys else (None, None)
-        if bounds:
-            if bounds.get("min") is not None:
-                b = bucket_of(datemath.resolve(bounds["min"], fmt, zone, now_ms=env.now_ms))
-                lo = b if lo is None else min(lo, b)
-            if bounds.get("max") is not None:
-                b = bucket_of(datemath.resolve(bounds["max"], fmt, zone, now_ms=env.now_ms))
-                hi = b if hi is None else max(hi, b)
-        keys = []
-        cursor = lo
-        while cursor is not None and hi is not None and cursor <= hi and len(keys) < 100_000:
-            keys.append(cursor)
-            cursor = next_key(cursor)
-    hard = params.get("hard_bounds")
-    buckets = []
-    for key in keys:
-        chosen = members.get(key, [])
-        if len(chosen) < min_count:
-            continue
-        if hard and not _in_hard(key, hard, fmt, zone, env.now_ms):
-            continue
-        bucket = {"key_as_string": datemath.format_date(key, fmt, zone), "key": key, "doc_count": len(chosen)}
-        bucket.update(_run(sub, chosen, env))
-        buckets.append(bucket)
-    if (
-        str(params.get("order", {}).get("_key", "asc")).lower() == "desc"
-        if isinstance(params.get("order"), dict)
-        else False
-    ):
-        buckets.reverse()
-    return {"buckets": buckets}
-
-
-def _in_hard(key: int, hard: dict[str, t.Any], fmt: str | None, zone: dt.tzinfo, now_ms: int) -> bool:
-    if hard.get("min") is not None and key < datemath.resolve(hard["min"], fmt, zone, now_ms=now_ms):
-        return False
-    return not (hard.get("max") is not None and key > datemath.resolve(hard["max"], fmt, zone, now_ms=now_ms))
-
-
-def _offset_ms(zone: dt.tzinfo, ms: int) -> int:
-    delta = datemath.from_ms(ms, zone).utcoffset()
-    return int(delta.total_seconds() * 1000) if delta else 0
-
-
 def _range(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
     field = params["field"]
     buckets = []
@@ -419,7 +309,6 @@ def _range(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str,
 
 _HANDLERS: dict[str, t.Callable[[dict[str, t.Any], list[Pair], _Env, dict[str, t.Any]], dict[str, t.Any]]] = {
     "terms": _terms,
-    "date_histogram": _date_histogram,
     "filter": _filter,
     "filters": _filters,
     "top_hits": _top_hits,

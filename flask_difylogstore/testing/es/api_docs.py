@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import os
 import time
 import typing as t
@@ -11,10 +10,9 @@ import typing as t
 import orjson
 
 from flask_difylogstore.testing.es.documents import IndexStore
-from flask_difylogstore.testing.es.errors import EsError, bad_request, index_not_found
+from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.routing import Request, Response, router
-from flask_difylogstore.testing.es.script import run_script
-from flask_difylogstore.testing.es.search import _source_filter, count, filter_source, match_docs, search
+from flask_difylogstore.testing.es.search import _source_filter, filter_source
 
 if t.TYPE_CHECKING:
     from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
@@ -278,137 +276,3 @@ def mget(srv: Srv, req: Request) -> Response:
                 item["_source"] = source
             out.append(item)
     return 200, {"docs": out}
-
-
-def _targets(srv: Srv, req: Request, body: dict[str, t.Any] | None = None) -> list[IndexStore]:
-    if body and body.get("pit"):
-        pit = srv.pits.get(body["pit"]["id"])
-        if pit is None:
-            raise EsError(
-                404,
-                "search_context_missing_exception",
-                "No search context found for id [" + body["pit"]["id"] + "]",
-            )
-        return list(pit["stores"])
-    return srv.cluster.resolve(
-        req.args.get("index"),
-        ignore_unavailable=req.flag("ignore_unavailable"),
-        allow_no_indices=req.flag("allow_no_indices", True),
-    )
-
-
-@router.route("GET POST", "_search", "{index}/_search")
-def search_route(srv: Srv, req: Request) -> Response:
-    body = req.json()
-    now_ms = int(time.time() * 1000)
-    with srv.cluster.lock:
-        result = search(_targets(srv, req, body), body, req.params, now_ms)
-    if body.get("pit"):
-        result["pit_id"] = body["pit"]["id"]
-    return 200, result
-
-
-@router.route("GET POST", "_count", "{index}/_count")
-def count_route(srv: Srv, req: Request) -> Response:
-    with srv.cluster.lock:
-        return 200, count(_targets(srv, req), req.json(), req.params, int(time.time() * 1000))
-
-
-@router.route("POST", "{index}/_pit")
-def open_pit(srv: Srv, req: Request) -> Response:
-    """A point in time: a frozen copy of each index's searchable view."""
-    with srv.cluster.lock:
-        frozen = []
-        for store in _targets(srv, req):
-            snap = copy.copy(store)
-            snap.view = dict(store.view)
-            frozen.append(snap)
-        pit_id = new_id() + new_id()
-        srv.pits[pit_id] = {"stores": frozen}
-    return 200, {"id": pit_id, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}
-
-
-@router.route("DELETE", "_pit")
-def close_pit(srv: Srv, req: Request) -> Response:
-    found = srv.pits.pop(req.json().get("id", ""), None) is not None
-    return (200 if found else 404), {"succeeded": found, "num_freed": int(found)}
-
-
-@router.route("POST", "{index}/_delete_by_query", "{index}/_update_by_query")
-def by_query(srv: Srv, req: Request) -> Response:
-    started = time.perf_counter()
-    body = req.json()
-    deleting = req.path.endswith("_delete_by_query")
-    proceed = req.params.get("conflicts", body.get("conflicts")) == "proceed"
-    max_docs = _int(req.params.get("max_docs", body.get("max_docs")))
-    done = conflicts = noops = 0
-    failures: list[dict[str, t.Any]] = []
-    with srv.cluster.lock:
-        stores = _targets(srv, req)
-        hits = match_docs(stores, body.get("query"), int(time.time() * 1000))
-        by_name = {s.name: s for s in stores}
-        for ctx, doc, _ in hits:
-            if max_docs is not None and done + conflicts >= max_docs:
-                break
-            store = by_name[ctx.index]
-            live = store.live.get(doc.id)
-            if live is None or live.seq_no != doc.seq_no:
-                conflicts += 1
-                if not proceed:
-                    failures.append(
-                        {
-                            "index": store.name,
-                            "id": doc.id,
-                            "status": 409,
-                            "cause": EsError(
-                                409,
-                                "version_conflict_engine_exception",
-                                f"[{doc.id}]: version conflict, required seqNo [{doc.seq_no}], primary term [1]. current "
-                                f"document has seqNo [{live.seq_no if live else -1}] and primary term [1]",
-                                index=store.name,
-                            ).cause(),
-                        }
-                    )
-                    break
-                continue
-            if deleting:
-                store.delete(doc.id)
-            else:
-                source = copy.deepcopy(live.source)
-                if body.get("script"):
-                    source = run_script(body["script"], source)
-                flat = store.mapping.index_document(source, doc.id)
-                store._store(doc.id, source, flat, live.version + 1)
-            done += 1
-        _refresh_after(req, stores)
-    result: dict[str, t.Any] = {
-        "took": int((time.perf_counter() - started) * 1000),
-        "timed_out": False,
-        "total": done + conflicts,
-        "deleted" if deleting else "updated": done,
-        "batches": 1,
-        "version_conflicts": conflicts,
-        "noops": noops,
-        "retries": {"bulk": 0, "search": 0},
-        "throttled_millis": 0,
-        "requests_per_second": -1.0,
-        "throttled_until_millis": 0,
-        "failures": failures,
-    }
-    if deleting:
-        result["updated"] = 0
-    return (409 if failures else 200), result
-
-
-@router.route("GET POST", "_refresh", "{index}/_refresh")
-def refresh(srv: Srv, req: Request) -> Response:
-    with srv.cluster.lock:
-        stores = _targets(srv, req)
-        for store in stores:
-            store.refresh()
-    n = len(stores)
-    return 200, {"_shards": {"total": 2 * n, "successful": n, "failed": 0}}
-
-
-def _unused(name: str) -> EsError:
-    return index_not_found(name)

@@ -12,6 +12,7 @@ from functools import lru_cache
 from flask_difylogstore.testing.es.errors import EsError
 
 DEFAULT_DATE_FORMAT = "strict_date_optional_time||epoch_millis"
+NANOS_FORMAT = "strict_date_optional_time_nanos||epoch_millis"
 UTC = dt.UTC
 
 _ISO = re.compile(
@@ -80,9 +81,9 @@ def _tz_offset(tz: str | None) -> dt.tzinfo:
     return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
 
 
-def _to_ms(parts: dict[str, str | None], zone: dt.tzinfo, round_up: bool = False) -> int:
-    """Missing components default to the start, or (``round_up``, for ``gt``/``lte``) to 23:59:59.999."""
-    frac = (parts.get("frac") or ("999" if round_up else "0"))[:6].ljust(6, "0")
+def _to_ns(parts: dict[str, str | None], zone: dt.tzinfo, round_up: bool = False) -> int:
+    """Missing parts default to the start, or (``round_up``, for ``gt``/``lte``) to 23:59:59.999999999."""
+    frac = parts.get("frac") or ("999999999" if round_up else "0")
     moment = dt.datetime(
         int(parts.get("year") or 1970),
         int(parts.get("month") or 1),
@@ -90,10 +91,10 @@ def _to_ms(parts: dict[str, str | None], zone: dt.tzinfo, round_up: bool = False
         int(parts.get("hour") or (23 if round_up else 0)),
         int(parts.get("minute") or (59 if round_up else 0)),
         int(parts.get("second") or (59 if round_up else 0)),
-        int(frac),
         tzinfo=_tz_offset(parts["tz"]) if parts.get("tz") else zone,
     )
-    return int(moment.timestamp() * 1000) if moment.microsecond % 1000 else _exact_ms(moment)
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + int(frac[:9].ljust(9, "0"))
 
 
 def _exact_ms(moment: dt.datetime) -> int:
@@ -101,46 +102,69 @@ def _exact_ms(moment: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
+_ISO_NAMES = {
+    "strict_date_optional_time",
+    "date_optional_time",
+    "strict_date_time",
+    "date_time",
+    "iso8601",
+    "strict_date_optional_time_nanos",
+}
+
+
 def _parse_one(value: str, fmt: str, zone: dt.tzinfo, round_up: bool = False) -> int | None:
+    """One format; returns epoch nanoseconds or None when the text does not match."""
     fmt = fmt.strip()
     if fmt in ("epoch_millis", "epoch_second"):
         try:
             number = float(value)
         except ValueError:
             return None
-        return int(number if fmt == "epoch_millis" else number * 1000)
-    if fmt in ("strict_date_optional_time", "date_optional_time", "strict_date_time", "date_time", "iso8601"):
+        return int(number * (1_000_000 if fmt == "epoch_millis" else 1_000_000_000))
+    if fmt in _ISO_NAMES:
         m = _ISO.match(value)
         if not m:
             return None
         keys = ("year", "month", "day", "hour", "minute", "second", "frac", "tz")
         try:
-            return _to_ms(dict(zip(keys, m.groups(), strict=True)), zone, round_up)
+            return _to_ns(dict(zip(keys, m.groups(), strict=True)), zone, round_up)
         except ValueError:
             return None
     m = _java_regex(_NAMED.get(fmt, fmt)).match(value)
     if not m:
         return None
     try:
-        return _to_ms(m.groupdict(), zone, round_up)
+        return _to_ns(m.groupdict(), zone, round_up)
     except ValueError:
         return None
 
 
-def parse_date(
+def parse_date_ns(
     value: object, fmt: str = DEFAULT_DATE_FORMAT, zone: dt.tzinfo = UTC, round_up: bool = False
 ) -> int:
-    """Parse a date value into epoch milliseconds, trying each ``||``-separated format."""
+    """Parse a date value into epoch nanoseconds, trying each ``||``-separated format."""
     if isinstance(value, bool):
         raise _bad_date(value, fmt)
     if isinstance(value, int | float):
-        return int(value) if any(f.strip() == "epoch_millis" for f in fmt.split("||")) else int(value)
+        seconds = any(f.strip() == "epoch_second" for f in fmt.split("||")) and not any(
+            f.strip() == "epoch_millis" for f in fmt.split("||")
+        )
+        return int(value) * 1_000_000_000 if seconds else round(value * 1_000_000)
     text = str(value)
     for one in fmt.split("||"):
         parsed = _parse_one(text, one, zone, round_up)
         if parsed is not None:
             return parsed
     raise _bad_date(value, fmt)
+
+
+def parse_date(
+    value: object, fmt: str = DEFAULT_DATE_FORMAT, zone: dt.tzinfo = UTC, round_up: bool = False
+) -> int:
+    """Parse a date value into epoch milliseconds, trying each ``||``-separated format."""
+    if isinstance(value, int) and not isinstance(value, bool) and "epoch_second" not in fmt:
+        return value
+    return parse_date_ns(value, fmt, zone, round_up) // 1_000_000
 
 
 def get_zone(name: str | None) -> dt.tzinfo:
@@ -234,11 +258,14 @@ def resolve(
     zone: dt.tzinfo = UTC,
     round_up: bool = False,
     now_ms: int | None = None,
+    nanos: bool = False,
 ) -> int:
-    """Resolve a date or date-math expression; ``round_up`` makes ``/d`` mean the end of the day."""
+    """Resolve a date or date-math expression to epoch ms (or ns); ``round_up`` makes ``/d`` the day's end."""
     fmt = fmt or DEFAULT_DATE_FORMAT
-    if not isinstance(expr, str):
-        return parse_date(expr, fmt, zone)
+    if not isinstance(expr, str) or not (expr.startswith("now") or "||" in expr.replace("||epoch", "")):
+        if nanos:
+            return parse_date_ns(expr, fmt, zone, round_up)
+        return parse_date(expr, fmt, zone, round_up)
     if expr.startswith("now"):
         base_ms, math = (now_ms if now_ms is not None else int(time.time() * 1000)), expr[3:]
     elif "||" in expr and not any(expr.endswith(f) for f in ("epoch_millis", "epoch_second")):
@@ -262,11 +289,8 @@ def resolve(
             amount = int(m.group(2) or 1) * (-1 if m.group(1) == "-" else 1)
             moment = add_unit(moment, amount, m.group(3))
         pos = m.end()
-    return (
-        _exact_ms(moment.astimezone(UTC))
-        if moment.microsecond % 1000 == 0
-        else int(moment.timestamp() * 1000)
-    )
+    ms = _exact_ms(moment.astimezone(UTC))
+    return ms * 1_000_000 + (999_999 if round_up else 0) if nanos else ms
 
 
 def parse_duration_ms(text: str) -> int:

@@ -116,15 +116,16 @@ class IndexStore:
                     raise version_conflict(
                         self.name,
                         doc_id,
-                        f"version conflict, current version [{previous}] is {word} the one provided [{version}]",
+                        f"version conflict, current version [{previous}] is {word} the one provided "
+                        f"[{version}]",
                     )
             return version
         if version is not None:
             raise EsError(
                 400,
                 "action_request_validation_exception",
-                "Validation Failed: 1: internal versioning can not be used for optimistic concurrency control. "
-                "Please use `if_seq_no` and `if_primary_term` instead;",
+                "Validation Failed: 1: internal versioning can not be used for optimistic concurrency "
+                "control. Please use `if_seq_no` and `if_primary_term` instead;",
             )
         return 1 if previous is None else previous + 1
 

@@ -49,7 +49,7 @@ class Faults:
         self.delay_seconds = max(0.0, float(seconds))
 
     def fail_next(self, n: int = 1, status: int = 429, error_type: str | None = None) -> None:
-        """Answer the next ``n`` requests with an error (429 ``es_rejected_execution_exception`` by default)."""
+        """Answer the next ``n`` requests with an error (default: 429 ``es_rejected_execution_exception``)."""
         with self._lock:
             self._fail.extend(injected(status, error_type) for _ in range(n))
 

@@ -22,7 +22,7 @@ _BAD_CHARS = re.compile(r'[\\/*?"<>| ,#:]')
 
 
 def flatten_settings(body: t.Any, prefix: str = "") -> dict[str, str]:
-    """``{"index": {"refresh_interval": "1s"}}`` / ``{"refresh_interval": "1s"}`` → ``{"index.refresh_interval": "1s"}``."""
+    """Nested or dotted settings, with or without ``index.``, as flat ``{"index.x.y": "value"}``."""
     out: dict[str, str] = {}
     for key, value in (body or {}).items():
         path = f"{prefix}{key}"
@@ -97,6 +97,33 @@ class Cluster:
                 chosen[store.name] = store
         return list(chosen.values())
 
+    def alias_filters(self, expr: str | None) -> dict[str, t.Any]:
+        """Index name → the alias ``filter`` a search through ``expr`` must apply to it.
+
+        An index also reached directly, through a wildcard or through an alias without a filter
+        is searched unfiltered, as in Elasticsearch.
+        """
+        if not expr or expr in ("_all", "*"):
+            return {}
+        aliases = self.alias_map()
+        filters: dict[str, list[t.Any]] = {}
+        unfiltered: set[str] = set()
+        for part in (p.strip() for p in expr.split(",")):
+            if part in aliases and "*" not in part:
+                for store in aliases[part]:
+                    found = store.aliases[part].get("filter")
+                    if found:
+                        filters.setdefault(store.name, []).append(found)
+                    else:
+                        unfiltered.add(store.name)
+            else:
+                unfiltered.update(s.name for s in self.resolve(part, ignore_unavailable=True))
+        return {
+            name: fs[0] if len(fs) == 1 else {"bool": {"should": fs, "minimum_should_match": 1}}
+            for name, fs in filters.items()
+            if name not in unfiltered
+        }
+
     def write_target(self, name: str, *, auto_create: bool = True) -> IndexStore:
         """Where a write to ``name`` goes: the index, an alias's write index, or a new index."""
         store = self.indices.get(name)
@@ -110,9 +137,9 @@ class Cluster:
             if len(members) == 1 and members[0].aliases[name].get("is_write_index") is not False:
                 return members[0]
             raise bad_request(
-                f"no write index is defined for alias [{name}]. The write index may be explicitly disabled using "
-                "is_write_index=false or the alias points to multiple indices without one being designated as a "
-                "write index"
+                f"no write index is defined for alias [{name}]. The write index may be explicitly "
+                "disabled using is_write_index=false or the alias points to multiple indices without one "
+                "being designated as a write index"
             )
         if not auto_create:
             raise index_not_found(name)
@@ -199,7 +226,7 @@ class Cluster:
         return store
 
     def delete_index(self, expr: str, ignore_unavailable: bool = False) -> None:
-        if expr in ("_all", "*"):
+        if expr in ("_all", "*") or "*" in expr or "?" in expr:  # action.destructive_requires_name=true
             raise bad_request("Wildcard expressions or all indices are not allowed")
         for store in self.resolve(expr, ignore_unavailable=ignore_unavailable):
             self.indices.pop(store.name, None)

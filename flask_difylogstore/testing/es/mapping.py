@@ -11,7 +11,13 @@ import re
 import typing as t
 from functools import lru_cache
 
-from flask_difylogstore.testing.es.datemath import DEFAULT_DATE_FORMAT, UTC, _parse_one, parse_date
+from flask_difylogstore.testing.es.datemath import (
+    DEFAULT_DATE_FORMAT,
+    NANOS_FORMAT,
+    parse_date,
+    parse_date_ns,
+)
+from flask_difylogstore.testing.es.dynamic import infer, template_mapping
 from flask_difylogstore.testing.es.errors import EsError
 
 Flat = dict[str, t.Any]
@@ -34,6 +40,7 @@ LEAF_TYPES = (
 ) | {"geo_point", "binary", "dense_vector", "alias", "search_as_you_type"}
 OBJECT_TYPES = {"object", "nested"}
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+_STRING_FAST = {"keyword", "text", "match_only_text", "wildcard"}
 
 
 @lru_cache(maxsize=200_000)
@@ -152,7 +159,8 @@ class Mapping:
             raise EsError(
                 400,
                 "illegal_argument_exception",
-                f"Limit of total fields [{self.field_limit}] has been exceeded while adding new fields [{added}]",
+                f"Limit of total fields [{self.field_limit}] has been exceeded while adding new fields "
+                f"[{added}]",
             )
 
     def index_document(self, source: dict[str, t.Any], doc_id: str) -> Flat:
@@ -173,6 +181,12 @@ class Mapping:
         self.body = candidate
         self._reindex()
         return flat
+
+    def _from_templates(self, path: str, name: str, value: t.Any) -> dict[str, t.Any] | None:
+        templates = self.body.get("dynamic_templates")
+        if not templates:
+            return None
+        return template_mapping(templates, path, name, value, bool(self.body.get("date_detection", True)))
 
     @staticmethod
     def _dyn(node: dict[str, t.Any], inherited: str) -> str:
@@ -210,7 +224,9 @@ class Mapping:
                     continue
                 if not mutate:
                     raise _NeedsDynamic
-                fdef = infer(value)
+                fdef = self._from_templates(prefix + key, key, value)
+                if fdef is None:
+                    fdef = infer(value, bool(self.body.get("date_detection", True)))
                 if fdef is None:
                     continue
                 props[key] = fdef
@@ -238,6 +254,25 @@ class Mapping:
             return
         if ftype == "flattened":
             _flatten_leaves(value, path, path, flat)
+            return
+        if type(value) is str and ftype in _STRING_FAST:
+            # Fast path for the most common leaf: one string into keyword/text (+ keyword sub-fields).
+            limit = fdef.get("ignore_above")
+            if (limit is None or len(value) <= limit) and path not in flat:
+                flat[path] = value
+            subs = fdef.get("fields")
+            if not subs:
+                return
+            for sub, sdef in subs.items():
+                if sdef.get("type") in _STRING_FAST:
+                    sub_path = f"{path}.{sub}"
+                    limit = sdef.get("ignore_above")
+                    if (limit is None or len(value) <= limit) and sub_path not in flat:
+                        flat[sub_path] = value
+                    continue
+                sub_value = self._coerce(value, sdef.get("type", "keyword"), sdef, f"{path}.{sub}", doc_id)
+                if sub_value is not None:
+                    _add(flat, f"{path}.{sub}", sub_value)
             return
         items = value if isinstance(value, list) else (value,)
         for item in items:
@@ -267,6 +302,10 @@ class Mapping:
 
 def coerce(value: t.Any, ftype: str, fdef: dict[str, t.Any]) -> t.Any:
     """Normalise one value for ``ftype`` (ES ``coerce: true`` semantics); None means not indexed."""
+    if ftype == "long" and type(value) is int:
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f"Value [{value}] is out of range for a long")
+        return value
     if ftype in KEYWORD_TYPES:
         if isinstance(value, dict | list):
             raise TypeError("keyword fields take scalar values")
@@ -278,7 +317,7 @@ def coerce(value: t.Any, ftype: str, fdef: dict[str, t.Any]) -> t.Any:
             raise TypeError("text fields take scalar values")
         return ("true" if value else "false") if isinstance(value, bool) else str(value)
     if ftype in INT_RANGES:
-        if isinstance(value, bool) or isinstance(value, dict | list):
+        if isinstance(value, bool | dict | list):
             raise TypeError("not a number")
         number = int(value) if isinstance(value, int) else int(float(value))
         if isinstance(value, str) and fdef.get("coerce") is False:
@@ -288,7 +327,7 @@ def coerce(value: t.Any, ftype: str, fdef: dict[str, t.Any]) -> t.Any:
             raise ValueError(f"Value [{value}] is out of range for {ftype}")
         return number
     if ftype in FLOAT_TYPES:
-        if isinstance(value, bool) or isinstance(value, dict | list):
+        if isinstance(value, bool | dict | list):
             raise TypeError("not a number")
         return float(value)
     if ftype == "boolean":
@@ -297,8 +336,10 @@ def coerce(value: t.Any, ftype: str, fdef: dict[str, t.Any]) -> t.Any:
         if value in ("true", "false", ""):
             return value == "true"
         raise ValueError(f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
-    if ftype in ("date", "date_nanos"):
+    if ftype == "date":
         return parse_date(value, fdef.get("format") or DEFAULT_DATE_FORMAT)
+    if ftype == "date_nanos":
+        return parse_date_ns(value, fdef.get("format") or NANOS_FORMAT)
     return value if not isinstance(value, dict | list) else None
 
 
@@ -324,29 +365,6 @@ def _flatten_leaves(value: t.Any, root: str, path: str, flat: Flat) -> None:
         _add(flat, root, text)
         if path != root:
             _add(flat, path, text)
-
-
-def infer(value: t.Any) -> dict[str, t.Any] | None:
-    """ES dynamic mapping rules: long, float, boolean, date detection, text + keyword sub-field."""
-    if isinstance(value, list):
-        for item in value:
-            if item is not None:
-                return infer(item)
-        return None
-    if isinstance(value, bool):
-        return {"type": "boolean"}
-    if isinstance(value, int):
-        return {"type": "long"}
-    if isinstance(value, float):
-        return {"type": "float"}
-    if isinstance(value, dict):
-        return {"properties": {}}
-    if isinstance(value, str):
-        iso = value[:1].isdigit() and len(value) >= 10 and _parse_one(value, "strict_date_optional_time", UTC)
-        if iso is not None and iso is not False or _parse_one(value, "yyyy/MM/dd HH:mm:ss", UTC) is not None:
-            return {"type": "date"}
-        return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
-    return None
 
 
 def values_of(flat_value: t.Any) -> list[t.Any]:

@@ -66,7 +66,9 @@ def _query_value(ctx: Context, field: str, ftype: str | None, value: t.Any) -> t
     if ftype is None or field == "_id":
         return str(value) if not isinstance(value, bool) else ("true" if value else "false")
     if ftype in ("date", "date_nanos"):
-        return datemath.resolve(value, _field_format(ctx, field), now_ms=ctx.now_ms)
+        return datemath.resolve(
+            value, _field_format(ctx, field), now_ms=ctx.now_ms, nanos=ftype == "date_nanos"
+        )
     try:
         return coerce(value, ftype if ftype != "flattened" else "keyword", {})
     except (ValueError, TypeError):
@@ -102,12 +104,11 @@ def _term(ctx: Context, field: str, value: t.Any, boost: float, insensitive: boo
     if insensitive and isinstance(target, str):
         low = target.lower()
         return lambda doc: boost if any(str(v).lower() == low for v in _values(doc, field)) else None
-    flat_get = field
+    if field == "_id":
+        return lambda doc: boost if doc.id == target else None
 
     def match(doc: StoredDoc) -> float | None:
-        v = doc.flat.get(flat_get) if flat_get != "_id" else doc.id
-        if v is None:
-            return None
+        v = doc.flat.get(field)
         if v == target or (type(v) is list and target in v):
             return boost
         return None
@@ -160,21 +161,28 @@ def _range(ctx: Context, body: dict[str, t.Any]) -> Matcher:
             zone = datemath.get_zone(params.get("time_zone"))
             fmt = params.get("format") or _field_format(ctx, field)
             value: t.Any = datemath.resolve(
-                raw, fmt, zone, round_up=real_op in ("gt", "lte"), now_ms=ctx.now_ms
+                raw,
+                fmt,
+                zone,
+                round_up=real_op in ("gt", "lte"),
+                now_ms=ctx.now_ms,
+                nanos=ftype == "date_nanos",
             )
         elif ftype in INT_RANGES or ftype in FLOAT_TYPES:
-            value = float(raw)
+            value = _number(raw, ctx)
         else:
             value = str(raw)
         bounds.append((real_op, value))
 
+    lows = [(b, op == "gte") for op, b in bounds if op in ("gt", "gte")]
+    highs = [(b, op == "lte") for op, b in bounds if op in ("lt", "lte")]
+    lo, lo_inc = lows[-1] if lows else (None, True)
+    hi, hi_inc = highs[-1] if highs else (None, True)
+
     def ok(v: t.Any) -> bool:
-        for op, b in bounds:
-            if (op == "gt" and not v > b) or (op == "gte" and not v >= b):
-                return False
-            if (op == "lt" and not v < b) or (op == "lte" and not v <= b):
-                return False
-        return True
+        if lo is not None and (v < lo if lo_inc else v <= lo):
+            return False
+        return not (hi is not None and (v > hi if hi_inc else v >= hi))
 
     def match(doc: StoredDoc) -> float | None:
         v = doc.flat.get(field)
@@ -188,6 +196,24 @@ def _range(ctx: Context, body: dict[str, t.Any]) -> Matcher:
             return None
 
     return match
+
+
+def _number(raw: t.Any, ctx: Context) -> int | float:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return raw
+    try:
+        return int(str(raw))
+    except ValueError:
+        pass
+    try:
+        return float(str(raw))
+    except ValueError:
+        raise EsError(
+            400,
+            "query_shard_exception",
+            f'failed to create query: For input string: "{raw}"',
+            index=ctx.index,
+        ) from None
 
 
 def _field_format(ctx: Context, field: str) -> str | None:
@@ -297,6 +323,20 @@ def _exists(ctx: Context, field: str) -> Matcher:
     return lambda doc: 1.0 if doc.flat.get(field) is not None else None
 
 
+def wildcard_regex(pattern: str) -> str:
+    """Lucene wildcard syntax: ``*`` any run, ``?`` one character, ``\\`` escapes the next one."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
+        i += 1
+    return "".join(out)
+
+
 def _pattern(ctx: Context, body: dict[str, t.Any], kind: str) -> Matcher:
     field, params = _field_and_params(body, kind)
     raw = str(params.get("value", params.get("wildcard", params.get("query", ""))))
@@ -305,7 +345,7 @@ def _pattern(ctx: Context, body: dict[str, t.Any], kind: str) -> Matcher:
     if kind == "prefix":
         rx = re.compile(re.escape(raw) + ".*", re.S | (re.I if insensitive else 0))
     elif kind == "wildcard":
-        rx = re.compile(fnmatch.translate(raw), re.I if insensitive else 0)
+        rx = re.compile(wildcard_regex(raw), re.S | (re.I if insensitive else 0))
     else:
         rx = re.compile(raw, re.S | (re.I if insensitive else 0))
     text = ctx.mapping.field_type(field) in TEXT_TYPES

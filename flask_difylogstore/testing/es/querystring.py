@@ -14,7 +14,7 @@ from flask_difylogstore.testing.es.errors import EsError
 
 Query = dict[str, t.Any]
 _TOKENS = re.compile(
-    r'\s*(?:(\()|(\))|(AND\b|&&)|(OR\b|\|\|)|(NOT\b|!)|([\w.*?@-]+):\(|([+-])?((?:[\w.*?@-]+:)?'
+    r"\s*(?:(\()|(\))|(AND\b|&&)|(OR\b|\|\|)|(NOT\b|!)|([\w.*?@-]+):\(|([+-])?((?:[\w.*?@-]+:)?"
     r'(?:"[^"]*"|\[[^\]]*\]|\{[^}]*\}|(?:>=|<=|>|<)?[^\s()"]+)))'
 )
 

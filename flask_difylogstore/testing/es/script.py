@@ -1,4 +1,4 @@
-"""A tiny Painless subset for updates: ``ctx._source.f = params.x``, ``+=`` and ``ctx._source.remove('f')``."""
+"""A tiny Painless subset for updates: ``ctx._source.f = params.x``, ``+=``, ``ctx._source.remove('f')``."""
 
 from __future__ import annotations
 

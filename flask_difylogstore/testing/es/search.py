@@ -6,6 +6,7 @@ import fnmatch
 import heapq
 import typing as t
 
+from flask_difylogstore.testing.es import aggs_buckets  # noqa: F401  (registers date_histogram, composite)
 from flask_difylogstore.testing.es.aggs import run_aggs
 from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
 from flask_difylogstore.testing.es.errors import EsError, bad_request
@@ -38,12 +39,16 @@ class _Rev:
         return hash(self.v)
 
 
-def match_docs(stores: list[IndexStore], query: t.Any, now_ms: int) -> list[Hit]:
+def match_docs(
+    stores: list[IndexStore], query: t.Any, now_ms: int, alias_filters: dict[str, t.Any] | None = None
+) -> list[Hit]:
     """Everything in the searchable (refreshed) view of ``stores`` that matches ``query``."""
     hits: list[Hit] = []
     for store in stores:
         ctx = Context(store.name, store.mapping, now_ms)
-        matcher = compile_query(query, ctx)
+        extra = (alias_filters or {}).get(store.name)
+        effective = {"bool": {"must": [query or {"match_all": {}}], "filter": [extra]}} if extra else query
+        matcher = compile_query(effective, ctx)
         append = hits.append
         for doc in store.view.values():
             score = matcher(doc)
@@ -165,9 +170,17 @@ def _render(hit: Hit, keep: bool, inc: list[str], exc: list[str], score: bool) -
 
 
 def search(
-    stores: list[IndexStore], body: dict[str, t.Any], params: dict[str, str], now_ms: int
+    stores: list[IndexStore],
+    body: dict[str, t.Any],
+    params: dict[str, str],
+    now_ms: int,
+    scroll: dict[str, t.Any] | None = None,
+    alias_filters: dict[str, t.Any] | None = None,
 ) -> dict[str, t.Any]:
-    """Run a search request; ``params`` are the URL query parameters."""
+    """Run a search request; ``params`` are the URL query parameters.
+
+    With ``scroll`` (a dict), the remaining sorted hits and a renderer are left in it for ``_search/scroll``.
+    """
     query = body.get("query")
     if "q" in params:
         query = {
@@ -185,11 +198,12 @@ def search(
                 "type": "illegal_argument_exception",
                 "reason": "Result window is too large, from + size must be less than or equal to: "
                 f"[{window}] but was [{start + size}]. See the scroll api for a more efficient way to "
-                "request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
+                "request large data sets. This limit can be set by changing the [index.max_result_window] "
+                "index level setting.",
             },
             extra={"phase": "query", "grouped": True},
         )
-    hits = match_docs(stores, query, now_ms)
+    hits = match_docs(stores, query, now_ms, alias_filters)
     if body.get("post_filter"):
         post = {ctx.index: compile_query(body["post_filter"], ctx) for ctx, _, _ in hits}
         visible = [h for h in hits if post[h[0].index](h[1]) is not None]
@@ -232,18 +246,29 @@ def search(
     page: list[tuple[Hit, dict[str, t.Any]]]
     if collapse:
         page = _collapse(sorted(candidates, key=key), collapse, scored)[start:need]
+    elif scroll is not None:
+        ordered = sorted(candidates, key=key)
+        page = [(h, {}) for h in ordered[start:need]]
+        scroll["rest"] = ordered[need:]
     elif need < len(candidates) // 4:
         page = [(h, {}) for h in heapq.nsmallest(need, candidates, key=key)[start:]]
     else:
         page = [(h, {}) for h in sorted(candidates, key=key)[start:need]]
     keep, inc, exc = _source_filter(_source_param(params, body))
-    rendered = []
-    for hit, extra in page:
+
+    def render(hit: Hit) -> dict[str, t.Any]:
         doc_body = _render(hit, keep, inc, exc, scored)
         if fields:
             doc_body["sort"] = [_export(f, f.raw(hit, pos)) for f in fields]
+        return doc_body
+
+    rendered = []
+    for hit, extra in page:
+        doc_body = render(hit)
         doc_body.update(extra)
         rendered.append(doc_body)
+    if scroll is not None:
+        scroll.update(render=render, size=size, total=hits_body.get("total"))
     scores = [h[2] for h in visible] if scored else []
     hits_body["max_score"] = max(scores) if scores else None
     hits_body["hits"] = rendered
@@ -327,9 +352,13 @@ class _InnerSort(_SortField):
 
 
 def count(
-    stores: list[IndexStore], body: dict[str, t.Any], params: dict[str, str], now_ms: int
+    stores: list[IndexStore],
+    body: dict[str, t.Any],
+    params: dict[str, str],
+    now_ms: int,
+    alias_filters: dict[str, t.Any] | None = None,
 ) -> dict[str, t.Any]:
     query = body.get("query")
     if "q" in params:
         query = {"query_string": {"query": params["q"]}}
-    return {"count": len(match_docs(stores, query, now_ms)), "_shards": SHARDS}
+    return {"count": len(match_docs(stores, query, now_ms, alias_filters)), "_shards": SHARDS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import gzip
 import re
 import socket
@@ -16,7 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
-from flask_difylogstore.testing.es import api_admin, api_docs  # noqa: F401  (registers routes)
+from flask_difylogstore.testing.es import api_admin, api_docs, api_search  # noqa: F401  (registers routes)
 from flask_difylogstore.testing.es.errors import EsError
 from flask_difylogstore.testing.es.faults import Faults
 from flask_difylogstore.testing.es.indices import Cluster
@@ -69,6 +70,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: t.Any) -> None:
@@ -85,6 +87,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         owner = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
+        if length > owner.max_content_length:
+            while length > 0:  # drain, so the client reads the 413 instead of a reset connection
+                length -= len(self.rfile.read(min(length, 1 << 20)) or b"x" * length)
+            self._reply(413, b"", None)
+            return
         body = self.rfile.read(length) if length else b""
         if self.headers.get("Content-Encoding", "").lower() == "gzip" and body:
             body = gzip.decompress(body)
@@ -95,11 +102,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if owner.faults.delay_seconds:
             time.sleep(owner.faults.delay_seconds)
-        compat = self._compat(owner.major)
+        compat = self._compat()
         try:
+            self._check_media_types(owner.major)
             status, payload = owner.dispatch(self.command, self.path, body)
         except EsError as exc:
             status, payload = exc.status, exc.body()
+        except Exception as exc:  # a bug or an unsupported input: answer like ES's internal errors do
+            status, payload = 500, EsError(500, "exception", f"{type(exc).__name__}: {exc}").body()
+        self._reply(status, payload, compat)
+
+    def _reply(self, status: int, payload: t.Any, compat: int | None) -> None:
         data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         self.send_response(status)
         self.send_header("X-Elastic-Product", "Elasticsearch")
@@ -110,13 +123,31 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "keep-alive")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def _compat(self, major: int) -> int | None:
+    def _compat(self) -> int | None:
         found = _COMPAT.search(self.headers.get("Accept", "") + " " + self.headers.get("Content-Type", ""))
         return int(found.group(1)) if found else None
+
+    def _check_media_types(self, major: int) -> None:
+        """A server accepts ``compatible-with`` its own major and the previous one (REST compatibility)."""
+        accept, ctype = self.headers.get("Accept"), self.headers.get("Content-Type")
+        versions = {int(m.group(1)) for h in (accept, ctype) if h for m in [_COMPAT.search(h)] if m}
+        if versions and (len(versions) > 1 or not versions <= {major, major - 1}):
+            raise EsError(
+                400,
+                "media_type_header_exception",
+                "Invalid media-type value on headers [Accept, Content-Type]",
+                caused_by={
+                    "type": "status_exception",
+                    "reason": "A compatible version is required on both Content-Type and Accept headers if "
+                    "either one has requested a compatible version and the compatible versions must match. "
+                    f"Accept={accept}, Content-Type={ctype}",
+                },
+            )
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
@@ -136,6 +167,7 @@ class LocalElasticsearchServer:
         version: str | None = None,
         data_dir: str | Path | None = None,
         refresh_interval: float = 1.0,
+        max_content_length: int = 100 * 1024 * 1024,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -146,9 +178,11 @@ class LocalElasticsearchServer:
             "document_parsing_exception" if (self.major, minor) >= (8, 8) else "mapper_parsing_exception"
         )
         self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.max_content_length = max_content_length
         self.cluster = Cluster(error_type=error_type, default_refresh=refresh_interval)
         self.faults = Faults()
         self.pits: dict[str, dict[str, t.Any]] = {}
+        self.scrolls: dict[str, dict[str, t.Any]] = {}
         self._httpd: _Server | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -254,4 +288,32 @@ class LocalElasticsearchServer:
                 f"request [{split.path}] contains unrecognized parameter or path",
             )
         handler, args = found
-        return handler(self, Request(method, split.path, params, body, args))
+        status, payload = handler(self, Request(method, split.path, params, body, args))
+        if params.get("filter_path") and isinstance(payload, dict):
+            payload = filter_path(payload, params["filter_path"].split(","))
+        return status, payload
+
+
+def filter_path(payload: dict[str, t.Any], paths: list[str]) -> dict[str, t.Any]:
+    """Keep only the dotted paths named (``*`` matches one level, ``**`` any depth), like ``filter_path``."""
+    include = [p.split(".") for p in paths if not p.startswith("-")]
+
+    def keep(node: t.Any, patterns: list[list[str]]) -> t.Any:
+        if any(not p for p in patterns):
+            return node
+        if isinstance(node, list):
+            items = [keep(item, patterns) for item in node]
+            return [i for i in items if i is not None] or None
+        if not isinstance(node, dict):
+            return None
+        out = {}
+        for key, value in node.items():
+            rest = [p[1:] for p in patterns if p[0] in ("*", key) or fnmatch.fnmatchcase(key, p[0])]
+            rest += [p for p in patterns if p[0] == "**"] + [p[1:] for p in patterns if p[0] == "**"]
+            if rest:
+                kept = keep(value, rest)
+                if kept is not None:
+                    out[key] = kept
+        return out or None
+
+    return keep(payload, include) or {}

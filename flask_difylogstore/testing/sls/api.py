@@ -46,6 +46,7 @@ def route(
     body: bytes,
     project: str | None,
 ) -> _Reply:
+    """Dispatch one request: (status, JSON-able payload or raw bytes, extra response headers)."""
     if not parts:
         return _route_project(store, method, params, body, project)
     if parts[0] != "logstores":
@@ -108,8 +109,7 @@ def _route_project(
         store.delete_project(project)
         return 200, b"", None
     if method == "PUT":
-        info = store.project(project)
-        info["description"] = str(_json_body(body).get("description", info["description"]))
+        store.update_project(project, _json_body(body).get("description"))
         return 200, b"", None
     raise SLSError(404, "RouteNotFound", f"unsupported {method} /")
 

@@ -38,8 +38,9 @@ def local_log_client(
 
     The SDK sends requests to ``http://<project>.<endpoint>`` unless the endpoint is a bare IPv4
     address (its private ``_isRowIp`` flag), so ``127.0.0.1:9000`` would become the unresolvable
-    ``<project>.127.0.0.1``. Setting the flag keeps the project in the Host header only, as the
-    server expects. A fixed ``source`` avoids the DNS lookup put_logs otherwise does per call.
+    ``<project>.127.0.0.1``. Setting the flag (for IPv4 and ``localhost`` endpoints) keeps the
+    project in the Host header only, as the server expects. A fixed ``source`` avoids the DNS
+    lookup put_logs otherwise does per call.
     """
     client = LogClient(
         endpoint,
@@ -50,7 +51,7 @@ def local_log_client(
         region=region or "",
     )
     host = urlsplit(endpoint if "//" in endpoint else f"http://{endpoint}").hostname or ""
-    if host.replace(".", "").isdigit():
+    if host == "localhost" or host.replace(".", "").isdigit():
         client._isRowIp = True  # type: ignore[attr-defined]
     return client
 
@@ -255,7 +256,7 @@ class LocalSLSServer:
         self.port = httpd.server_address[1]
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever, name=f"local-sls-{self.port}", daemon=True
+            target=httpd.serve_forever, args=(0.05,), name=f"local-sls-{self.port}", daemon=True
         )
         self._thread.start()
 

@@ -27,6 +27,7 @@ MACROS = [
     "CREATE OR REPLACE TEMP MACRO from_iso8601_date(s) AS CAST(s AS DATE)",
     "CREATE OR REPLACE TEMP MACRO json_extract_scalar(j, p) AS json_extract_string(j, p)",
     "CREATE OR REPLACE TEMP MACRO approx_distinct(x) AS approx_count_distinct(x)",
+    "CREATE OR REPLACE TEMP MACRO approx_percentile(x, p) AS approx_quantile(x, p)",
     "CREATE OR REPLACE TEMP MACRO arbitrary(x) AS any_value(x)",
     "CREATE OR REPLACE TEMP MACRO regexp_like(s, p) AS regexp_matches(s, p)",
     "CREATE OR REPLACE TEMP MACRO day_of_week(t) AS isodow(t)",
@@ -109,6 +110,8 @@ def _unquote(tok: Tok) -> str:
 def translate(sql: str, logstore: str, relation: str) -> str:
     """Rewrite an SLS SQL statement so DuckDB runs it against ``relation``."""
     toks = [t for t in tokenize(sql.strip().rstrip(";")) if t.kind != "comment"]
+    if any(t.text == ";" for t in toks):
+        raise bad_request("ParameterInvalid", "line 1:1: only one SQL statement is allowed")
     if not any(t.low == "select" for t in toks):
         raise bad_request("ParameterInvalid", "line 1:1: the analytic statement must be a SELECT")
     depth = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import importlib
 import os
 import re
 import threading
@@ -30,6 +31,8 @@ from flask_difylogstore.testing.sls.wire import DecodedGroup
 #: Buffered logs are appended to DuckDB once this many are waiting (or before any read).
 FLUSH_ROWS = 5_000
 FLUSH_BYTES = 64 * 1024 * 1024
+#: Append through pyarrow when it is installed; set False to use DuckDB's list parameters only.
+USE_ARROW = True
 
 _PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _LOGSTORE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
@@ -43,6 +46,15 @@ _FIXED_COLUMNS = (
 )
 
 
+def _optional_pyarrow() -> Any:
+    """pyarrow when installed: it makes the bulk append about twice as fast."""
+    try:
+        return importlib.import_module("pyarrow")
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+
+
+pyarrow: Any = _optional_pyarrow()
 _OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
 
 
@@ -108,6 +120,8 @@ class Store:
         con.execute("SET integer_division = true")
         for macro in MACROS:
             con.execute(macro)
+        # Queries come from clients: keep them away from files other than the database's own.
+        con.execute("SET enable_external_access = false")
         for project in self.meta["projects"].values():
             for ls in project["logstores"].values():
                 tbl = quote_ident(ls["_table"])
@@ -176,6 +190,14 @@ class Store:
             for ls in list(project["logstores"]):
                 self.delete_logstore(name, ls)
             del self.meta["projects"][name]
+            self._save_meta()
+
+    def update_project(self, name: str | None, description: Any) -> None:
+        with self.lock:
+            project = self.project(name)
+            if description is not None:
+                project["description"] = str(description)
+            project["lastModifyTime"] = str(int(time.time()))
             self._save_meta()
 
     def project_info(self, name: str | None) -> dict[str, Any]:
@@ -370,5 +392,20 @@ class Store:
             columns.append(quote_ident(col))
             values.append([row.get(key) for row in rows])
             types.append("VARCHAR")
-        select = ", ".join(f"unnest(${i + 1}::{t}[])" for i, t in enumerate(types))
-        self.db.execute(f"INSERT INTO {tbl} ({', '.join(columns)}) SELECT {select}", values)
+        target = f"INSERT INTO {tbl} ({', '.join(columns)})"
+        if pyarrow is not None and USE_ARROW:
+            arrow_types = {"BIGINT": pyarrow.int64(), "VARCHAR": pyarrow.string()}
+            batch = pyarrow.table(
+                {
+                    f"c{i}": pyarrow.array(v, arrow_types[t])
+                    for i, (v, t) in enumerate(zip(values, types, strict=True))
+                }
+            )
+            self.db.register("__sls_batch", batch)
+            try:
+                self.db.execute(f"{target} SELECT * FROM __sls_batch")
+            finally:
+                self.db.unregister("__sls_batch")
+        else:
+            select = ", ".join(f"unnest(${i + 1}::{t}[])" for i, t in enumerate(types))
+            self.db.execute(f"{target} SELECT {select}", values)

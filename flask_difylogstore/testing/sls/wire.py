@@ -6,6 +6,7 @@ import zlib
 from dataclasses import dataclass, field
 
 import lz4.block
+from aliyun.log.log_logs_pb2 import LogGroup  # type: ignore[attr-defined]
 from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # type: ignore[attr-defined]
 from google.protobuf.message import DecodeError
 
@@ -56,36 +57,37 @@ def decompress(body: bytes, compress_type: str, raw_size: int | None) -> bytes:
 
 
 def decode_log_group(data: bytes) -> DecodedGroup:
-    """Parse a serialized ``LogGroup``; values that are not valid UTF-8 are replaced, not rejected."""
-    group = LogGroupRaw()
+    """Parse a serialized ``LogGroup``.
+
+    The message with string values decodes UTF-8 in C and is tried first; it hands back bytes for
+    values that are not valid UTF-8, and then the bytes variant is used with such values replaced.
+    """
     try:
+        group = LogGroup()
         group.ParseFromString(data)
-    except DecodeError as exc:
-        raise bad_request("PostBodyInvalid", f"failed to parse log group: {exc}") from exc
-    logs = group.Logs
+        logs = group.Logs
+        rows = [{c.Key: c.Value for c in log.Contents} for log in logs]
+        if any(type(v) is not str for row in rows for v in row.values()):
+            raise ValueError("not UTF-8")
+    except (DecodeError, UnicodeDecodeError, ValueError):
+        raw = LogGroupRaw()
+        try:
+            raw.ParseFromString(data)
+        except DecodeError as exc:
+            raise bad_request("PostBodyInvalid", f"failed to parse log group: {exc}") from exc
+        group, logs = raw, raw.Logs
+        rows = [{c.Key: c.Value.decode(errors="replace") for c in log.Contents} for log in logs]
     if len(logs) > MAX_LOGS_PER_REQUEST:
         raise bad_request(
             "InvalidLogSize",
             f"logItems' length exceeds maximum limitation: {MAX_LOGS_PER_REQUEST} lines, got {len(logs)}",
         )
-    out = DecodedGroup(
+    return DecodedGroup(
         topic=group.Topic,
         source=group.Source,
         tags={tag.Key: tag.Value for tag in group.LogTags},
+        times=[log.Time for log in logs],
+        times_ns=[log.Time_ns for log in logs],
+        rows=rows,
         raw_size=len(data),
     )
-    times = out.times
-    times_ns = out.times_ns
-    rows = out.rows
-    for log in logs:
-        times.append(log.Time)
-        times_ns.append(log.Time_ns)
-        row: dict[str, str] = {}
-        for content in log.Contents:
-            value = content.Value
-            try:
-                row[content.Key] = value.decode()
-            except UnicodeDecodeError:
-                row[content.Key] = value.decode(errors="replace")
-        rows.append(row)
-    return out

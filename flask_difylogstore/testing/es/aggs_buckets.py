@@ -1,0 +1,220 @@
+"""Time bucketing aggregations: ``date_histogram`` and ``composite`` (terms / date_histogram sources).
+
+Importing this module registers both in the aggregation table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import typing as t
+
+from flask_difylogstore.testing.es import datemath
+from flask_difylogstore.testing.es.aggs import _HANDLERS, Pair, _check_field, _Env, _run, _vals
+from flask_difylogstore.testing.es.errors import bad_request, parsing_error
+
+_CAL = {
+    "minute": "m", "1m": "m", "hour": "h", "1h": "h", "day": "d", "1d": "d", "week": "w", "1w": "w",
+    "month": "M", "1M": "M", "quarter": "q", "1q": "q", "year": "y", "1y": "y",
+}  # fmt: skip
+
+
+class DateBuckets:
+    """Maps epoch milliseconds to bucket keys for one ``date_histogram`` definition."""
+
+    def __init__(self, params: dict[str, t.Any], env: _Env) -> None:
+        self.field = params["field"]
+        self.nanos = _check_field(env, self.field) == "date_nanos"
+        self.zone = datemath.get_zone(params.get("time_zone"))
+        self.fmt = params.get("format") or env.field_format(self.field)
+        self.offset = datemath.parse_duration_ms(params["offset"]) if params.get("offset") else 0
+        interval = params.get("interval")
+        self.cal = params.get("calendar_interval") or (interval if interval in _CAL else None)
+        fixed = params.get("fixed_interval") or (interval if not self.cal else None)
+        if self.cal:
+            if self.cal not in _CAL:
+                raise bad_request(
+                    f"The supplied interval [{self.cal}] could not be parsed as a calendar interval."
+                )
+            self.unit = _CAL[self.cal]
+        elif fixed:
+            self.step = datemath.parse_duration_ms(fixed)
+        else:
+            raise bad_request(
+                "Required one of fields [interval, calendar_interval, fixed_interval], "
+                "but none were specified."
+            )
+        self.memo: dict[int, int] = {}
+
+    def values(self, pair: Pair) -> set[int]:
+        raw = _vals(pair[1], self.field)
+        return {self.key(int(v) // 1_000_000 if self.nanos else int(v)) for v in raw}
+
+    def key(self, ms: int) -> int:
+        if self.cal:
+            minute = (ms - self.offset) // 60_000
+            found = self.memo.get(minute)
+            if found is None:
+                local = datemath.round_down(datemath.from_ms(ms - self.offset, self.zone), self.unit)
+                found = self.memo[minute] = int(local.timestamp() * 1000) + self.offset
+            return found
+        tz_off = _offset_ms(self.zone, ms)
+        return (ms + tz_off - self.offset) // self.step * self.step - tz_off + self.offset
+
+    def next(self, key: int) -> int:
+        if self.cal:
+            moment = datemath.from_ms(key - self.offset, self.zone)
+            return int(datemath.add_unit(moment, 1, self.unit).timestamp() * 1000) + self.offset
+        return self.key(key + self.step)
+
+    def text(self, key: int) -> str:
+        return datemath.format_date(key, self.fmt, self.zone)
+
+    def parse(self, value: t.Any, now_ms: int) -> int:
+        return self.key(datemath.resolve(value, self.fmt, self.zone, now_ms=now_ms))
+
+
+def _offset_ms(zone: dt.tzinfo, ms: int) -> int:
+    delta = datemath.from_ms(ms, zone).utcoffset()
+    return int(delta.total_seconds() * 1000) if delta else 0
+
+
+def _date_histogram(
+    params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
+) -> dict[str, t.Any]:
+    buckets_of = DateBuckets(params, env)
+    members: dict[int, list[Pair]] = {}
+    for pair in docs:
+        for key in buckets_of.values(pair):
+            members.setdefault(key, []).append(pair)
+    min_count = int(params.get("min_doc_count", 0))
+    keys = sorted(members)
+    bounds = params.get("extended_bounds")
+    if min_count == 0 and (keys or bounds):
+        lo, hi = (keys[0], keys[-1]) if keys else (None, None)
+        if bounds and bounds.get("min") is not None:
+            b = buckets_of.parse(bounds["min"], env.now_ms)
+            lo = b if lo is None else min(lo, b)
+        if bounds and bounds.get("max") is not None:
+            b = buckets_of.parse(bounds["max"], env.now_ms)
+            hi = b if hi is None else max(hi, b)
+        keys = []
+        cursor = lo
+        while cursor is not None and hi is not None and cursor <= hi and len(keys) < 100_000:
+            keys.append(cursor)
+            cursor = buckets_of.next(cursor)
+    hard = params.get("hard_bounds") or {}
+    low = buckets_of.parse(hard["min"], env.now_ms) if hard.get("min") is not None else None
+    high = buckets_of.parse(hard["max"], env.now_ms) if hard.get("max") is not None else None
+    buckets = []
+    for key in keys:
+        chosen = members.get(key, [])
+        if len(chosen) < min_count or (low is not None and key < low) or (high is not None and key > high):
+            continue
+        bucket = {"key_as_string": buckets_of.text(key), "key": key, "doc_count": len(chosen)}
+        bucket.update(_run(sub, chosen, env))
+        buckets.append(bucket)
+    order = params.get("order")
+    if isinstance(order, dict) and str(order.get("_key", "asc")).lower() == "desc":
+        buckets.reverse()
+    return {"buckets": buckets}
+
+
+class _Source:
+    """One composite source: extracts its keys from a document and orders them."""
+
+    def __init__(self, name: str, kind: str, params: dict[str, t.Any], env: _Env) -> None:
+        self.name = name
+        self.field = params["field"]
+        self.desc = str(params.get("order", "asc")).lower() == "desc"
+        self.missing_bucket = bool(params.get("missing_bucket", False))
+        self.missing_first = str(params.get("missing_order", "default")).lower() != "last"
+        self.dates = DateBuckets(params, env) if kind == "date_histogram" else None
+        self.formatted = self.dates is not None and bool(params.get("format"))
+        if kind == "terms":
+            self.ftype = _check_field(env, self.field)
+        elif kind != "date_histogram":
+            raise parsing_error(f"Unknown source type [{kind}] in composite aggregation")
+
+    def keys(self, pair: Pair) -> list[t.Any]:
+        found: list[t.Any] = (
+            sorted(self.dates.values(pair)) if self.dates else list(dict.fromkeys(_vals(pair[1], self.field)))
+        )
+        if not found and self.missing_bucket:
+            return [None]
+        return found
+
+    def sort_key(self, value: t.Any) -> tuple[int, t.Any]:
+        if value is None:
+            return (0 if self.missing_first != self.desc else 2, 0)
+        return (1, _Neg(value) if self.desc else value)
+
+    def render(self, value: t.Any) -> t.Any:
+        if value is None or self.dates is None or not self.formatted:
+            return value
+        return self.dates.text(value)
+
+    def parse_after(self, value: t.Any, now_ms: int) -> t.Any:
+        if value is None or self.dates is None:
+            return value
+        return self.dates.parse(value, now_ms)
+
+
+class _Neg:
+    __slots__ = ("v",)
+
+    def __init__(self, v: t.Any) -> None:
+        self.v = v
+
+    def __lt__(self, other: _Neg) -> bool:
+        return bool(other.v < self.v)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Neg) and self.v == other.v
+
+    def __hash__(self) -> int:
+        return hash(self.v)
+
+
+def _composite(
+    params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
+) -> dict[str, t.Any]:
+    sources = []
+    for spec in params.get("sources") or []:
+        ((name, body),) = spec.items()
+        ((kind, source_params),) = body.items()
+        sources.append(_Source(name, kind, source_params, env))
+    if not sources:
+        raise parsing_error("Composite [sources] cannot be null or empty")
+    size = int(params.get("size", 10))
+    members: dict[tuple[t.Any, ...], list[Pair]] = {}
+    for pair in docs:
+        per_source = [s.keys(pair) for s in sources]
+        if any(not keys for keys in per_source):
+            continue
+        for combo in itertools.product(*per_source):
+            members.setdefault(combo, []).append(pair)
+
+    def order(combo: tuple[t.Any, ...]) -> tuple[t.Any, ...]:
+        return tuple(s.sort_key(v) for s, v in zip(sources, combo, strict=True))
+
+    keys = sorted(members, key=order)
+    after = params.get("after")
+    if after:
+        bound = order(tuple(s.parse_after(after.get(s.name), env.now_ms) for s in sources))
+        keys = [k for k in keys if order(k) > bound]
+    page = keys[:size]
+    buckets = []
+    for combo in page:
+        rendered = {s.name: s.render(v) for s, v in zip(sources, combo, strict=True)}
+        bucket: dict[str, t.Any] = {"key": rendered, "doc_count": len(members[combo])}
+        bucket.update(_run(sub, members[combo], env))
+        buckets.append(bucket)
+    result: dict[str, t.Any] = {"buckets": buckets}
+    if buckets:
+        result = {"after_key": buckets[-1]["key"], **result}
+    return result
+
+
+_HANDLERS["date_histogram"] = _date_histogram
+_HANDLERS["composite"] = _composite

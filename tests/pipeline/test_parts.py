@@ -1,0 +1,73 @@
+"""The pipeline's parts on their own, and its wiring into the Flask extension."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from pipeline_fakes import make_record
+
+from flask_difylogstore import DifyLogStore, LogStoreSettings
+from flask_difylogstore.backends.base import Scope
+from flask_difylogstore.pipeline import SpoolingPipeline
+from flask_difylogstore.pipeline.breaker import CircuitBreaker
+from flask_difylogstore.pipeline.pending import PendingIndex
+from flask_difylogstore.pipeline.writer import backoff_delay
+from flask_difylogstore.records import RecordKind
+
+
+def test_pending_index_keeps_latest_per_id_within_its_cap() -> None:
+    index = PendingIndex(max_bytes=250)
+    old, new = make_record(1, version=10), make_record(1, version=20)
+    index.add(new, 100)
+    index.add(old, 100)
+    assert index.records(RecordKind.NODE_EXECUTION) == [new]
+    index.add(make_record(2, version=5), 100)
+    index.add(make_record(3, version=5), 100)  # over the cap: not indexed, counted
+    assert len(index) == 2 and index.overflow == 1
+    index.discard(old)  # an older acknowledgement does not hide the newer pending snapshot
+    assert index.records(RecordKind.NODE_EXECUTION)[0] is new
+    index.discard(new)
+    assert [r.id for r in index.records(RecordKind.NODE_EXECUTION)] == ["node-2"]
+
+
+def test_breaker_opens_probes_and_closes() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=3, base_open_s=1.0, max_open_s=4.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert breaker.wait_time() == 0
+        breaker.failure()
+    assert breaker.state == "open" and breaker.wait_time() > 0
+    now[0] += 1.0
+    assert breaker.wait_time() == 0 and breaker.state == "half_open"
+    breaker.failure()  # failed probe: open again, longer
+    assert breaker.state == "open"
+    now[0] += 4.0
+    assert breaker.wait_time() == 0
+    breaker.success()
+    assert breaker.state == "closed" and breaker.failures == 0
+
+
+def test_backoff_is_capped_full_jitter() -> None:
+    delays = [backoff_delay(attempt, cap=2.0) for attempt in range(40) for _ in range(20)]
+    assert min(delays) >= 0 and max(delays) <= 2.0
+    assert max(backoff_delay(1, cap=30.0) for _ in range(200)) <= 0.1
+
+
+def test_extension_builds_the_pipeline_and_reads_see_own_writes(tmp_path: Path) -> None:
+    settings = LogStoreSettings(backend="memory", spool_dir=tmp_path, pipeline={"flush_interval_ms": 10})
+    app = Flask(__name__)
+    DifyLogStore(app, settings=settings)
+    state = DifyLogStore.state(app)
+    try:
+        assert isinstance(state.sink, SpoolingPipeline)
+        record = make_record(7, status="succeeded")
+        state.sink.submit([record])
+        assert [r.id for r in state.sink.pending(RecordKind.NODE_EXECUTION)] in ([record.id], [])
+        assert state.sink.flush(5)
+        assert state.sink.stats()["written"] == 1
+        stored = state.require_backend().get_latest(RecordKind.NODE_EXECUTION, [record.id], Scope("tenant-1"))
+        assert stored[record.id].log_version == record.log_version
+        assert (tmp_path / "memory").is_dir()
+    finally:
+        state.close(5)
