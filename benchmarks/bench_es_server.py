@@ -144,9 +144,7 @@ def bench_agg(es: Elasticsearch, docs: int) -> dict[str, t.Any]:
         res = es.options(request_timeout=600).search(index="bench-agg", **body)
         timings.append(time.perf_counter() - started)
     expected = sum(
-        1
-        for i in range(docs)
-        if i % 4 == 0 and 1_700_000_000_000 + i * 1000 >= 1_700_000_000_000 + docs * 250
+        1 for i in range(docs) if i % 4 == 0 and 1_700_000_000_000 + i * 1000 >= 1_700_000_000_000 + docs * 250
     )
     assert res["hits"]["total"]["value"] == min(expected, 10_000)
     return {

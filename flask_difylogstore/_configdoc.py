@@ -30,8 +30,14 @@ def _type_name(field: FieldInfo) -> str:
         return " \\| ".join(f"`{v}`" for v in t.get_args(annotation))
     if "datetime" in str(annotation):
         return "ISO datetime (UTC)"
-    return {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "Path": "path",
-            "list": "list of URLs"}.get(name, str(annotation).replace("typing.", "").replace("datetime.", ""))
+    return {
+        "str": "string",
+        "int": "integer",
+        "float": "number",
+        "bool": "boolean",
+        "Path": "path",
+        "list": "list of URLs",
+    }.get(name, str(annotation).replace("typing.", "").replace("datetime.", ""))
 
 
 def _default(field: FieldInfo) -> str:

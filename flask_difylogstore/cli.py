@@ -50,9 +50,7 @@ def _flatten(prefix: str, data: t.Any, rows: list[tuple[str, str]]) -> None:
 
 @logstore_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option(
-    "--exact", is_flag=True, help="Count relational rows exactly (PostgreSQL otherwise uses estimates)."
-)
+@click.option("--exact", is_flag=True, help="Count relational rows exactly (PostgreSQL otherwise uses estimates).")
 @catch_errors
 def status_command(as_json: bool, exact: bool) -> None:
     """Show configuration (secrets masked), reachability, rows on each side and migration progress."""
@@ -69,9 +67,7 @@ def status_command(as_json: bool, exact: bool) -> None:
         _echo_json(data)
         return
     click.echo(f"backend       {data['backend']}")
-    click.echo(
-        f"reachable     {'n/a' if data['reachable'] is None else ('yes' if data['reachable'] else 'NO')}"
-    )
+    click.echo(f"reachable     {'n/a' if data['reachable'] is None else ('yes' if data['reachable'] else 'NO')}")
     if report.backend is not None and report.backend.error:
         click.echo(f"error         {report.backend.error}")
     click.echo(f"provisioning  {data['provisioning']}")
@@ -203,10 +199,7 @@ def init_command(dry_run: bool) -> None:
         mark = {"create": "+", "update": "~", "keep": "="}[change.action]
         click.echo(f"{mark} {change.target}: {change.detail}")
     changed = sum(1 for c in report.changes if c.action != "keep")
-    click.echo(
-        f"{report.backend}: {verb} change {changed} item(s), "
-        f"{len(report.changes) - changed} already up to date"
-    )
+    click.echo(f"{report.backend}: {verb} change {changed} item(s), {len(report.changes) - changed} already up to date")
 
 
 # -- migration: migrate, verify, cleanup-pg --------------------------------------------------------
@@ -275,9 +268,7 @@ def _exit(code: int, message: str) -> None:
     show_default=True,
     help="Stop a kind after this many failed rows.",
 )
-@click.option(
-    "--storage-dir", type=click.Path(file_okay=False), help="Local directory of offloaded payloads."
-)
+@click.option("--storage-dir", type=click.Path(file_okay=False), help="Local directory of offloaded payloads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @catch_errors
 def migrate_command(
@@ -394,9 +385,7 @@ def migrate_command(
     help="Percent of rows compared field by field (random, drawn by the database).",
 )
 @click.option("--seed", type=int, help="Repeatable sample (PostgreSQL).")
-@click.option(
-    "--storage-dir", type=click.Path(file_okay=False), help="Local directory of offloaded payloads."
-)
+@click.option("--storage-dir", type=click.Path(file_okay=False), help="Local directory of offloaded payloads.")
 @click.option("--json", "as_json", is_flag=True)
 @catch_errors
 def verify_command(
@@ -452,8 +441,7 @@ def verify_command(
         for k in report.kinds:
             for g in k.short_groups:
                 click.echo(
-                    f"short {k.kind} {g.day} app {g.app_id}: relational {g.relational:,}, "
-                    f"log store {g.log_store:,}"
+                    f"short {k.kind} {g.day} app {g.app_id}: relational {g.relational:,}, log store {g.log_store:,}"
                 )
             for m in k.mismatches:
                 click.echo(f"{m.status} {k.kind} {m.id}: {m.detail}")
@@ -476,13 +464,9 @@ def verify_command(
     help="Delete rows created before this day (UTC, exclusive) / ISO datetime, e.g. the cut-over.",
 )
 @click.option("--batch-size", type=click.IntRange(1, 5_000), default=500, show_default=True)
-@click.option(
-    "--yes", "execute", is_flag=True, help="Really delete (default: only report what would be deleted)."
-)
+@click.option("--yes", "execute", is_flag=True, help="Really delete (default: only report what would be deleted).")
 @click.option("--resume", is_flag=True, help="Continue after the checkpoint of the same selection.")
-@click.option(
-    "--storage-dir", type=click.Path(file_okay=False), help="Local directory of offloaded payloads."
-)
+@click.option("--storage-dir", type=click.Path(file_okay=False), help="Local directory of offloaded payloads.")
 @click.option("--json", "as_json", is_flag=True)
 @catch_errors
 def cleanup_command(

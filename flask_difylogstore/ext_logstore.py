@@ -12,8 +12,8 @@ Dify calls ``is_enabled()`` and skips the module when it returns ``False``, then
 from __future__ import annotations
 
 from flask import Flask
-from pydantic import ValidationError
 
+from flask_difylogstore.errors import LogStoreConfigError
 from flask_difylogstore.extension import DifyLogStore
 from flask_difylogstore.settings import LogStoreSettings
 
@@ -24,8 +24,8 @@ logstore = DifyLogStore()
 def is_enabled() -> bool:
     """Enabled iff a backend is configured. Invalid settings count as enabled, so ``init_app`` reports them."""
     try:
-        return LogStoreSettings().enabled
-    except ValidationError:
+        return LogStoreSettings.load(env_file=".env").enabled
+    except LogStoreConfigError:
         return True
 
 

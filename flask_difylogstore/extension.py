@@ -14,7 +14,7 @@ from flask import Flask, current_app, has_app_context
 from flask_difylogstore.backends import create_backend
 from flask_difylogstore.backends.base import LogBackend
 from flask_difylogstore.errors import DifyLogStoreError, LogStoreConfigError
-from flask_difylogstore.pipeline.base import DirectSink, RecordSink
+from flask_difylogstore.pipeline.base import RecordSink
 from flask_difylogstore.provisioning import ProvisioningGate
 from flask_difylogstore.settings import LogStoreSettings
 
@@ -111,8 +111,9 @@ class DifyLogStore:
     environment and ``.env`` unless a ready :class:`LogStoreSettings` is passed (the test seam).
     """
 
-    def __init__(self, app: Flask | None = None, *, settings: LogStoreSettings | None = None,
-                 cli_group: str = "logstore") -> None:
+    def __init__(
+        self, app: Flask | None = None, *, settings: LogStoreSettings | None = None, cli_group: str = "logstore"
+    ) -> None:
         self._settings = settings
         self._cli_group = cli_group
         if app is not None:
@@ -173,21 +174,10 @@ class DifyLogStore:
 
 
 def _build_sink(state: LogStoreState) -> RecordSink:
-    """The background pipeline when available, else synchronous writes after provisioning."""
-    backend = state.require_backend()
-    gate = state.gate
-    try:
-        from flask_difylogstore.pipeline import build_pipeline
-    except ImportError:
-        build_pipeline = None
-    if build_pipeline is not None:
-        return build_pipeline(state)
+    """The background write pipeline: ``save()`` never waits on the network."""
+    from flask_difylogstore.pipeline import build_pipeline
 
-    def wait_for_provisioning() -> None:
-        if gate is not None:
-            gate.wait(state.settings.startup_timeout)
-
-    return DirectSink(backend, before_write=wait_for_provisioning)
+    return build_pipeline(state)
 
 
 @atexit.register

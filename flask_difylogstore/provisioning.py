@@ -59,7 +59,8 @@ class ProvisioningGate:
         if not finished:
             logger.warning(
                 "flask-difylogstore: %s backend not provisioned yet (%s); writes wait, retrying in the background",
-                self._backend.name, self.last_error or "still running",
+                self._backend.name,
+                self.last_error or "still running",
             )
 
     def _run(self) -> None:
@@ -71,8 +72,12 @@ class ProvisioningGate:
             except Exception as exc:
                 self.state = "failed"
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning("flask-difylogstore: provisioning %s failed (attempt %d): %s",
-                               self._backend.name, self.attempts, self.last_error)
+                logger.warning(
+                    "flask-difylogstore: provisioning %s failed (attempt %d): %s",
+                    self._backend.name,
+                    self.attempts,
+                    self.last_error,
+                )
                 if self._stop.wait(delay):
                     return
                 delay = min(delay * 2, self._retry_max)
@@ -104,5 +109,9 @@ class ProvisioningGate:
         return report
 
     def snapshot(self) -> dict[str, t.Any]:
-        return {"state": self.state, "attempts": self.attempts, "last_error": self.last_error,
-                "checked_at": time.time()}
+        return {
+            "state": self.state,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "checked_at": time.time(),
+        }

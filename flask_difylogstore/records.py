@@ -217,16 +217,47 @@ def fields_from_model(model: Any) -> dict[str, FieldType]:
 
 _OWNER_FIELDS: Mapping[RecordKind, frozenset[str]] = {
     RecordKind.RUN: frozenset(
-        {"id", "tenant_id", "app_id", "workflow_id", "type", "triggered_from", "version",
-         "created_by_role", "created_by", "created_at"}
+        {
+            "id",
+            "tenant_id",
+            "app_id",
+            "workflow_id",
+            "type",
+            "triggered_from",
+            "version",
+            "created_by_role",
+            "created_by",
+            "created_at",
+        }
     ),
     RecordKind.NODE_EXECUTION: frozenset(
-        {"id", "tenant_id", "app_id", "workflow_id", "triggered_from", "workflow_run_id", "node_id",
-         "node_type", "node_execution_id", "created_by_role", "created_by", "created_at"}
+        {
+            "id",
+            "tenant_id",
+            "app_id",
+            "workflow_id",
+            "triggered_from",
+            "workflow_run_id",
+            "node_id",
+            "node_type",
+            "node_execution_id",
+            "created_by_role",
+            "created_by",
+            "created_at",
+        }
     ),
     RecordKind.APP_LOG: frozenset(
-        {"id", "tenant_id", "app_id", "workflow_id", "workflow_run_id", "created_from",
-         "created_by_role", "created_by", "created_at"}
+        {
+            "id",
+            "tenant_id",
+            "app_id",
+            "workflow_id",
+            "workflow_run_id",
+            "created_from",
+            "created_by_role",
+            "created_by",
+            "created_at",
+        }
     ),
     RecordKind.PAYLOAD: frozenset({"id", "tenant_id", "app_id", "node_execution_id", "type", "created_at"}),
 }

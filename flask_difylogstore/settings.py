@@ -69,11 +69,17 @@ class AliyunSLSSettings(BaseModel):
         "", description="SLS project holding the logstores.", json_schema_extra=env("ALIYUN_SLS_PROJECT_NAME")
     )
     logstore_ttl: int = Field(
-        365, ge=1, le=3650, description="Retention of every logstore, in days.",
+        365,
+        ge=1,
+        le=3650,
+        description="Retention of every logstore, in days.",
         json_schema_extra=env("ALIYUN_SLS_LOGSTORE_TTL"),
     )
     shard_count: int = Field(
-        2, ge=1, le=64, description="Shards of a newly created logstore.",
+        2,
+        ge=1,
+        le=64,
+        description="Shards of a newly created logstore.",
         json_schema_extra=env("ALIYUN_SLS_SHARD_COUNT"),
     )
     logstore_prefix: str = Field(
@@ -82,12 +88,17 @@ class AliyunSLSSettings(BaseModel):
         json_schema_extra=env("ALIYUN_SLS_LOGSTORE_PREFIX"),
     )
     max_text_len: int = Field(
-        16384, ge=64, le=16384,
+        16384,
+        ge=64,
+        le=16384,
         description="Index `max_text_len`: longest text value SQL analysis sees (SLS caps it at 16384).",
         json_schema_extra=env("ALIYUN_SLS_MAX_TEXT_LEN"),
     )
     check_connectivity_timeout: float = Field(
-        5.0, gt=0, le=120, description="Seconds to wait for the endpoint at startup before going on lenient.",
+        5.0,
+        gt=0,
+        le=120,
+        description="Seconds to wait for the endpoint at startup before going on lenient.",
         json_schema_extra=env("ALIYUN_SLS_CHECK_CONNECTIVITY_TIMEOUT"),
     )
 
@@ -114,15 +125,21 @@ class ElasticsearchSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     hosts: list[str] = Field(
-        default_factory=list, description="Cluster URLs: a JSON list or a comma-separated list.",
+        default_factory=list,
+        description="Cluster URLs: a JSON list or a comma-separated list.",
         json_schema_extra=env("ELASTICSEARCH_HOSTS"),
     )
     index_prefix: str = Field(
-        "dify", pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Prefix of every index, template and policy.",
+        "dify",
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="Prefix of every index, template and policy.",
         json_schema_extra=env("ELASTICSEARCH_INDEX_PREFIX"),
     )
     retention_days: int = Field(
-        365, ge=1, le=36500, description="Days before the lifecycle policy deletes an index.",
+        365,
+        ge=1,
+        le=36500,
+        description="Days before the lifecycle policy deletes an index.",
         json_schema_extra=env("ELASTICSEARCH_RETENTION_DAYS"),
     )
     username: str = Field("", description="Basic-auth user.", json_schema_extra=env("LOGSTORE_ES_USERNAME"))
@@ -130,29 +147,45 @@ class ElasticsearchSettings(BaseModel):
         SecretStr(""), description="Basic-auth password.", json_schema_extra=env("LOGSTORE_ES_PASSWORD")
     )
     api_key: SecretStr = Field(
-        SecretStr(""), description="API key (`id:key` or the encoded form).", json_schema_extra=env("LOGSTORE_ES_API_KEY")
+        SecretStr(""),
+        description="API key (`id:key` or the encoded form).",
+        json_schema_extra=env("LOGSTORE_ES_API_KEY"),
     )
     ca_certs: str = Field("", description="Path of a CA bundle.", json_schema_extra=env("LOGSTORE_ES_CA_CERTS"))
     verify_certs: bool = Field(
         True, description="Verify the cluster's TLS certificate.", json_schema_extra=env("LOGSTORE_ES_VERIFY_CERTS")
     )
     request_timeout: float = Field(
-        10.0, gt=0, le=300, description="Seconds before a request times out.",
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds before a request times out.",
         json_schema_extra=env("LOGSTORE_ES_REQUEST_TIMEOUT"),
     )
     max_retries: int = Field(
-        3, ge=0, le=10, description="Retries on 429 / 5xx / connection errors.",
+        3,
+        ge=0,
+        le=10,
+        description="Retries on 429 / 5xx / connection errors.",
         json_schema_extra=env("LOGSTORE_ES_MAX_RETRIES"),
     )
     number_of_shards: int = Field(
-        1, ge=1, le=64, description="Primary shards of each new index.",
+        1,
+        ge=1,
+        le=64,
+        description="Primary shards of each new index.",
         json_schema_extra=env("LOGSTORE_ES_NUMBER_OF_SHARDS"),
     )
     number_of_replicas: int = Field(
-        1, ge=0, le=10, description="Replicas of each new index.", json_schema_extra=env("LOGSTORE_ES_NUMBER_OF_REPLICAS")
+        1,
+        ge=0,
+        le=10,
+        description="Replicas of each new index.",
+        json_schema_extra=env("LOGSTORE_ES_NUMBER_OF_REPLICAS"),
     )
     index_period: t.Literal["day", "week", "month"] = Field(
-        "month", description="Time partition of the indices, by the entity's creation time.",
+        "month",
+        description="Time partition of the indices, by the entity's creation time.",
         json_schema_extra=env("LOGSTORE_ES_INDEX_PERIOD"),
     )
 
@@ -183,23 +216,37 @@ class PipelineSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     batch_max_records: int = Field(
-        1000, ge=1, le=4096, description="Records per backend request at most.",
+        1000,
+        ge=1,
+        le=4096,
+        description="Records per backend request at most.",
         json_schema_extra=env("LOGSTORE_BATCH_MAX_RECORDS"),
     )
     batch_max_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, le=9 * 1024 * 1024, description="Serialised bytes per backend request at most.",
+        4 * 1024 * 1024,
+        ge=1024,
+        le=9 * 1024 * 1024,
+        description="Serialised bytes per backend request at most.",
         json_schema_extra=env("LOGSTORE_BATCH_MAX_BYTES"),
     )
     flush_interval_ms: int = Field(
-        200, ge=1, le=60_000, description="Longest time a record waits for its batch to fill.",
+        200,
+        ge=1,
+        le=60_000,
+        description="Longest time a record waits for its batch to fill.",
         json_schema_extra=env("LOGSTORE_FLUSH_INTERVAL_MS"),
     )
     fsync_interval_ms: int = Field(
-        50, ge=0, le=100, description="Group-commit interval of the spool's fsync (0: fsync every append).",
+        50,
+        ge=0,
+        le=100,
+        description="Group-commit interval of the spool's fsync (0: fsync every append).",
         json_schema_extra=env("LOGSTORE_SPOOL_FSYNC_INTERVAL_MS"),
     )
     spool_max_bytes: int = Field(
-        1024 * 1024 * 1024, ge=1024 * 1024, description="Size cap of the spool directory.",
+        1024 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Size cap of the spool directory.",
         json_schema_extra=env("LOGSTORE_SPOOL_MAX_BYTES"),
     )
     overflow_policy: t.Literal["block", "drop_newest", "fail"] = Field(
@@ -209,21 +256,31 @@ class PipelineSettings(BaseModel):
         json_schema_extra=env("LOGSTORE_SPOOL_OVERFLOW_POLICY"),
     )
     overflow_block_timeout_s: float = Field(
-        5.0, ge=0, le=600, description="With the `block` policy, how long `save()` waits for spool room before "
-        "raising.",
+        5.0,
+        ge=0,
+        le=600,
+        description="With the `block` policy, how long `save()` waits for spool room before raising.",
         json_schema_extra=env("LOGSTORE_SPOOL_OVERFLOW_BLOCK_TIMEOUT"),
     )
     memory_max_bytes: int = Field(
-        64 * 1024 * 1024, ge=64 * 1024, description="Memory for records waiting to be sent; beyond it they "
+        64 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Memory for records waiting to be sent; beyond it they "
         "wait in the spool only and are read back from disk.",
         json_schema_extra=env("LOGSTORE_PIPELINE_MEMORY_MAX_BYTES"),
     )
     max_retry_delay_s: float = Field(
-        30.0, gt=0, le=600, description="Cap of the exponential retry back-off.",
+        30.0,
+        gt=0,
+        le=600,
+        description="Cap of the exponential retry back-off.",
         json_schema_extra=env("LOGSTORE_MAX_RETRY_DELAY"),
     )
     shutdown_timeout_s: float = Field(
-        10.0, ge=0, le=600, description="How long shutdown waits to flush; the rest stays in the spool.",
+        10.0,
+        ge=0,
+        le=600,
+        description="How long shutdown waits to flush; the rest stays in the spool.",
         json_schema_extra=env("LOGSTORE_SHUTDOWN_TIMEOUT"),
     )
 
@@ -249,8 +306,11 @@ class _FlatEnvSource(PydanticBaseSettingsSource):
         for name, field in self.settings_cls.model_fields.items():
             section = field.annotation
             if isinstance(section, type) and issubclass(section, BaseModel):
-                sub = {sub_name: v for sub_name, sub_field in section.model_fields.items()
-                       if (v := self._lookup(sub_field)) is not None}
+                sub = {
+                    sub_name: v
+                    for sub_name, sub_field in section.model_fields.items()
+                    if (v := self._lookup(sub_field)) is not None
+                }
                 if sub:
                     data[name] = sub
             elif (value := self._lookup(field)) is not None:
@@ -274,15 +334,18 @@ class LogStoreSettings(BaseSettings):
         json_schema_extra=env("LOGSTORE_BACKEND"),
     )
     elasticsearch_enabled: bool = Field(
-        False, description="`true` selects the Elasticsearch backend when `LOGSTORE_BACKEND` is not set.",
+        False,
+        description="`true` selects the Elasticsearch backend when `LOGSTORE_BACKEND` is not set.",
         json_schema_extra=env("ELASTICSEARCH_ENABLED"),
     )
     dual_write_enabled: bool = Field(
-        False, description="Also write every record to the relational database (grey migration).",
+        False,
+        description="Also write every record to the relational database (grey migration).",
         json_schema_extra=env("LOGSTORE_DUAL_WRITE_ENABLED"),
     )
     dual_read_enabled: bool = Field(
-        True, description="Reads fall back to the relational database for data that predates the log store.",
+        True,
+        description="Reads fall back to the relational database for data that predates the log store.",
         json_schema_extra=env("LOGSTORE_DUAL_READ_ENABLED"),
     )
     cutover_at: datetime | None = Field(
@@ -292,7 +355,8 @@ class LogStoreSettings(BaseSettings):
         json_schema_extra=env("LOGSTORE_CUTOVER_AT"),
     )
     auto_provision: bool = Field(
-        True, description="Create or update logstores, indexes and templates at startup.",
+        True,
+        description="Create or update logstores, indexes and templates at startup.",
         json_schema_extra=env("LOGSTORE_AUTO_PROVISION"),
     )
     startup_strict: bool = Field(
@@ -302,7 +366,10 @@ class LogStoreSettings(BaseSettings):
         json_schema_extra=env("LOGSTORE_STARTUP_STRICT"),
     )
     startup_timeout: float = Field(
-        10.0, gt=0, le=600, description="Longest time startup waits for provisioning.",
+        10.0,
+        gt=0,
+        le=600,
+        description="Longest time startup waits for provisioning.",
         json_schema_extra=env("LOGSTORE_STARTUP_TIMEOUT"),
     )
     spool_dir: Path = Field(
@@ -311,28 +378,37 @@ class LogStoreSettings(BaseSettings):
         json_schema_extra=env("LOGSTORE_SPOOL_DIR"),
     )
     enable_put_graph_field: bool = Field(
-        True, description="Store the workflow `graph` on runs.", json_schema_extra=env("LOGSTORE_ENABLE_PUT_GRAPH_FIELD")
+        True,
+        description="Store the workflow `graph` on runs.",
+        json_schema_extra=env("LOGSTORE_ENABLE_PUT_GRAPH_FIELD"),
     )
     truncation_max_size: int = Field(
-        1024_000, ge=1024, description="Payloads larger than this (bytes) are stored truncated + offloaded.",
+        1024_000,
+        ge=1024,
+        description="Payloads larger than this (bytes) are stored truncated + offloaded.",
         json_schema_extra=env("WORKFLOW_VARIABLE_TRUNCATION_MAX_SIZE"),
     )
     truncation_string_length: int = Field(
-        100_000, ge=16, description="Longest string kept in a truncated payload.",
+        100_000,
+        ge=16,
+        description="Longest string kept in a truncated payload.",
         json_schema_extra=env("WORKFLOW_VARIABLE_TRUNCATION_STRING_LENGTH"),
     )
     truncation_array_length: int = Field(
-        1000, ge=1, description="Longest array kept in a truncated payload.",
+        1000,
+        ge=1,
+        description="Longest array kept in a truncated payload.",
         json_schema_extra=env("WORKFLOW_VARIABLE_TRUNCATION_ARRAY_LENGTH"),
     )
     health_url_prefix: str = Field(
-        "", description="When set (e.g. `/logstore`), serve the health report at `<prefix>/health`.",
+        "",
+        description="When set (e.g. `/logstore`), serve the health report at `<prefix>/health`.",
         json_schema_extra=env("LOGSTORE_HEALTH_URL_PREFIX"),
     )
 
-    sls: AliyunSLSSettings = Field(default_factory=AliyunSLSSettings)
-    elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
-    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    sls: AliyunSLSSettings = Field(default_factory=lambda: AliyunSLSSettings())
+    elasticsearch: ElasticsearchSettings = Field(default_factory=lambda: ElasticsearchSettings())
+    pipeline: PipelineSettings = Field(default_factory=lambda: PipelineSettings())
 
     @classmethod
     def settings_customise_sources(
@@ -383,7 +459,7 @@ class LogStoreSettings(BaseSettings):
         return self.effective_backend != "none"
 
     @classmethod
-    def load(cls, env_file: str | os.PathLike[str] | None = ".env", **overrides: t.Any) -> LogStoreSettings:
+    def load(cls, env_file: str | Path | None = ".env", **overrides: t.Any) -> LogStoreSettings:
         """Read the environment and ``env_file`` and check them; raise one error listing every problem."""
         try:
             settings = cls(_env_file=env_file, **overrides)
@@ -416,25 +492,34 @@ class LogStoreSettings(BaseSettings):
         if backend == "elasticsearch":
             es = self.elasticsearch
             if not es.hosts:
-                problems.append(ConfigProblem(
-                    "ELASTICSEARCH_HOSTS", "is required for the elasticsearch backend",
-                    'set it to a URL list, e.g. ["http://127.0.0.1:9200"]',
-                ))
+                problems.append(
+                    ConfigProblem(
+                        "ELASTICSEARCH_HOSTS",
+                        "is required for the elasticsearch backend",
+                        'set it to a URL list, e.g. ["http://127.0.0.1:9200"]',
+                    )
+                )
             if bool(es.username) != bool(es.password.get_secret_value()):
-                problems.append(ConfigProblem(
-                    "LOGSTORE_ES_USERNAME / LOGSTORE_ES_PASSWORD", "only one of the pair is set",
-                    "set both for basic auth, or neither",
-                ))
+                problems.append(
+                    ConfigProblem(
+                        "LOGSTORE_ES_USERNAME / LOGSTORE_ES_PASSWORD",
+                        "only one of the pair is set",
+                        "set both for basic auth, or neither",
+                    )
+                )
             if es.username and es.api_key.get_secret_value():
-                problems.append(ConfigProblem(
-                    "LOGSTORE_ES_API_KEY", "is set together with LOGSTORE_ES_USERNAME",
-                    "use either an API key or basic auth",
-                ))
+                problems.append(
+                    ConfigProblem(
+                        "LOGSTORE_ES_API_KEY",
+                        "is set together with LOGSTORE_ES_USERNAME",
+                        "use either an API key or basic auth",
+                    )
+                )
         return problems
 
     def summary(self) -> dict[str, t.Any]:
         """A printable view of the settings with every secret masked."""
-        return mask_secrets(self.model_dump())
+        return t.cast(dict[str, t.Any], mask_secrets(self.model_dump()))
 
 
 def mask_secrets(data: t.Any) -> t.Any:
@@ -461,7 +546,9 @@ def _defaults_for(exc: ValidationError, overrides: dict[str, t.Any]) -> dict[str
             field = model.model_fields.get(part)
             if field is None:
                 break
-            if i == len(loc) - 1 or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            if i == len(loc) - 1 or not (
+                isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+            ):
                 target[part] = field.get_default(call_default_factory=True)
                 break
             sub = target.get(part)

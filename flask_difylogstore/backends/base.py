@@ -227,8 +227,9 @@ class LogBackend(t.Protocol):
         """Latest snapshots matching ``query`` (filters applied after picking the latest version)."""
         ...
 
-    def count(self, kind: RecordKind, scope: Scope, filters: Sequence[Filter] = (),
-              time_range: TimeRange | None = None) -> int:
+    def count(
+        self, kind: RecordKind, scope: Scope, filters: Sequence[Filter] = (), time_range: TimeRange | None = None
+    ) -> int:
         """Number of entities (not snapshots) matching, deleted ones excluded."""
         ...
 
@@ -236,8 +237,15 @@ class LogBackend(t.Protocol):
         """Grouped aggregates over the latest snapshots (see :class:`AggregateQuery`)."""
         ...
 
-    def delete(self, kind: RecordKind, scope: Scope, filters: Sequence[Filter] = (),
-               time_range: TimeRange | None = None, *, limit: int | None = None) -> int:
+    def delete(
+        self,
+        kind: RecordKind,
+        scope: Scope,
+        filters: Sequence[Filter] = (),
+        time_range: TimeRange | None = None,
+        *,
+        limit: int | None = None,
+    ) -> int:
         """Delete matching entities (a tombstone snapshot or a native delete); return how many."""
         ...
 

@@ -21,7 +21,7 @@ def _try_import(*names: str) -> ModuleType | None:
     for name in names:
         try:
             return importlib.import_module(name)
-        except Exception:  # noqa: S112 - any failure means "not inside Dify"
+        except Exception:  # any failure means "not inside Dify"
             continue
     return None
 
@@ -58,7 +58,9 @@ WorkflowNodeExecutionMetadataKey: type[_enums.WorkflowNodeExecutionMetadataKey] 
     "WorkflowNodeExecutionMetadataKey",
     _enums.WorkflowNodeExecutionMetadataKey,
 )
-NodeType: type[_enums.NodeType] = _pick(_try_import("graphon.enums", "core.workflow.enums"), "NodeType", _enums.NodeType)
+NodeType: type[_enums.NodeType] = _pick(
+    _try_import("graphon.enums", "core.workflow.enums"), "NodeType", _enums.NodeType
+)
 
 InfiniteScrollPagination: type[_entities.InfiniteScrollPagination] = _pick(
     _try_import("libs.infinite_scroll_pagination"),
@@ -86,9 +88,7 @@ _DIFY_SQL_REPOSITORIES = {
     "workflow_node_execution": (
         "core.repositories.sqlalchemy_workflow_node_execution_repository.SQLAlchemyWorkflowNodeExecutionRepository",
     ),
-    "api_workflow_run": (
-        "repositories.sqlalchemy_api_workflow_run_repository.DifyAPISQLAlchemyWorkflowRunRepository",
-    ),
+    "api_workflow_run": ("repositories.sqlalchemy_api_workflow_run_repository.DifyAPISQLAlchemyWorkflowRunRepository",),
     "api_workflow_node_execution": (
         "repositories.sqlalchemy_api_workflow_node_execution_repository."
         "DifyAPISQLAlchemyWorkflowNodeExecutionRepository",

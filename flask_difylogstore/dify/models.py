@@ -82,7 +82,9 @@ class WorkflowRun(Base):
     total_steps: Mapped[int | None] = mapped_column(sa.Integer, server_default=sa.text("0"))
     created_by_role: Mapped[str] = mapped_column(sa.String(255))
     created_by: Mapped[str] = mapped_column(StringUUID, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False, server_default=sa.func.current_timestamp())
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime, nullable=False, server_default=sa.func.current_timestamp()
+    )
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime)
     exceptions_count: Mapped[int | None] = mapped_column(sa.Integer, server_default=sa.text("0"))
 
@@ -133,11 +135,18 @@ class WorkflowNodeExecutionModel(Base):
         ),
         sa.Index(
             "workflow_node_execution_id_idx",
-            "tenant_id", "app_id", "workflow_id", "triggered_from", "node_execution_id",
+            "tenant_id",
+            "app_id",
+            "workflow_id",
+            "triggered_from",
+            "node_execution_id",
         ),
         sa.Index(
             "workflow_node_executions_tenant_id_idx",
-            "tenant_id", "workflow_id", "node_id", sa.desc("created_at"),
+            "tenant_id",
+            "workflow_id",
+            "node_id",
+            sa.desc("created_at"),
         ),
     )
 
@@ -253,7 +262,9 @@ class WorkflowAppLog(Base):
     created_from: Mapped[str] = mapped_column(sa.String(255), nullable=False)
     created_by_role: Mapped[str] = mapped_column(sa.String(255), nullable=False)
     created_by: Mapped[str] = mapped_column(StringUUID, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False, server_default=sa.func.current_timestamp())
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime, nullable=False, server_default=sa.func.current_timestamp()
+    )
 
 
 class UploadFile(Base):
@@ -272,7 +283,9 @@ class UploadFile(Base):
     mime_type: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     created_by_role: Mapped[str] = mapped_column(sa.String(255), nullable=False, server_default="account")
     created_by: Mapped[str] = mapped_column(StringUUID, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime, nullable=False, server_default=sa.func.current_timestamp())
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime, nullable=False, server_default=sa.func.current_timestamp()
+    )
     used: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, server_default=sa.text("false"))
     used_by: Mapped[str | None] = mapped_column(StringUUID, nullable=True)
     used_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)

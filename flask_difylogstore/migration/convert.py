@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask_difylogstore import payloads
-from flask_difylogstore.conversions import PAYLOAD_TYPES, record
+from flask_difylogstore.conversions import PAYLOAD_TYPES
 from flask_difylogstore.migration.source import KindSpec, SourceRow
 from flask_difylogstore.migration.storage import PayloadStore
 from flask_difylogstore.records import (
@@ -82,7 +82,7 @@ def row_records(spec: KindSpec, row: SourceRow, loaded: LoadedPayloads | None = 
     """The entity record of a row followed by the PAYLOAD records of its full payloads."""
     data = record_data(spec, row)
     version = migrated_version(spec.kind, data)
-    records = [record(spec.kind, data, version)]
+    records = [LogRecord(spec.kind, data, version)]
     if loaded is not None:
         for payload_type, text in sorted(loaded.texts.items()):
             records.extend(

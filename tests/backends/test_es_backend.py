@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from flask_difylogstore.backends.base import Filter, RecordQuery, Scope
+from flask_difylogstore.backends.base import AggregateQuery, Filter, Metric, RecordQuery, Scope
 from flask_difylogstore.backends.elasticsearch import ElasticsearchBackend
 from flask_difylogstore.records import LogRecord, RecordKind
 from flask_difylogstore.settings import LogStoreSettings
@@ -227,3 +227,13 @@ def test_microsecond_ordering(es_backend: ElasticsearchBackend, records: RecordF
         )
     )
     assert [r.id for r in later.records] == ["a-second"]
+
+
+def test_aggregates_see_this_process_writes_at_once(
+    es_backend: ElasticsearchBackend, records: RecordFactory
+) -> None:
+    """Aggregations cannot merge pending records, so they see acknowledged writes without waiting."""
+    query = AggregateQuery(RecordKind.RUN, Scope("t1"), (Metric("count"),))
+    assert es_backend.aggregate(query) == [{"count": 0}]
+    assert es_backend.write([records.run(id="fresh")]).ok  # no refresh: the index refreshes every second
+    assert es_backend.aggregate(query) == [{"count": 1}]

@@ -19,9 +19,7 @@ def main() -> None:
     database_url, spool_dir, storage_dir, *args = sys.argv[1:]
     settings = LogStoreSettings(_env_file=None, backend=JOURNAL, spool_dir=spool_dir)  # type: ignore[call-arg]
     app = create_app(database_url, settings=settings, config={"STORAGE_LOCAL_PATH": storage_dir})
-    FlaskGroup(create_app=lambda: app, add_default_commands=False, load_dotenv=False).main(
-        args=args, prog_name="flask"
-    )
+    FlaskGroup(create_app=lambda: app, add_default_commands=False, load_dotenv=False).main(args=args, prog_name="flask")
 
 
 if __name__ == "__main__":

@@ -175,9 +175,7 @@ def seed(
                 types = ["outputs"] if node_counter % (2 * offload_every) else ["inputs", "outputs"]
                 for payload_type in types:
                     size = big_payload_bytes if big_payload_bytes and node_counter == offload_every else 3000
-                    full = orjson.dumps(
-                        {"blob": "z" * size, "node": node_id}, option=orjson.OPT_SORT_KEYS
-                    ).decode()
+                    full = orjson.dumps({"blob": "z" * size, "node": node_id}, option=orjson.OPT_SORT_KEYS).decode()
                     file_id = _uuid(rng)
                     key = f"upload_files/{tenant_id}/{file_id}.json"
                     store.save(key, full.encode())

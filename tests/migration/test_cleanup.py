@@ -72,7 +72,7 @@ def test_deletes_verified_rows_with_their_offloads_and_keeps_unproven_ones(app: 
         )
     files_before = _ids(env, UploadFile)
 
-    result = cli(app, "cleanup-pg", "--before", "2030-01-01", "--yes", "--batch-size", "25", "--json")
+    result = cli(app, "cleanup-pg", "--before", "2030-01-01", "--yes", "--json")
     assert result.exit_code == 1
     kinds = {k["kind"]: k for k in orjson.loads(result.stdout)["kinds"]}
     nodes = kinds["node-executions"]
@@ -86,21 +86,15 @@ def test_deletes_verified_rows_with_their_offloads_and_keeps_unproven_ones(app: 
     with env.engine.connect() as conn:
         remaining = {
             str(i)
-            for i in conn.execute(
-                sa.select(WorkflowNodeExecutionOffload.__table__.c.node_execution_id)
-            ).scalars()
+            for i in conn.execute(sa.select(WorkflowNodeExecutionOffload.__table__.c.node_execution_id)).scalars()
         }
     assert remaining == set(late.offloaded) - {changed}
     gone = [key for node, offloads in data.offloaded.items() for _, key in offloads]
     assert gone and not any((env.storage_dir / key).exists() for key in gone)
-    assert all(
-        (env.storage_dir / key).exists() for offloads in late.offloaded.values() for _, key in offloads
-    )
+    assert all((env.storage_dir / key).exists() for offloads in late.offloaded.values() for _, key in offloads)
     assert nodes["offloads_deleted"] == nodes["upload_files_deleted"] == nodes["objects_deleted"] == len(gone)
     assert len(files_before) - len(_ids(env, UploadFile)) == len(gone)
-    assert nodes["object_bytes"] == sum(
-        len(data.payloads[(n, t)]) for n, o in data.offloaded.items() for t, _ in o
-    )
+    assert nodes["object_bytes"] == sum(len(data.payloads[(n, t)]) for n, o in data.offloaded.items() for t, _ in o)
     assert nodes["row_bytes"] > 0
 
     # resuming after a finished run has nothing left to check
@@ -130,9 +124,7 @@ def test_a_payload_missing_from_the_log_store_keeps_the_node_and_its_file(app: F
     assert result.exit_code == 1 and "must pass first" in result.output
     assert cli(app, "migrate", "--kind", "node-executions").exit_code == 0  # re-run picks the payload up
     assert cli(app, "verify", "--kind", "node-executions", "--sample", "100").exit_code == 0
-    assert (
-        cli(app, "cleanup-pg", "--kind", "node-executions", "--before", "2030-01-01", "--yes").exit_code == 0
-    )
+    assert cli(app, "cleanup-pg", "--kind", "node-executions", "--before", "2030-01-01", "--yes").exit_code == 0
     assert not (env.storage_dir / key).exists() and node_id not in _ids(env, WorkflowNodeExecutionModel)
 
 

@@ -28,9 +28,7 @@ def _count(app: Flask, kind: RecordKind) -> int:
 
 
 def test_migrates_every_kind_with_full_payloads(app: Flask, env: Env) -> None:
-    data = seed(
-        env.engine, runs=120, nodes_per_run=4, store=env.store, offload_every=25, big_payload_bytes=600_000
-    )
+    data = seed(env.engine, runs=120, nodes_per_run=4, store=env.store, offload_every=25, big_payload_bytes=600_000)
     result = cli(app, "migrate", "--batch-size", "50", "--workers", "3")
     assert result.exit_code == 0, result.output
     assert _count(app, RecordKind.RUN) == 120
@@ -40,9 +38,7 @@ def test_migrates_every_kind_with_full_payloads(app: Flask, env: Env) -> None:
 
     backend = backend_of(app)
     node_id, offloads = next(iter(data.offloaded.items()))
-    tenant = data.apps[
-        str(backend.get_latest(RecordKind.NODE_EXECUTION, [node_id], ALL)[node_id].data["app_id"])
-    ]
+    tenant = data.apps[str(backend.get_latest(RecordKind.NODE_EXECUTION, [node_id], ALL)[node_id].data["app_id"])]
     node = backend.get_latest(RecordKind.NODE_EXECUTION, [node_id], Scope(tenant))[node_id]
     from flask_difylogstore.backends.base import Filter, RecordQuery
 
@@ -64,9 +60,7 @@ def test_migrates_every_kind_with_full_payloads(app: Flask, env: Env) -> None:
     with env.engine.connect() as conn:
         row = (
             conn.execute(
-                sa.select(WorkflowNodeExecutionModel.__table__).where(
-                    WorkflowNodeExecutionModel.id == node_id
-                )
+                sa.select(WorkflowNodeExecutionModel.__table__).where(WorkflowNodeExecutionModel.id == node_id)
             )
             .one()
             ._mapping
@@ -97,10 +91,7 @@ def test_rerun_is_idempotent_and_live_writes_win(app: Flask, env: Env, backend_n
     else:
         assert (written, present) == (0, 40 + 80 + 40)
     assert _count(app, RecordKind.RUN) == 40 and _count(app, RecordKind.NODE_EXECUTION) == 80
-    assert (
-        backend.get_latest(RecordKind.RUN, [data.run_ids[5]], ALL)[data.run_ids[5]].data["total_tokens"]
-        == 999_999
-    )
+    assert backend.get_latest(RecordKind.RUN, [data.run_ids[5]], ALL)[data.run_ids[5]].data["total_tokens"] == 999_999
 
 
 def test_keyset_paging_with_equal_timestamps_skips_nothing(memory_app: Flask, env: Env) -> None:

@@ -31,9 +31,7 @@ def test_datetimes_are_inclusive_and_offsets_become_utc() -> None:
     assert Window.parse(None, "2026-01-31T23:59:59.999999").until == datetime(2026, 2, 1)
 
 
-@pytest.mark.parametrize(
-    ("since", "until"), [("2026-02-01", "2026-01-31"), ("yesterday", None), (None, "2026-13-01")]
-)
+@pytest.mark.parametrize(("since", "until"), [("2026-02-01", "2026-01-31"), ("yesterday", None), (None, "2026-13-01")])
 def test_bad_windows_are_refused(since: str | None, until: str | None) -> None:
     with pytest.raises(DifyLogStoreError):
         Window.parse(since, until)
@@ -43,9 +41,7 @@ def test_migrated_versions_come_from_the_row_and_lose_to_live_writes() -> None:
     created = datetime(2026, 1, 31, 10, 0, 0, 123456)
     finished = created + timedelta(seconds=2)
     running = migrated_version(RecordKind.RUN, {"created_at": created, "status": "running"})
-    done = migrated_version(
-        RecordKind.RUN, {"created_at": created, "finished_at": finished, "status": "succeeded"}
-    )
+    done = migrated_version(RecordKind.RUN, {"created_at": created, "finished_at": finished, "status": "succeeded"})
     assert version_time_ms(running) == version_time_ms(clock_at(created)) == 1769853600123
     assert done & FINAL_BIT and not running & FINAL_BIT and done > running
     assert done == migrated_version(
@@ -73,9 +69,7 @@ EDGES = {
         (["--since", "2026-01-31T00:00:00.000001Z", "--until", "2026-02-01"], {"last", "after"}),
     ],
 )
-def test_day_boundaries_against_postgresql(
-    memory_app: Flask, env: Env, args: list[str], expected: set[str]
-) -> None:
+def test_day_boundaries_against_postgresql(memory_app: Flask, env: Env, args: list[str], expected: set[str]) -> None:
     run_of: dict[str, str] = {}
     for number, (name, moment) in enumerate(EDGES.items()):
         run_of[

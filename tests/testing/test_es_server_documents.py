@@ -58,10 +58,7 @@ def test_update_doc_and_upsert(es: Elasticsearch, index_name: str) -> None:
     with pytest.raises(NotFoundError) as exc:
         es.update(index=index_name, id="1", doc={"a": 1})
     assert exc.value.error in ("document_missing_exception", "index_not_found_exception")
-    assert (
-        es.update(index=index_name, id="1", doc={"a": 1, "o": {"x": 1}}, doc_as_upsert=True)["result"]
-        == "created"
-    )
+    assert es.update(index=index_name, id="1", doc={"a": 1, "o": {"x": 1}}, doc_as_upsert=True)["result"] == "created"
     res = es.update(index=index_name, id="1", doc={"b": 2, "o": {"y": 2}})
     assert res["result"] == "updated" and res["_version"] == 2
     assert es.get(index=index_name, id="1")["_source"] == {"a": 1, "b": 2, "o": {"x": 1, "y": 2}}
@@ -76,9 +73,7 @@ def test_external_versioning_out_of_order(es: Elasticsearch, index_name: str) ->
     es.index(index=index_name, id="run", document={"status": "running"}, version=5, version_type="external")
     es.index(index=index_name, id="run", document={"status": "succeeded"}, version=9, version_type="external")
     with pytest.raises(ConflictError) as exc:
-        es.index(
-            index=index_name, id="run", document={"status": "running"}, version=7, version_type="external"
-        )
+        es.index(index=index_name, id="run", document={"status": "running"}, version=7, version_type="external")
     assert exc.value.error == "version_conflict_engine_exception"
     with pytest.raises(ConflictError):
         es.index(index=index_name, id="run", document={"status": "x"}, version=9, version_type="external")
@@ -217,9 +212,7 @@ def test_strict_mapping_rejects_unknown_fields(es: Elasticsearch, index_name: st
         es.index(index=index_name, id="1", document={"a": "x", "b": 1})
     assert exc.value.error == "strict_dynamic_mapping_exception"
     assert "dynamic introduction of [b]" in str(exc.value)
-    es.index(
-        index=index_name, id="2", document={"a": "x", "loose": {"n": 1}, "quiet": {"m": 1}}, refresh=True
-    )
+    es.index(index=index_name, id="2", document={"a": "x", "loose": {"n": 1}, "quiet": {"m": 1}}, refresh=True)
     props = es.indices.get_mapping(index=index_name)[index_name]["mappings"]["properties"]
     assert props["loose"]["properties"] == {"n": {"type": "long"}}
     assert "properties" not in props["quiet"] or not props["quiet"]["properties"]
@@ -245,11 +238,7 @@ def test_dynamic_mapping_inference(es: Elasticsearch, index_name: str) -> None:
     )
     props = es.indices.get_mapping(index=index_name)[index_name]["mappings"]["properties"]
     assert props["s"] == {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
-    assert (
-        props["i"] == {"type": "long"}
-        and props["f"] == {"type": "float"}
-        and props["b"] == {"type": "boolean"}
-    )
+    assert props["i"] == {"type": "long"} and props["f"] == {"type": "float"} and props["b"] == {"type": "boolean"}
     assert props["d"] == {"type": "date"} and props["l"] == {"type": "long"}
     assert props["o"]["properties"]["k"]["type"] == "text"
 
@@ -323,9 +312,7 @@ def test_disabled_object_and_flattened(es: Elasticsearch, index_name: str) -> No
 def test_date_formats(es: Elasticsearch, index_name: str) -> None:
     es.indices.create(
         index=index_name,
-        mappings={
-            "properties": {"ts": {"type": "date", "format": "strict_date_optional_time||epoch_millis"}}
-        },
+        mappings={"properties": {"ts": {"type": "date", "format": "strict_date_optional_time||epoch_millis"}}},
     )
     es.index(index=index_name, id="1", document={"ts": 1704067200000})
     es.index(index=index_name, id="2", document={"ts": "2024-01-01T00:00:00.000+08:00"})

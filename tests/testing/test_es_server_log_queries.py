@@ -75,9 +75,7 @@ def test_date_nanos_histogram_and_max(es: Elasticsearch, logs: str) -> None:
         index=logs,
         size=0,
         aggs={
-            "days": {
-                "date_histogram": {"field": "created_at", "calendar_interval": "day", "format": "yyyy-MM-dd"}
-            },
+            "days": {"date_histogram": {"field": "created_at", "calendar_interval": "day", "format": "yyyy-MM-dd"}},
             "last": {"max": {"field": "created_at"}},
         },
     )["aggregations"]
@@ -128,9 +126,7 @@ def test_composite_groups_with_missing_bucket_and_paging(es: Elasticsearch, logs
                 "m1": {"cardinality": {"field": "status", "precision_threshold": 100}},
             },
         }
-        return es.search(index=logs, size=0, track_total_hits=False, aggs={"groups": body})["aggregations"][
-            "groups"
-        ]
+        return es.search(index=logs, size=0, track_total_hits=False, aggs={"groups": body})["aggregations"]["groups"]
 
     rows = []
     after = None

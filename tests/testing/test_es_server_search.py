@@ -172,10 +172,7 @@ def test_sorting_and_paging(es: Elasticsearch, runs: str) -> None:
         es.search(index=runs, sort=[{"title": "asc"}])
     with pytest.raises(BadRequestError):
         es.search(index=runs, sort=[{"nope": "asc"}])
-    assert (
-        len(es.search(index=runs, sort=[{"nope": {"order": "asc", "unmapped_type": "long"}}])["hits"]["hits"])
-        == 5
-    )
+    assert len(es.search(index=runs, sort=[{"nope": {"order": "asc", "unmapped_type": "long"}}])["hits"]["hits"]) == 5
 
 
 def test_source_filtering_and_total_hits(es: Elasticsearch, runs: str) -> None:
@@ -302,10 +299,7 @@ def test_terms_and_metric_aggs(es: Elasticsearch, runs: str) -> None:
     assert aggs["n_apps"]["value"] == 3 and aggs["min_el"]["value"] == 0.5 and aggs["cnt"]["value"] == 4
     assert aggs["max_ts"]["value_as_string"] == "2024-03-05T23:59:59.000Z"
     assert aggs["ok"] == {"doc_count": 3, "t": {"value": 22.0}}
-    assert (
-        aggs["split"]["buckets"]["fast"]["doc_count"] == 2
-        and aggs["split"]["buckets"]["slow"]["doc_count"] == 2
-    )
+    assert aggs["split"]["buckets"]["fast"]["doc_count"] == 2 and aggs["split"]["buckets"]["slow"]["doc_count"] == 2
     with pytest.raises(BadRequestError):
         es.search(index=runs, aggs={"x": {"terms": {"field": "title"}}})
 
@@ -391,14 +385,11 @@ def test_scan_and_scroll(es: Elasticsearch, index_name: str) -> None:
     ]
     assert sorted(got) == list(range(100, 1200))
     ordered = [
-        h["_id"]
-        for h in helpers.scan(es, index=index_name, preserve_order=True, query={"sort": [{"n": "desc"}]})
+        h["_id"] for h in helpers.scan(es, index=index_name, preserve_order=True, query={"sort": [{"n": "desc"}]})
     ]
     assert ordered[:3] == ["1199", "1198", "1197"] and len(ordered) == 1200
 
 
 def test_filter_path(es: Elasticsearch, runs: str) -> None:
-    res = es.search(
-        index=runs, filter_path=["hits.hits._id", "hits.total.value"], sort=[{"tokens": "asc"}], size=2
-    )
+    res = es.search(index=runs, filter_path=["hits.hits._id", "hits.total.value"], sort=[{"tokens": "asc"}], size=2)
     assert res.body == {"hits": {"total": {"value": 5}, "hits": [{"_id": "4"}, {"_id": "3"}]}}

@@ -57,15 +57,23 @@ class FakeBackend:
     def search(self, query: RecordQuery) -> Page:
         return Page([])
 
-    def count(self, kind: RecordKind, scope: Scope, filters: Sequence[Filter] = (),
-              time_range: TimeRange | None = None) -> int:
+    def count(
+        self, kind: RecordKind, scope: Scope, filters: Sequence[Filter] = (), time_range: TimeRange | None = None
+    ) -> int:
         return 0
 
     def aggregate(self, query: AggregateQuery) -> list[dict[str, t.Any]]:
         return []
 
-    def delete(self, kind: RecordKind, scope: Scope, filters: Sequence[Filter] = (),
-               time_range: TimeRange | None = None, *, limit: int | None = None) -> int:
+    def delete(
+        self,
+        kind: RecordKind,
+        scope: Scope,
+        filters: Sequence[Filter] = (),
+        time_range: TimeRange | None = None,
+        *,
+        limit: int | None = None,
+    ) -> int:
         return 0
 
     def ping(self) -> PingResult:

@@ -80,9 +80,7 @@ def test_values_orjson_rejects_are_sanitised() -> None:
         inner: list[object] = []
         cursor.append(inner)
         cursor = inner
-    decoded = orjson.loads(
-        payloads.dumps({"deep": deep, "surrogate": "a\udc80b", "huge": 10**30, "key\ud800": 1})
-    )
+    decoded = orjson.loads(payloads.dumps({"deep": deep, "surrogate": "a\udc80b", "huge": 10**30, "key\ud800": 1}))
     assert decoded["huge"] == str(10**30)
     assert decoded["surrogate"] == "a\ufffdb" or decoded["surrogate"].startswith("a")
     assert "key\ufffd" in decoded or "key?" in decoded
@@ -96,9 +94,7 @@ def test_values_orjson_rejects_are_sanitised() -> None:
 @given(
     st.recursive(
         st.none() | st.booleans() | st.floats() | st.integers() | st.text() | st.binary(),
-        lambda children: (
-            st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
-        ),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
         max_leaves=20,
     )
 )
@@ -141,9 +137,7 @@ def test_encode_payload_offloads_the_full_value() -> None:
     assert payloads.encode_payload({"a": 1}, None).text == '{"a":1}'
 
 
-@pytest.mark.parametrize(
-    "text", ["", "abc", "é" * 300_000, "🙂" * 100_000 + "tail", "x" * (256 * 1024 * 3 + 7)]
-)
+@pytest.mark.parametrize("text", ["", "abc", "é" * 300_000, "🙂" * 100_000 + "tail", "x" * (256 * 1024 * 3 + 7)])
 def test_chunks_respect_the_byte_limit_and_reassemble(text: str) -> None:
     records = payloads.payload_records(
         text,

@@ -93,8 +93,16 @@ def test_final_statuses_per_kind() -> None:
 def test_latest_by_id_and_wire_round_trip() -> None:
     clock = VersionClock()
     created = datetime(2026, 1, 2, 3, 4, 5, 123456)
-    base = {"id": "r1", "tenant_id": "t", "app_id": "a", "status": "running", "created_at": created,
-            "total_tokens": 3, "elapsed_time": 1.5, "finished_at": None}
+    base = {
+        "id": "r1",
+        "tenant_id": "t",
+        "app_id": "a",
+        "status": "running",
+        "created_at": created,
+        "total_tokens": 3,
+        "elapsed_time": 1.5,
+        "finished_at": None,
+    }
     running = LogRecord(RecordKind.RUN, dict(base), clock.version_for(RecordKind.RUN, "running"))
     done = LogRecord(RecordKind.RUN, {**base, "status": "succeeded"}, clock.version_for(RecordKind.RUN, "succeeded"))
     late_running = LogRecord(RecordKind.RUN, dict(base), clock.version_for(RecordKind.RUN, "running"))

@@ -85,8 +85,14 @@ def test_one_error_lists_every_bad_variable_without_secrets(monkeypatch: pytest.
         LogStoreSettings.load(env_file=None)
     message = str(info.value)
     names = {p.env_name for p in info.value.problems}
-    assert {"ALIYUN_SLS_LOGSTORE_TTL", "LOGSTORE_STARTUP_TIMEOUT", "ALIYUN_SLS_ENDPOINT",
-            "ALIYUN_SLS_ACCESS_KEY_ID", "ALIYUN_SLS_REGION", "ALIYUN_SLS_PROJECT_NAME"} <= names
+    assert {
+        "ALIYUN_SLS_LOGSTORE_TTL",
+        "LOGSTORE_STARTUP_TIMEOUT",
+        "ALIYUN_SLS_ENDPOINT",
+        "ALIYUN_SLS_ACCESS_KEY_ID",
+        "ALIYUN_SLS_REGION",
+        "ALIYUN_SLS_PROJECT_NAME",
+    } <= names
     assert "s3cr3t-do-not-print" not in message
     assert "forever" not in message or "ALIYUN_SLS_LOGSTORE_TTL" in message
     assert message.count("\n  - ") == len(info.value.problems)

@@ -113,6 +113,7 @@ class ElasticsearchBackend:
         self.writer = BulkWriter(client, self.layout, self.creator)
         self.clock = clock or default_clock
         self.server: ServerInfo | None = None
+        self._settled: dict[str, float] = {}
 
     @classmethod
     def from_settings(cls, settings: LogStoreSettings) -> ElasticsearchBackend:
@@ -168,6 +169,30 @@ class ElasticsearchBackend:
         target = ",".join(self.layout.pattern(k) for k in kinds)
         with _reading("refresh"):
             self.client.indices.refresh(index=target, ignore_unavailable=True, allow_no_indices=True)
+
+    def settle(self, kind: RecordKind) -> None:
+        """Refresh the partitions this process wrote to since its last refresh, within the visibility delay.
+
+        Aggregations cannot merge the pipeline's pending records, so the repositories flush and then
+        aggregate; this makes that flush visible without refreshing on the write path.
+        """
+        now = time.monotonic()
+        dirty = [
+            index
+            for index, written in list(self.writer.last_write.items())
+            if now - written < self.visibility_delay_s * 2
+            and written >= self._settled.get(index, 0.0)
+            and self.layout.kind_of(index) is kind
+        ]
+        if not dirty:
+            return
+        try:
+            self.client.indices.refresh(index=",".join(dirty), ignore_unavailable=True, allow_no_indices=True)
+        except (ApiError, TransportConnectionError, ConnectionTimeout) as exc:
+            logger.debug("refresh before aggregation failed: %s", exc)
+            return
+        for index in dirty:
+            self._settled[index] = now
 
     # ---- writes ---------------------------------------------------------------------------------
     def write(self, records: Sequence[LogRecord]) -> WriteResult:
@@ -266,6 +291,7 @@ class ElasticsearchBackend:
     def aggregate(self, query: AggregateQuery) -> list[dict[str, t.Any]]:
         schema = self.schemas[query.kind]
         target = self.layout.read_target(query.kind, query.time_range)
+        self.settle(query.kind)
         if not query.group_by:
             body = self.queries.aggregate_body(query, page_size=0)
             with _reading("aggregation"):

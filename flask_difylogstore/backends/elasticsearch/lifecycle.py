@@ -37,9 +37,7 @@ logger = logging.getLogger(__name__)
 #: Above the priority of the stack's built-in templates (100-ish), below what operators use to override.
 TEMPLATE_PRIORITY = 200
 #: Keys newer clusters return with a template but refuse in a put.
-_READ_ONLY_TEMPLATE_KEYS = frozenset(
-    {"created_date", "created_date_millis", "modified_date", "modified_date_millis"}
-)
+_READ_ONLY_TEMPLATE_KEYS = frozenset({"created_date", "created_date_millis", "modified_date", "modified_date_millis"})
 
 
 def _flat(settings: Mapping[str, t.Any], prefix: str = "") -> dict[str, str]:
@@ -165,13 +163,9 @@ class Provisioner:
             return
         self.ilm_available = True
         if existing is None:
-            report.changes.append(
-                ProvisionChange(target, "create", f"delete indices {self.retention_days}d old")
-            )
+            report.changes.append(ProvisionChange(target, "create", f"delete indices {self.retention_days}d old"))
             if not dry_run:
-                self.client.ilm.put_lifecycle(
-                    name=self.layout.policy_name, policy=desired_policy(self.retention_days)
-                )
+                self.client.ilm.put_lifecycle(name=self.layout.policy_name, policy=desired_policy(self.retention_days))
             return
         merged, changes = merge_policy(existing, self.retention_days)
         if not changes:
@@ -187,9 +181,7 @@ class Provisioner:
             "index_patterns": [self.layout.pattern(kind)],
             "priority": TEMPLATE_PRIORITY,
             "template": {
-                "settings": index_settings(
-                    shards=self.shards, replicas=self.replicas, policy=self.policy_name
-                ),
+                "settings": index_settings(shards=self.shards, replicas=self.replicas, policy=self.policy_name),
                 "mappings": desired_mappings(schema),
             },
             "_meta": {"managed_by": MANAGED_BY},
@@ -241,18 +233,14 @@ class Provisioner:
                 return {k: v for k, v in item["index_template"].items() if k not in _READ_ONLY_TEMPLATE_KEYS}
         return None
 
-    def _template(
-        self, report: ProvisionReport, kind: RecordKind, schema: RecordSchema, dry_run: bool
-    ) -> None:
+    def _template(self, report: ProvisionReport, kind: RecordKind, schema: RecordSchema, dry_run: bool) -> None:
         name = self.layout.family(kind)
         target = f"index_template:{name}"
         existing = self._read_template(name)
         if existing is None:
             desired = self.desired_template(kind, schema)
             report.changes.append(
-                ProvisionChange(
-                    target, "create", f"{len(schema.fields)} fields, patterns {self.layout.pattern(kind)}"
-                )
+                ProvisionChange(target, "create", f"{len(schema.fields)} fields, patterns {self.layout.pattern(kind)}")
             )
             if dry_run:
                 return
@@ -272,9 +260,7 @@ class Provisioner:
             self.client.indices.put_index_template(name=name, body=merged)
 
     # ---- existing indices -----------------------------------------------------------------------
-    def _indices(
-        self, report: ProvisionReport, kind: RecordKind, schema: RecordSchema, dry_run: bool
-    ) -> None:
+    def _indices(self, report: ProvisionReport, kind: RecordKind, schema: RecordSchema, dry_run: bool) -> None:
         found = self.client.indices.get_mapping(
             index=self.layout.pattern(kind), allow_no_indices=True, ignore_unavailable=True
         )

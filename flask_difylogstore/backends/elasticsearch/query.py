@@ -102,11 +102,7 @@ class QueryBuilder:
         if flt.op == "eq":
             return {"term": {field: target}} if target is not None else MATCH_NONE
         if flt.op == "ne":
-            return (
-                _all(_exists(field), _not({"term": {field: target}}))
-                if target is not None
-                else _exists(field)
-            )
+            return _all(_exists(field), _not({"term": {field: target}})) if target is not None else _exists(field)
         if flt.op in _RANGE_OPS:
             return {"range": {field: {_RANGE_OPS[flt.op]: target}}} if target is not None else MATCH_NONE
         raise ValueError(f"unknown filter operator {flt.op!r}")
@@ -170,9 +166,7 @@ class QueryBuilder:
             for name, direction in order
         ]
 
-    def keyset(
-        self, kind: RecordKind, order: Sequence[tuple[str, Direction]], after: Sequence[t.Any]
-    ) -> Clause:
+    def keyset(self, kind: RecordKind, order: Sequence[tuple[str, Direction]], after: Sequence[t.Any]) -> Clause:
         """Rows strictly after ``after`` in ``order``: OR over i of (keys before i equal, key i beyond)."""
         schema = self.schemas[kind]
         alternatives: list[Clause] = []
@@ -242,9 +236,7 @@ class QueryBuilder:
                 continue
             field = exact_field(schema, metric.field or "")
             if metric.function == "count_distinct":
-                aggs[f"m{i}"] = {
-                    "cardinality": {"field": field, "precision_threshold": CARDINALITY_PRECISION}
-                }
+                aggs[f"m{i}"] = {"cardinality": {"field": field, "precision_threshold": CARDINALITY_PRECISION}}
             else:
                 aggs[f"m{i}"] = {metric.function: {"field": field}}
         return aggs

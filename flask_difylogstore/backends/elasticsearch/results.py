@@ -72,15 +72,10 @@ def plain_row(schema: RecordSchema, query: AggregateQuery, response: Mapping[str
     return _metrics(schema, query, bucket)
 
 
-def composite_rows(
-    schema: RecordSchema, query: AggregateQuery, buckets: Sequence[Mapping[str, t.Any]]
-) -> list[Row]:
+def composite_rows(schema: RecordSchema, query: AggregateQuery, buckets: Sequence[Mapping[str, t.Any]]) -> list[Row]:
     rows = []
     for bucket in buckets:
-        row = {
-            g.name: group_value(schema, query, i, bucket["key"].get(f"g{i}"))
-            for i, g in enumerate(query.group_by)
-        }
+        row = {g.name: group_value(schema, query, i, bucket["key"].get(f"g{i}")) for i, g in enumerate(query.group_by)}
         row.update(_metrics(schema, query, bucket))
         rows.append(row)
     return rows

@@ -113,6 +113,8 @@ class BulkWriter:
         self.client = client
         self.layout = layout
         self.creator = creator
+        #: index -> monotonic time of this process's last stored write there (see ``settle``).
+        self.last_write: dict[str, float] = {}
 
     def _document(self, record: LogRecord) -> dict[str, t.Any]:
         schema = self.creator.schemas[record.kind]
@@ -187,11 +189,14 @@ class BulkWriter:
             reason = f"bulk response has {len(items)} items for {len(sent)} actions"
             result.failed += [(r, reason, True) for r in sent]
             return
-        for record, item in zip(sent, items, strict=True):
+        now = time.monotonic()
+        for entry, item in zip(entries, items, strict=True):
+            record = entry.record
             outcome = next(iter(item.values()))
             status = int(outcome.get("status", 500))
             if 200 <= status < 300:
                 result.written += 1
+                self.last_write[entry.index] = now
             elif status == 409:
                 result.stale += 1
             else:

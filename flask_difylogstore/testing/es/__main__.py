@@ -13,9 +13,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Local Elasticsearch-compatible server for development.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9200)
-    parser.add_argument(
-        "--version", default=None, help="version reported by GET / (default: client major .1.0)"
-    )
+    parser.add_argument("--version", default=None, help="version reported by GET / (default: client major .1.0)")
     parser.add_argument("--data-dir", default=None, help="directory that keeps the data between runs")
     parser.add_argument("--refresh-interval", type=float, default=1.0)
     args = parser.parse_args(argv)

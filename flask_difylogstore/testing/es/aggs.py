@@ -40,9 +40,7 @@ class _Env:
         return None
 
 
-def run_aggs(
-    spec: dict[str, t.Any], docs: list[Pair], stores: list[IndexStore], now_ms: int
-) -> dict[str, t.Any]:
+def run_aggs(spec: dict[str, t.Any], docs: list[Pair], stores: list[IndexStore], now_ms: int) -> dict[str, t.Any]:
     return _run(spec, docs, _Env(stores, now_ms))
 
 
@@ -138,9 +136,7 @@ def _terms(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str,
             else:
                 agg, _, metric = what.partition(".")
                 if agg not in sub:
-                    raise EsError(
-                        400, "aggregation_execution_exception", f"Invalid aggregation order path [{what}]"
-                    )
+                    raise EsError(400, "aggregation_execution_exception", f"Invalid aggregation order path [{what}]")
                 keys.sort(key=lambda k: _metric_value(sub_results[k][agg], metric), reverse=desc)
     shown = keys[:size]
     fmt = params.get("format") or env.field_format(field)
@@ -178,9 +174,7 @@ def _numbers(docs: list[Pair], field: str, missing: t.Any) -> list[float]:
 def _metric(
     kind: str,
 ) -> t.Callable[[dict[str, t.Any], list[Pair], _Env, dict[str, t.Any]], dict[str, t.Any]]:
-    def handler(
-        params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
-    ) -> dict[str, t.Any]:
+    def handler(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
         field = params["field"]
         ftype = _check_field(env, field)
         if kind == "cardinality":
@@ -237,9 +231,7 @@ def _filter(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str
     return {"doc_count": len(chosen), **_run(sub, chosen, env)}
 
 
-def _filters(
-    params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
-) -> dict[str, t.Any]:
+def _filters(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
     spec = params["filters"]
     named = isinstance(spec, dict)
     items = list(spec.items()) if named else list(enumerate(spec))
@@ -252,17 +244,13 @@ def _filters(
         buckets.append((key, {"doc_count": len(chosen), **_run(sub, chosen, env)}))
     if params.get("other_bucket") or params.get("other_bucket_key"):
         rest = [p for p in docs if id(p) not in matched]
-        buckets.append(
-            (params.get("other_bucket_key", "_other_"), {"doc_count": len(rest), **_run(sub, rest, env)})
-        )
+        buckets.append((params.get("other_bucket_key", "_other_"), {"doc_count": len(rest), **_run(sub, rest, env)}))
     if named:
         return {"buckets": dict(buckets)}
     return {"buckets": [b for _, b in buckets]}
 
 
-def _top_hits(
-    params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
-) -> dict[str, t.Any]:
+def _top_hits(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
     from flask_difylogstore.testing.es.search import _InnerSort, _normalize_sort, _render, _source_filter
 
     hits = [(ctx, doc, 1.0) for ctx, doc in docs]
@@ -292,9 +280,7 @@ def _range(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str,
     for spec in params.get("ranges", []):
         lo, hi = spec.get("from"), spec.get("to")
         chosen = [
-            p
-            for p in docs
-            if any((lo is None or v >= lo) and (hi is None or v < hi) for v in _vals(p[1], field))
+            p for p in docs if any((lo is None or v >= lo) and (hi is None or v < hi) for v in _vals(p[1], field))
         ]
         key = spec.get("key") or f"{'*' if lo is None else float(lo)}-{'*' if hi is None else float(hi)}"
         bucket: dict[str, t.Any] = {"key": key, "doc_count": len(chosen)}

@@ -33,16 +33,13 @@ class DateBuckets:
         fixed = params.get("fixed_interval") or (interval if not self.cal else None)
         if self.cal:
             if self.cal not in _CAL:
-                raise bad_request(
-                    f"The supplied interval [{self.cal}] could not be parsed as a calendar interval."
-                )
+                raise bad_request(f"The supplied interval [{self.cal}] could not be parsed as a calendar interval.")
             self.unit = _CAL[self.cal]
         elif fixed:
             self.step = datemath.parse_duration_ms(fixed)
         else:
             raise bad_request(
-                "Required one of fields [interval, calendar_interval, fixed_interval], "
-                "but none were specified."
+                "Required one of fields [interval, calendar_interval, fixed_interval], but none were specified."
             )
         self.memo: dict[int, int] = {}
 
@@ -79,9 +76,7 @@ def _offset_ms(zone: dt.tzinfo, ms: int) -> int:
     return int(delta.total_seconds() * 1000) if delta else 0
 
 
-def _date_histogram(
-    params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
-) -> dict[str, t.Any]:
+def _date_histogram(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
     buckets_of = DateBuckets(params, env)
     members: dict[int, list[Pair]] = {}
     for pair in docs:
@@ -176,9 +171,7 @@ class _Neg:
         return hash(self.v)
 
 
-def _composite(
-    params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]
-) -> dict[str, t.Any]:
+def _composite(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
     sources = []
     for spec in params.get("sources") or []:
         ((name, body),) = spec.items()

@@ -51,9 +51,7 @@ def info(srv: Srv, req: Request) -> Response:
 def health(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         stores = (
-            srv.cluster.resolve(req.args.get("index"))
-            if req.args.get("index")
-            else list(srv.cluster.indices.values())
+            srv.cluster.resolve(req.args.get("index")) if req.args.get("index") else list(srv.cluster.indices.values())
         )
     replicas = sum(int(s.settings.get("index.number_of_replicas", "1")) for s in stores)
     status = "yellow" if replicas else "green"
@@ -189,9 +187,7 @@ def delete_index(srv: Srv, req: Request) -> Response:
 @router.route("GET", "_mapping", "{index}/_mapping")
 def get_mapping(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
-        return 200, {
-            s.name: {"mappings": s.mapping.to_json()} for s in srv.cluster.resolve(req.args.get("index"))
-        }
+        return 200, {s.name: {"mappings": s.mapping.to_json()} for s in srv.cluster.resolve(req.args.get("index"))}
 
 
 @router.route("PUT POST", "{index}/_mapping")
@@ -208,8 +204,7 @@ def put_mapping(srv: Srv, req: Request) -> Response:
 def get_settings(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         return 200, {
-            s.name: {"settings": nest_settings(s.settings)}
-            for s in srv.cluster.resolve(req.args.get("index"))
+            s.name: {"settings": nest_settings(s.settings)} for s in srv.cluster.resolve(req.args.get("index"))
         }
 
 
@@ -306,9 +301,7 @@ def _template_routes(kind: str, store_attr: str, list_key: str, item_key: str) -
             if any(fnmatch.fnmatchcase(n, p) for p in name.split(","))
         ]
         if not found and "*" not in name:
-            raise EsError(
-                404, "resource_not_found_exception", f"{kind.replace('_', ' ')} matching [{name}] not found"
-            )
+            raise EsError(404, "resource_not_found_exception", f"{kind.replace('_', ' ')} matching [{name}] not found")
         return 200, {list_key: found}
 
     def delete(srv: Srv, req: Request) -> Response:
@@ -358,9 +351,7 @@ def get_policy(srv: Srv, req: Request) -> Response:
         chosen = {n: p for n, p in srv.cluster.ilm.items() if name is None or n == name}
         out = {}
         for n, p in chosen.items():
-            users = [
-                s.name for s in srv.cluster.indices.values() if s.settings.get("index.lifecycle.name") == n
-            ]
+            users = [s.name for s in srv.cluster.indices.values() if s.settings.get("index.lifecycle.name") == n]
             out[n] = {
                 **copy.deepcopy(p),
                 "in_use_by": {"indices": users, "data_streams": [], "composable_templates": []},
@@ -372,9 +363,7 @@ def get_policy(srv: Srv, req: Request) -> Response:
 def delete_policy(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         if srv.cluster.ilm.pop(req.args["name"], None) is None:
-            raise EsError(
-                404, "resource_not_found_exception", f"Lifecycle policy not found: [{req.args['name']}]"
-            )
+            raise EsError(404, "resource_not_found_exception", f"Lifecycle policy not found: [{req.args['name']}]")
     return 200, ACK
 
 

@@ -26,9 +26,7 @@ def _int(value: t.Any) -> int | None:
     return None if value is None or value == "" else int(value)
 
 
-def _refresh_after(
-    req: Request, stores: t.Iterable[IndexStore], body: dict[str, t.Any] | None = None
-) -> None:
+def _refresh_after(req: Request, stores: t.Iterable[IndexStore], body: dict[str, t.Any] | None = None) -> None:
     mode = req.params.get("refresh")
     if mode is None or mode == "false":
         return
@@ -56,9 +54,7 @@ def index_doc(srv: Srv, req: Request) -> Response:
     doc_id = req.args.get("id") or new_id()
     with srv.cluster.lock:
         store = srv.cluster.write_target(req.args["index"])
-        status, body = store.index(
-            doc_id, source, op_type="create" if create else "index", **_versioning(req)
-        )
+        status, body = store.index(doc_id, source, op_type="create" if create else "index", **_versioning(req))
         _refresh_after(req, [store], body)
     return status, body
 
@@ -76,9 +72,7 @@ def get_doc(srv: Srv, req: Request) -> Response:
         doc = (store.live if realtime else store.view).get(req.args["id"])
     if "/_source/" in req.path:
         if doc is None:
-            raise EsError(
-                404, "resource_not_found_exception", f"Document not found [{store.name}]/[{req.args['id']}]"
-            )
+            raise EsError(404, "resource_not_found_exception", f"Document not found [{store.name}]/[{req.args['id']}]")
         return 200, _filtered(req, doc.source)
     if doc is None:
         return 404, {"_index": store.name, "_id": req.args["id"], "found": False}
@@ -177,9 +171,7 @@ def bulk(srv: Srv, req: Request) -> Response:
                 doc_id = str(doc_id)
             try:
                 if index_name is None:
-                    raise EsError(
-                        400, "action_request_validation_exception", "Validation Failed: 1: index is missing;"
-                    )
+                    raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
                 failure = faults.bulk_item_failure()
                 if failure is not None:
                     raise failure
@@ -189,9 +181,7 @@ def bulk(srv: Srv, req: Request) -> Response:
                     try:
                         source = loads(raw)
                     except orjson.JSONDecodeError as exc:
-                        raise EsError(
-                            400, "document_parsing_exception", f"[1:1] failed to parse: {exc}"
-                        ) from None
+                        raise EsError(400, "document_parsing_exception", f"[1:1] failed to parse: {exc}") from None
                 if op == "update":
                     if doc_id is None:
                         raise EsError(
@@ -217,9 +207,7 @@ def bulk(srv: Srv, req: Request) -> Response:
                     )
                 else:
                     if not isinstance(source, dict):
-                        raise EsError(
-                            400, "document_parsing_exception", "[1:1] failed to parse: not an object"
-                        )
+                        raise EsError(400, "document_parsing_exception", "[1:1] failed to parse: not an object")
                     status, result = store.index(
                         doc_id or new_id(),
                         source,
@@ -233,9 +221,7 @@ def bulk(srv: Srv, req: Request) -> Response:
                 items.append({op: result})
             except EsError as exc:
                 errors = True
-                items.append(
-                    {op: {"_index": index_name, "_id": doc_id, "status": exc.status, "error": exc.cause()}}
-                )
+                items.append({op: {"_index": index_name, "_id": doc_id, "status": exc.status, "error": exc.cause()}})
         _refresh_after(req, touched.values())
     took = int((time.perf_counter() - started) * 1000)
     return 200, {"errors": errors, "took": took, "items": items}
@@ -252,9 +238,7 @@ def mget(srv: Srv, req: Request) -> Response:
             doc_id = str(spec.get("_id"))
             try:
                 if name is None:
-                    raise EsError(
-                        400, "action_request_validation_exception", "Validation Failed: 1: index is missing;"
-                    )
+                    raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
                 stores = srv.cluster.resolve(name)
             except EsError as exc:
                 out.append({"_index": name, "_id": doc_id, "error": exc.cause()})

@@ -41,9 +41,7 @@ def search_route(srv: Srv, req: Request) -> Response:
     state: dict[str, t.Any] | None = {} if "scroll" in req.params else None
     with srv.cluster.lock:
         filters = srv.cluster.alias_filters(req.args.get("index"))
-        result = search(
-            _targets(srv, req, body), body, req.params, now_ms, scroll=state, alias_filters=filters
-        )
+        result = search(_targets(srv, req, body), body, req.params, now_ms, scroll=state, alias_filters=filters)
     if body.get("pit"):
         result["pit_id"] = body["pit"]["id"]
     if state is not None:
@@ -59,9 +57,7 @@ def scroll_next(srv: Srv, req: Request) -> Response:
     scroll_id = req.args.get("id") or req.json().get("scroll_id") or req.params.get("scroll_id", "")
     state = srv.scrolls.get(scroll_id)
     if state is None:
-        raise EsError(
-            404, "search_context_missing_exception", f"No search context found for id [{scroll_id}]"
-        )
+        raise EsError(404, "search_context_missing_exception", f"No search context found for id [{scroll_id}]")
     page, state["rest"] = state["rest"][: state["size"]], state["rest"][state["size"] :]
     hits: dict[str, t.Any] = {"max_score": None, "hits": [state["render"](h) for h in page]}
     if state["total"] is not None:

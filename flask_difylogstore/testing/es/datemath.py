@@ -139,9 +139,7 @@ def _parse_one(value: str, fmt: str, zone: dt.tzinfo, round_up: bool = False) ->
         return None
 
 
-def parse_date_ns(
-    value: object, fmt: str = DEFAULT_DATE_FORMAT, zone: dt.tzinfo = UTC, round_up: bool = False
-) -> int:
+def parse_date_ns(value: object, fmt: str = DEFAULT_DATE_FORMAT, zone: dt.tzinfo = UTC, round_up: bool = False) -> int:
     """Parse a date value into epoch nanoseconds, trying each ``||``-separated format."""
     if isinstance(value, bool):
         raise _bad_date(value, fmt)
@@ -158,9 +156,7 @@ def parse_date_ns(
     raise _bad_date(value, fmt)
 
 
-def parse_date(
-    value: object, fmt: str = DEFAULT_DATE_FORMAT, zone: dt.tzinfo = UTC, round_up: bool = False
-) -> int:
+def parse_date(value: object, fmt: str = DEFAULT_DATE_FORMAT, zone: dt.tzinfo = UTC, round_up: bool = False) -> int:
     """Parse a date value into epoch milliseconds, trying each ``||``-separated format."""
     if isinstance(value, int) and not isinstance(value, bool) and "epoch_second" not in fmt:
         return value

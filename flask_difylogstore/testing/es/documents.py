@@ -106,9 +106,7 @@ class IndexStore:
         previous = current.version if current is not None else self.tombstones.get(doc_id)
         if version_type in ("external", "external_gte"):
             if version is None:
-                raise EsError(
-                    400, "action_request_validation_exception", "Validation Failed: 1: version is missing;"
-                )
+                raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: version is missing;")
             if previous is not None:
                 stale = version <= previous if version_type == "external" else version < previous
                 if stale:
@@ -116,8 +114,7 @@ class IndexStore:
                     raise version_conflict(
                         self.name,
                         doc_id,
-                        f"version conflict, current version [{previous}] is {word} the one provided "
-                        f"[{version}]",
+                        f"version conflict, current version [{previous}] is {word} the one provided [{version}]",
                     )
             return version
         if version is not None:
@@ -221,9 +218,7 @@ class IndexStore:
         elif "script" in body:
             merged = run_script(body["script"], copy.deepcopy(current.source))
         else:
-            raise EsError(
-                400, "action_request_validation_exception", "Validation Failed: 1: script or doc is missing;"
-            )
+            raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: script or doc is missing;")
         if merged == current.source and body.get("detect_noop", True):
             return 200, self.result(doc_id, current.version, current.seq_no, "noop")
         flat = self.mapping.index_document(merged, doc_id)

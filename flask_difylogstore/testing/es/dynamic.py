@@ -28,11 +28,7 @@ def dynamic_type(value: t.Any, date_detection: bool = True) -> str | None:
 
 
 def _looks_like_date(value: str) -> bool:
-    if (
-        value[:1].isdigit()
-        and len(value) >= 10
-        and _parse_one(value, "strict_date_optional_time", UTC) is not None
-    ):
+    if value[:1].isdigit() and len(value) >= 10 and _parse_one(value, "strict_date_optional_time", UTC) is not None:
         return True
     return _parse_one(value, "yyyy/MM/dd HH:mm:ss", UTC) is not None
 

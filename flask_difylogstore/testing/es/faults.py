@@ -53,9 +53,7 @@ class Faults:
         with self._lock:
             self._fail.extend(injected(status, error_type) for _ in range(n))
 
-    def fail_bulk_items(
-        self, fraction: float | None = None, count: int | None = None, status: int = 429
-    ) -> None:
+    def fail_bulk_items(self, fraction: float | None = None, count: int | None = None, status: int = 429) -> None:
         """Reject bulk items: the next ``count`` items, or ``fraction`` of the items of every bulk request."""
         with self._lock:
             self._bulk_count = int(count or 0)

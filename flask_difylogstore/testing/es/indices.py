@@ -157,9 +157,7 @@ class Cluster:
         elif name in (".", ".."):
             problem = "must not be '.' or '..'"
         if problem:
-            raise EsError(
-                400, "invalid_index_name_exception", f"Invalid index name [{name}], {problem}", index=name
-            )
+            raise EsError(400, "invalid_index_name_exception", f"Invalid index name [{name}], {problem}", index=name)
         if name in self.indices:
             raise EsError(
                 400,
@@ -168,9 +166,7 @@ class Cluster:
                 index=name,
             )
         if name in self.alias_map():
-            raise EsError(
-                400, "invalid_index_name_exception", f"Invalid index name [{name}], already exists as alias"
-            )
+            raise EsError(400, "invalid_index_name_exception", f"Invalid index name [{name}], already exists as alias")
 
     def matching_template(self, name: str) -> tuple[str, dict[str, t.Any]] | None:
         best: tuple[int, str, dict[str, t.Any]] | None = None
@@ -219,9 +215,7 @@ class Cluster:
         _merge_mapping(mappings, body.get("mappings") or {})
         aliases.update(body.get("aliases") or {})
         mapping = Mapping(mappings, error_type=self.error_type)
-        store = IndexStore(
-            name, settings, mapping, {a: dict(v or {}) for a, v in aliases.items()}, created_ms
-        )
+        store = IndexStore(name, settings, mapping, {a: dict(v or {}) for a, v in aliases.items()}, created_ms)
         self.indices[name] = store
         return store
 
@@ -246,9 +240,7 @@ class Cluster:
             for target in targets:
                 for alias in aliases:
                     if kind == "add":
-                        props = {
-                            k: v for k, v in body.items() if k not in ("index", "indices", "alias", "aliases")
-                        }
+                        props = {k: v for k, v in body.items() if k not in ("index", "indices", "alias", "aliases")}
                         staged[target][alias] = props
                     elif kind == "remove":
                         matched = [a for a in staged[target] if fnmatch.fnmatchcase(a, alias)]
@@ -341,9 +333,7 @@ class Cluster:
                 with path.open("rb") as fh:
                     for line in fh:
                         doc_id, version, seq_no, source = orjson.loads(line)
-                        doc = StoredDoc(
-                            doc_id, source, mapping.index_document(source, doc_id), version, seq_no
-                        )
+                        doc = StoredDoc(doc_id, source, mapping.index_document(source, doc_id), version, seq_no)
                         store.live[doc_id] = doc
                         store.pending[doc_id] = doc
             store.refresh()

@@ -32,11 +32,7 @@ FLOAT_TYPES = {"double", "float", "half_float", "scaled_float"}
 KEYWORD_TYPES = {"keyword", "constant_keyword", "wildcard", "ip", "version"}
 TEXT_TYPES = {"text", "match_only_text"}
 LEAF_TYPES = (
-    set(INT_RANGES)
-    | FLOAT_TYPES
-    | KEYWORD_TYPES
-    | TEXT_TYPES
-    | {"boolean", "date", "date_nanos", "flattened"}
+    set(INT_RANGES) | FLOAT_TYPES | KEYWORD_TYPES | TEXT_TYPES | {"boolean", "date", "date_nanos", "flattened"}
 ) | {"geo_point", "binary", "dense_vector", "alias", "search_as_you_type"}
 OBJECT_TYPES = {"object", "nested"}
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -80,9 +76,7 @@ def validate_properties(props: dict[str, t.Any], prefix: str = "") -> None:
             raise EsError(400, "mapper_parsing_exception", f"Expected map for property [{prefix}{name}]")
         ftype = fdef.get("type", "object")
         if ftype not in LEAF_TYPES and ftype not in OBJECT_TYPES:
-            raise EsError(
-                400, "mapper_parsing_exception", f"No handler for type [{ftype}] declared on field [{name}]"
-            )
+            raise EsError(400, "mapper_parsing_exception", f"No handler for type [{ftype}] declared on field [{name}]")
         if "properties" in fdef:
             validate_properties(fdef["properties"], f"{prefix}{name}.")
 
@@ -111,9 +105,7 @@ def merge_properties(base: dict[str, t.Any], extra: dict[str, t.Any], prefix: st
 class Mapping:
     """One index's mapping plus the logic that indexes documents against it."""
 
-    def __init__(
-        self, body: dict[str, t.Any] | None = None, *, error_type: str = "document_parsing_exception"
-    ):
+    def __init__(self, body: dict[str, t.Any] | None = None, *, error_type: str = "document_parsing_exception"):
         body = copy.deepcopy(body or {})
         body.setdefault("properties", {})
         validate_properties(body["properties"])
@@ -159,17 +151,14 @@ class Mapping:
             raise EsError(
                 400,
                 "illegal_argument_exception",
-                f"Limit of total fields [{self.field_limit}] has been exceeded while adding new fields "
-                f"[{added}]",
+                f"Limit of total fields [{self.field_limit}] has been exceeded while adding new fields [{added}]",
             )
 
     def index_document(self, source: dict[str, t.Any], doc_id: str) -> Flat:
         """Flatten and coerce ``source``; may extend the mapping dynamically (atomically)."""
         flat: Flat = {}
         try:
-            self._object(
-                source, "", self.body["properties"], self._dyn(self.body, "true"), flat, doc_id, False
-            )
+            self._object(source, "", self.body["properties"], self._dyn(self.body, "true"), flat, doc_id, False)
             return flat
         except _NeedsDynamic:
             pass

@@ -66,9 +66,7 @@ def _query_value(ctx: Context, field: str, ftype: str | None, value: t.Any) -> t
     if ftype is None or field == "_id":
         return str(value) if not isinstance(value, bool) else ("true" if value else "false")
     if ftype in ("date", "date_nanos"):
-        return datemath.resolve(
-            value, _field_format(ctx, field), now_ms=ctx.now_ms, nanos=ftype == "date_nanos"
-        )
+        return datemath.resolve(value, _field_format(ctx, field), now_ms=ctx.now_ms, nanos=ftype == "date_nanos")
     try:
         return coerce(value, ftype if ftype != "flattened" else "keyword", {})
     except (ValueError, TypeError):
@@ -85,9 +83,7 @@ def _field_and_params(body: t.Any, key: str) -> tuple[str, dict[str, t.Any]]:
         raise parsing_error(f"[{key}] query malformed, no field specified")
     items = [(k, v) for k, v in body.items() if k not in ("boost", "_name")]
     if len(items) != 1:
-        raise parsing_error(
-            f"[{key}] query doesn't support multiple fields, found [{items[0][0]}] and [{items[1][0]}]"
-        )
+        raise parsing_error(f"[{key}] query doesn't support multiple fields, found [{items[0][0]}] and [{items[1][0]}]")
     field, params = items[0]
     return field, params if isinstance(params, dict) else {"value": params, "query": params}
 
@@ -128,9 +124,7 @@ def _terms(ctx: Context, body: dict[str, t.Any]) -> Matcher:
     ftype = ctx.mapping.field_type(field)
     if ftype in TEXT_TYPES:
         tokens = {str(v) for v in values}
-        return lambda doc: (
-            boost if any(tokens.intersection(analyze(v)) for v in _values(doc, field)) else None
-        )
+        return lambda doc: boost if any(tokens.intersection(analyze(v)) for v in _values(doc, field)) else None
     targets = {_query_value(ctx, field, ftype, v) for v in values}
 
     def match(doc: StoredDoc) -> float | None:
@@ -251,9 +245,7 @@ def _match(ctx: Context, field: str, params: dict[str, t.Any], phrase: bool = Fa
 
         return phrase_match
     operator = str(params.get("operator", "or")).lower()
-    need = (
-        len(tokens) if operator == "and" else _min_should(params.get("minimum_should_match"), len(tokens), 1)
-    )
+    need = len(tokens) if operator == "and" else _min_should(params.get("minimum_should_match"), len(tokens), 1)
     wanted = set(tokens)
 
     def match(doc: StoredDoc) -> float | None:

@@ -138,9 +138,7 @@ class _Parser:
         return {"match": {field: {"query": value, "lenient": lenient}}}
 
 
-def parse_query_string(
-    body: dict[str, t.Any], expand: Callable[[list[str]], list[tuple[str, float]]]
-) -> Query:
+def parse_query_string(body: dict[str, t.Any], expand: Callable[[list[str]], list[tuple[str, float]]]) -> Query:
     """Translate a ``query_string`` body into an equivalent DSL query."""
     fields = body.get("fields") or [body.get("default_field", "*")]
     default_and = str(body.get("default_operator", "or")).lower() == "and"

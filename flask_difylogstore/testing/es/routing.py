@@ -28,9 +28,7 @@ class Request:
         try:
             return orjson.loads(self.body)
         except orjson.JSONDecodeError as exc:
-            raise EsError(
-                400, "x_content_parse_exception", f"[1:1] failed to parse JSON body: {exc}"
-            ) from None
+            raise EsError(400, "x_content_parse_exception", f"[1:1] failed to parse JSON body: {exc}") from None
 
     def flag(self, name: str, default: bool = False) -> bool:
         if name not in self.params:

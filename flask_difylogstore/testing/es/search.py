@@ -183,9 +183,7 @@ def search(
     """
     query = body.get("query")
     if "q" in params:
-        query = {
-            "query_string": {"query": params["q"], "default_operator": params.get("default_operator", "or")}
-        }
+        query = {"query_string": {"query": params["q"], "default_operator": params.get("default_operator", "or")}}
     size = int(params.get("size", body.get("size", 10)))
     start = int(params.get("from", body.get("from", 0)))
     window = min((s.max_result_window for s in stores), default=10_000)

@@ -7,6 +7,7 @@ import fnmatch
 import gzip
 import re
 import socket
+import sys
 import threading
 import time
 import typing as t
@@ -58,6 +59,12 @@ class _Server(ThreadingHTTPServer):
         with self.connections_lock:
             self.connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        """A client that went away (timeouts, injected faults) is normal here, not worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError | OSError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Drop keep-alive connections too, so a stopped server is really unreachable."""
@@ -174,9 +181,7 @@ class LocalElasticsearchServer:
         self.version = version or f"{_client_major()}.1.0"
         self.major = int(self.version.split(".")[0])
         minor = int(self.version.split(".")[1]) if "." in self.version else 0
-        error_type = (
-            "document_parsing_exception" if (self.major, minor) >= (8, 8) else "mapper_parsing_exception"
-        )
+        error_type = "document_parsing_exception" if (self.major, minor) >= (8, 8) else "mapper_parsing_exception"
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.max_content_length = max_content_length
         self.cluster = Cluster(error_type=error_type, default_refresh=refresh_interval)
