@@ -31,15 +31,19 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flask_difylogstore.backends import create_backend  # noqa: E402
-from flask_difylogstore.backends.base import LogBackend, Scope  # noqa: E402
-from flask_difylogstore.dify.models import Base  # noqa: E402
-from flask_difylogstore.migration import CheckpointStore, MigrateOptions, Migrator  # noqa: E402
-from flask_difylogstore.migration import source  # noqa: E402
-from flask_difylogstore.migration.convert import row_records  # noqa: E402
-from flask_difylogstore.records import RecordKind  # noqa: E402
-from flask_difylogstore.settings import LogStoreSettings  # noqa: E402
-from tests.migration.seed import seed  # noqa: E402
+from flask_difylogstore.backends import create_backend
+from flask_difylogstore.backends.base import LogBackend, Scope
+from flask_difylogstore.dify.models import Base
+from flask_difylogstore.migration import (
+    CheckpointStore,
+    MigrateOptions,
+    Migrator,
+    source,
+)
+from flask_difylogstore.migration.convert import row_records
+from flask_difylogstore.records import RecordKind
+from flask_difylogstore.settings import LogStoreSettings
+from tests.migration.seed import seed
 
 PG_URL = os.environ.get("DIFYLOGSTORE_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 TARGET_ROWS = 28_000_000
@@ -53,8 +57,9 @@ def _free_port() -> int:
 
 
 def _start(module: str, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", module, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
@@ -84,9 +89,13 @@ class Target:
         suffix = uuid.uuid4().hex[:8]
         values: dict[str, t.Any] = {"backend": self.name}
         if self.name == "aliyun_sls":
-            values["sls"] = {"access_key_id": "local-ak", "access_key_secret": "local-sk",
-                             "endpoint": f"127.0.0.1:{self.port}", "region": "cn-hangzhou",
-                             "project_name": f"bench-{suffix}"}
+            values["sls"] = {
+                "access_key_id": "local-ak",
+                "access_key_secret": "local-sk",
+                "endpoint": f"127.0.0.1:{self.port}",
+                "region": "cn-hangzhou",
+                "project_name": f"bench-{suffix}",
+            }
         elif self.name == "elasticsearch":
             values["elasticsearch"] = {"hosts": [f"http://127.0.0.1:{self.port}"], "index_prefix": f"bench-{suffix}"}
         backend = create_backend(LogStoreSettings(_env_file=None, **values))  # type: ignore[call-arg]
@@ -186,30 +195,50 @@ def main() -> None:
                 target.close()
             # prior design at 28M rows: per-row requests plus N^2/(2*page) rows skipped by OFFSET
             prior_hours = hours(TARGET_ROWS, prior) + TARGET_ROWS**2 / (2 * PRIOR_PAGE) / skip_rate / 3600
-            results.append({
-                "backend": name, "rows": migrated, "stored": stored,
-                "rows_per_s_1_worker": round(one), "rows_per_s_4_workers": round(four),
-                "prior_rows_per_s": round(prior), "speedup_4_workers_vs_prior": round(four / prior, 1),
-                "hours_28m_1_worker": round(hours(TARGET_ROWS, one), 2),
-                "hours_28m_4_workers": round(hours(TARGET_ROWS, four), 2),
-                "hours_28m_prior": round(prior_hours, 1),
-            })
+            results.append(
+                {
+                    "backend": name,
+                    "rows": migrated,
+                    "stored": stored,
+                    "rows_per_s_1_worker": round(one),
+                    "rows_per_s_4_workers": round(four),
+                    "prior_rows_per_s": round(prior),
+                    "speedup_4_workers_vs_prior": round(four / prior, 1),
+                    "hours_28m_1_worker": round(hours(TARGET_ROWS, one), 2),
+                    "hours_28m_4_workers": round(hours(TARGET_ROWS, four), 2),
+                    "hours_28m_prior": round(prior_hours, 1),
+                }
+            )
     finally:
         engine.dispose()
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
-    header = ("backend", "rows/s 1w", "rows/s 4w", "prior rows/s", "4w vs prior", "28M 1w h", "28M 4w h",
-              "28M prior h")
+    header = ("backend", "rows/s 1w", "rows/s 4w", "prior rows/s", "4w vs prior", "28M 1w h", "28M 4w h", "28M prior h")
     print(f"{header[0]:<14}" + "".join(f"{h:>14}" for h in header[1:]))
     for r in results:
-        values = (r["rows_per_s_1_worker"], r["rows_per_s_4_workers"], r["prior_rows_per_s"],
-                  f"{r['speedup_4_workers_vs_prior']}x", r["hours_28m_1_worker"], r["hours_28m_4_workers"],
-                  r["hours_28m_prior"])
+        values = (
+            r["rows_per_s_1_worker"],
+            r["rows_per_s_4_workers"],
+            r["prior_rows_per_s"],
+            f"{r['speedup_4_workers_vs_prior']}x",
+            r["hours_28m_1_worker"],
+            r["hours_28m_4_workers"],
+            r["hours_28m_prior"],
+        )
         print(f"{r['backend']:<14}" + "".join(f"{v:>14}" for v in values))
-    print(json.dumps({"benchmark": "migration", "rows": args.rows, "offset_skip_rows_per_s": round(skip_rate),
-                      "cpus": os.cpu_count(), "results": results}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "migration",
+                "rows": args.rows,
+                "offset_skip_rows_per_s": round(skip_rate),
+                "cpus": os.cpu_count(),
+                "results": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -162,9 +162,7 @@ def metadata_from_text(text: str | None) -> dict[t.Any, t.Any]:
     return result
 
 
-def node_data(
-    execution: t.Any, owner: Owner, encoded: Mapping[str, payloads.EncodedPayload]
-) -> dict[str, t.Any]:
+def node_data(execution: t.Any, owner: Owner, encoded: Mapping[str, payloads.EncodedPayload]) -> dict[str, t.Any]:
     """The ``workflow_node_executions`` columns of a ``WorkflowNodeExecution`` plus truncation flags."""
     data: dict[str, t.Any] = {
         "id": execution.id,

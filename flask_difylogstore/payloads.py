@@ -144,9 +144,7 @@ class TruncationLimits:
 
     @classmethod
     def from_settings(cls, settings: t.Any) -> TruncationLimits:
-        return cls(
-            settings.truncation_max_size, settings.truncation_string_length, settings.truncation_array_length
-        )
+        return cls(settings.truncation_max_size, settings.truncation_string_length, settings.truncation_array_length)
 
 
 class Truncator:

@@ -284,9 +284,7 @@ class MemoryBackend:
         )
         order = full_order(query.order_by)
         if query.after is not None:
-            after = tuple(
-                _typed(query.kind, name, v) for (name, _), v in zip(order, query.after, strict=False)
-            )
+            after = tuple(_typed(query.kind, name, v) for (name, _), v in zip(order, query.after, strict=False))
             rows = [r for r in rows if compare_keys(row_key(r, order), after, order) > 0]
         more = query.limit is not None and len(rows) > query.limit
         if query.limit is not None:

@@ -22,8 +22,8 @@ from flask_difylogstore.migration.checkpoint import Checkpoint, CheckpointStore
 from flask_difylogstore.migration.cleanup import Cleaner, CleanupOptions, CleanupReport
 from flask_difylogstore.migration.migrate import MigrateOptions, MigrateReport, Migrator
 from flask_difylogstore.migration.progress import ProgressFactory, null_progress
-from flask_difylogstore.migration.source import Selection, Window
-from flask_difylogstore.migration.storage import LocalFileStore, PayloadStore, default_payload_store
+from flask_difylogstore.migration.selection import Selection, Window
+from flask_difylogstore.migration.storage import PayloadStore, default_payload_store
 from flask_difylogstore.migration.verify import Verifier, VerifyOptions, VerifyReport
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "Cleaner",
     "CleanupOptions",
     "CleanupReport",
-    "LocalFileStore",
     "MigrateOptions",
     "MigrateReport",
     "MigrationContext",
@@ -52,8 +51,7 @@ def relational_engine(app: Flask) -> sa.Engine:
     ext = app.extensions.get("sqlalchemy")
     if ext is None:
         raise DifyLogStoreError(
-            "the app has no Flask-SQLAlchemy: migration reads Dify's tables through "
-            "app.extensions['sqlalchemy']"
+            "the app has no Flask-SQLAlchemy: migration reads Dify's tables through app.extensions['sqlalchemy']"
         )
     return t.cast(sa.Engine, ext.engine)
 

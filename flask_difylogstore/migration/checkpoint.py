@@ -149,9 +149,7 @@ class CheckpointStore:
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one()
             if not got:
-                raise DifyLogStoreError(
-                    f"another process is running job {job!r}; wait for it or stop it first"
-                )
+                raise DifyLogStoreError(f"another process is running job {job!r}; wait for it or stop it first")
             try:
                 yield
             finally:

@@ -26,7 +26,8 @@ from flask_difylogstore.migration.checkpoint import Checkpoint, CheckpointStore
 from flask_difylogstore.migration.compare import check_rows, first_difference, make_searchable
 from flask_difylogstore.migration.convert import record_data
 from flask_difylogstore.migration.progress import ProgressFactory, null_progress
-from flask_difylogstore.migration.source import KindSpec, Selection, SourceRow
+from flask_difylogstore.migration.selection import Selection
+from flask_difylogstore.migration.source import KindSpec, SourceRow
 from flask_difylogstore.migration.storage import PayloadStore
 from flask_difylogstore.migration.verify import verify_job
 
@@ -140,9 +141,7 @@ class Cleaner:
         for spec in specs:
             last = self.checkpoints.load(verify_job(spec.name))
             if last is None or last.status != "ok":
-                state = (
-                    "never ran" if last is None else f"last result {last.status} at {last.updated_at:%F %T}"
-                )
+                state = "never ran" if last is None else f"last result {last.status} at {last.updated_at:%F %T}"
                 raise DifyLogStoreError(
                     f"refusing to delete {spec.name}: `flask logstore verify --kind {spec.name}` "
                     f"must pass first ({state})"
@@ -178,9 +177,7 @@ class Cleaner:
         report.seconds = time.monotonic() - started
         return report
 
-    def _batch(
-        self, spec: KindSpec, rows: list[SourceRow], options: CleanupOptions, report: CleanupKindReport
-    ) -> None:
+    def _batch(self, spec: KindSpec, rows: list[SourceRow], options: CleanupOptions, report: CleanupKindReport) -> None:
         checks = check_rows(self.backend, spec, rows, self.store)
         report.scanned += len(rows)
         good: list[SourceRow] = []
@@ -214,8 +211,7 @@ class Cleaner:
                 conn.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
             locked = conn.execute(sa.select(table).where(table.c.id.in_(list(by_id))).with_for_update())
             now = {
-                str(r._mapping["id"]): SourceRow({k: source.plain(v) for k, v in r._mapping.items()})
-                for r in locked
+                str(r._mapping["id"]): SourceRow({k: source.plain(v) for k, v in r._mapping.items()}) for r in locked
             }
             if spec.has_offloads:
                 for id_, offloads in source.read_offloads(conn, list(now)).items():
@@ -245,8 +241,7 @@ class Cleaner:
         report.offloads_deleted += len(offloads)
         file_ids = {o.file_id for o in offloads}
         still_used = {
-            str(i)
-            for i in conn.execute(sa.select(off.c.file_id).where(off.c.file_id.in_(file_ids))).scalars()
+            str(i) for i in conn.execute(sa.select(off.c.file_id).where(off.c.file_id.in_(file_ids))).scalars()
         }
         removable = list(file_ids - still_used)
         if not removable:
@@ -273,6 +268,4 @@ class Cleaner:
 def _unchanged(spec: KindSpec, checked: SourceRow, current: SourceRow) -> bool:
     if first_difference(record_data(spec, checked), record_data(spec, current)) is not None:
         return False
-    return sorted((o.id, o.file_id) for o in checked.offloads) == sorted(
-        (o.id, o.file_id) for o in current.offloads
-    )
+    return sorted((o.id, o.file_id) for o in checked.offloads) == sorted((o.id, o.file_id) for o in current.offloads)

@@ -127,9 +127,7 @@ def fetch_payloads(backend: LogBackend, rows: Sequence[SourceRow]) -> dict[tuple
     return texts
 
 
-def _payload_check(
-    row: SourceRow, stored: Mapping[tuple[str, str], str], store: PayloadStore | None
-) -> Check | None:
+def _payload_check(row: SourceRow, stored: Mapping[tuple[str, str], str], store: PayloadStore | None) -> Check | None:
     for offload in row.offloads:
         text = stored.get((row.id, offload.type))
         if text is None:

@@ -24,7 +24,8 @@ from flask_difylogstore.migration.checkpoint import Checkpoint, CheckpointStore
 from flask_difylogstore.migration.compare import make_searchable
 from flask_difylogstore.migration.convert import load_payloads, owner_id, row_records
 from flask_difylogstore.migration.progress import ProgressFactory, null_progress
-from flask_difylogstore.migration.source import Batch, Cursor, KindSpec, Selection, SourceRow
+from flask_difylogstore.migration.selection import Selection
+from flask_difylogstore.migration.source import Batch, Cursor, KindSpec, SourceRow
 from flask_difylogstore.migration.storage import PayloadStore
 from flask_difylogstore.migration.writer import BulkWriter, failure_reasons
 from flask_difylogstore.records import LogRecord, RecordKind
@@ -199,8 +200,8 @@ class Migrator:
             try:
                 if checkpoint.failures:
                     self._retry_failures(spec, options, checkpoint, writer, report)
-                report.selected = source.count_rows(self.engine, spec, options.selection, checkpoint.cursor)
-                self._copy(spec, options, checkpoint, writer, report)
+                expected = source.estimate_rows(self.engine, spec, options.selection, checkpoint.cursor)
+                self._copy(spec, options, checkpoint, writer, report, expected)
             except BaseException:
                 checkpoint.status = "interrupted"
                 self.checkpoints.save(checkpoint)
@@ -219,26 +220,31 @@ class Migrator:
         checkpoint: Checkpoint,
         writer: BulkWriter,
         report: KindReport,
+        expected: int,
     ) -> None:
-        bar = self.progress(f"{spec.name:16}", report.selected)
+        bar = self.progress(f"{spec.name:16}", expected)
         workers = max(1, options.workers)
         inflight: deque[tuple[Batch, Future[_Outcome]]] = deque()
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="difylogstore-migrate") as pool:
-                batches = source.iter_batches(
-                    self.engine, spec, options.selection, checkpoint.cursor, options.batch_size
-                )
-                for batch in batches:
-                    inflight.append((batch, pool.submit(self._process, spec, batch.rows, writer)))
-                    while inflight and (len(inflight) > 2 * workers or inflight[0][1].done()):
+                try:
+                    batches = source.iter_batches(
+                        self.engine, spec, options.selection, checkpoint.cursor, options.batch_size
+                    )
+                    for batch in batches:
+                        report.selected += len(batch.rows)
+                        inflight.append((batch, pool.submit(self._process, spec, batch.rows, writer)))
+                        while inflight and (len(inflight) > 2 * workers or inflight[0][1].done()):
+                            self._apply(*inflight.popleft(), checkpoint, report, options, bar)
+                        if report.aborted:
+                            break
+                    while inflight:
                         self._apply(*inflight.popleft(), checkpoint, report, options, bar)
-                    if report.aborted:
-                        break
-                while inflight:
-                    self._apply(*inflight.popleft(), checkpoint, report, options, bar)
+                except BaseException:
+                    for _, future in inflight:  # do not wait for queued batches on the way out
+                        future.cancel()
+                    raise
         finally:
-            for _, future in inflight:
-                future.cancel()
             bar.close()
 
     def _apply(
@@ -278,9 +284,9 @@ class Migrator:
         for key, reason in outcome.missing.items():
             if len(missing) < MAX_LISTED_MISSING:
                 missing[key] = reason
-        checkpoint.details["payloads_missing_count"] = int(
-            checkpoint.details.get("payloads_missing_count", 0)
-        ) + len(outcome.missing)
+        checkpoint.details["payloads_missing_count"] = int(checkpoint.details.get("payloads_missing_count", 0)) + len(
+            outcome.missing
+        )
 
     def _retry_failures(
         self,
@@ -295,6 +301,7 @@ class Migrator:
         for start in range(0, len(ids), options.batch_size):
             chunk = ids[start : start + options.batch_size]
             rows = source.read_by_ids(self.engine, spec, chunk)
+            report.selected += len(rows)
             for id_ in set(chunk) - {r.id for r in rows}:
                 checkpoint.failures.pop(id_, None)
             outcome = self._process(spec, rows, writer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import typing as t
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from uuid import UUID
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from flask_difylogstore.dify import compat
 from flask_difylogstore.dify.models import UploadFile
 from flask_difylogstore.errors import DifyLogStoreError
+from flask_difylogstore.migration.selection import Selection
 from flask_difylogstore.records import RecordKind
 
 #: ``(created_at, id)`` of the last row of a batch.
@@ -32,6 +33,8 @@ KIND_NAMES = ("runs", "node-executions", "app-logs")
 #: How long a batch read waits for a table lock before giving up and retrying (PostgreSQL).
 LOCK_TIMEOUT = "2s"
 READ_ATTEMPTS = 5
+#: Selections the planner estimates smaller than this are counted exactly.
+EXACT_COUNT_BELOW = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,7 @@ def kind_specs() -> dict[str, KindSpec]:
             RecordKind.NODE_EXECUTION,
             t.cast(sa.Table, compat.WorkflowNodeExecutionModel.__table__),
         ),
-        "app-logs": KindSpec(
-            "app-logs", RecordKind.APP_LOG, t.cast(sa.Table, compat.WorkflowAppLog.__table__)
-        ),
+        "app-logs": KindSpec("app-logs", RecordKind.APP_LOG, t.cast(sa.Table, compat.WorkflowAppLog.__table__)),
     }
 
 
@@ -78,89 +79,6 @@ def offload_table() -> sa.Table:
 
 def upload_file_table() -> sa.Table:
     return t.cast(sa.Table, UploadFile.__table__)
-
-
-# -- the selected window ------------------------------------------------------------------------
-
-
-def _parse_moment(text: str, *, end: bool) -> datetime:
-    """A date (whole UTC day) or an ISO datetime (naive = UTC) as a naive-UTC bound.
-
-    For ``end`` the result is exclusive: the day after a date, or one microsecond (the precision
-    of PostgreSQL timestamps) after a datetime, so ``--until`` is inclusive either way.
-    """
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            start = datetime(day.year, day.month, day.day)
-            return start + timedelta(days=1) if end else start
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise DifyLogStoreError(
-            f"cannot read {text!r} as a date: use YYYY-MM-DD (a whole UTC day) or an ISO datetime"
-        ) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment + timedelta(microseconds=1) if end else moment
-
-
-@dataclass(frozen=True)
-class Window:
-    """Bounds on ``created_at`` (naive UTC): ``since`` inclusive, ``until`` exclusive."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-
-    @classmethod
-    def parse(cls, since: str | None, until: str | None) -> Window:
-        """From ``--since`` / ``--until`` text; both bounds inclusive for the operator."""
-        window = cls(
-            _parse_moment(since, end=False) if since else None,
-            _parse_moment(until, end=True) if until else None,
-        )
-        if window.since and window.until and window.since >= window.until:
-            raise DifyLogStoreError(f"--since {since} is not before --until {until}")
-        return window
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which rows a command works on: optional tenant, app and created_at window."""
-
-    tenant_id: str | None = None
-    app_id: str | None = None
-    window: Window = field(default_factory=Window)
-
-    def key(self) -> str:
-        """A canonical text naming the selection (part of checkpoint names)."""
-        parts = [
-            f"tenant={self.tenant_id or '*'}",
-            f"app={self.app_id or '*'}",
-            f"since={self.window.since.isoformat() if self.window.since else '*'}",
-            f"until={self.window.until.isoformat() if self.window.until else '*'}",
-        ]
-        return ",".join(parts)
-
-    def where(self, table: sa.FromClause) -> list[sa.ColumnElement[bool]]:
-        clauses: list[sa.ColumnElement[bool]] = []
-        if self.tenant_id:
-            clauses.append(table.c.tenant_id == self.tenant_id)
-        if self.app_id:
-            clauses.append(table.c.app_id == self.app_id)
-        if self.window.since is not None:
-            clauses.append(table.c.created_at >= self.window.since)
-        if self.window.until is not None:
-            clauses.append(table.c.created_at < self.window.until)
-        return clauses
-
-    def to_dict(self) -> dict[str, str | None]:
-        return {
-            "tenant_id": self.tenant_id,
-            "app_id": self.app_id,
-            "since": self.window.since.isoformat() if self.window.since else None,
-            "until_exclusive": self.window.until.isoformat() if self.window.until else None,
-        }
 
 
 # -- rows ---------------------------------------------------------------------------------------
@@ -260,9 +178,7 @@ def read_offloads(conn: sa.Connection, ids: list[str]) -> dict[str, list[Offload
     )
     result: dict[str, list[Offload]] = {}
     for node_id, type_, off_id, file_id, key, size in conn.execute(stmt):
-        result.setdefault(str(node_id), []).append(
-            Offload(str(off_id), str(plain(type_)), str(file_id), key, size)
-        )
+        result.setdefault(str(node_id), []).append(Offload(str(off_id), str(plain(type_)), str(file_id), key, size))
     return result
 
 
@@ -285,10 +201,7 @@ def select_columns(table: sa.FromClause, dialect: sa.Dialect) -> list[sa.ColumnE
 def row_dicts(result: sa.CursorResult[t.Any]) -> list[dict[str, t.Any]]:
     """Result rows as dicts of record-form values (:func:`plain` only where a value needs it)."""
     keys = list(result.keys())
-    return [
-        {k: v if type(v) in _SIMPLE else plain(v) for k, v in zip(keys, row, strict=True)}
-        for row in result
-    ]
+    return [{k: v if type(v) in _SIMPLE else plain(v) for k, v in zip(keys, row, strict=True)} for row in result]
 
 
 def _rows(conn: sa.Connection, spec: KindSpec, stmt: sa.Select[t.Any]) -> list[SourceRow]:
@@ -362,6 +275,25 @@ def count_rows(engine: sa.Engine, spec: KindSpec, selection: Selection, after: C
         return int(conn.execute(stmt).scalar_one())
 
 
+def estimate_rows(engine: sa.Engine, spec: KindSpec, selection: Selection, after: Cursor | None = None) -> int:
+    """:func:`count_rows` for progress bars: the planner's estimate for big selections on PostgreSQL.
+
+    An exact ``count(*)`` over tens of millions of rows takes minutes; small ones are counted.
+    """
+    if engine.dialect.name != "postgresql":
+        return count_rows(engine, spec, selection, after)
+    table = spec.table
+    clauses = selection.where(table)
+    if after is not None:
+        clauses.append(_after(table, after))
+    stmt = sa.select(table.c.id).where(*clauses)
+    sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as conn:
+        plan = conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) {sql}")).scalar_one()
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    return estimate if estimate >= EXACT_COUNT_BELOW else count_rows(engine, spec, selection, after)
+
+
 def count_offloads(engine: sa.Engine, selection: Selection) -> tuple[int, int]:
     """Offload rows of the selected node executions, and the bytes of their storage objects."""
     nodes = kind_specs()["node-executions"].table
@@ -369,9 +301,7 @@ def count_offloads(engine: sa.Engine, selection: Selection) -> tuple[int, int]:
     stmt = (
         sa.select(sa.func.count(off.c.id), sa.func.coalesce(sa.func.sum(files.c.size), 0))
         .select_from(
-            off.join(nodes, nodes.c.id == off.c.node_execution_id).outerjoin(
-                files, files.c.id == off.c.file_id
-            )
+            off.join(nodes, nodes.c.id == off.c.node_execution_id).outerjoin(files, files.c.id == off.c.file_id)
         )
         .where(*selection.where(nodes))
     )
@@ -398,10 +328,7 @@ def has_keyset_index(engine: sa.Engine, table: sa.Table) -> bool:
 
 def keyset_index_sql(table: sa.Table, dialect: str) -> str:
     concurrently = " CONCURRENTLY" if dialect == "postgresql" else ""
-    return (
-        f"CREATE INDEX{concurrently} IF NOT EXISTS {keyset_index_name(table)} "
-        f"ON {table.name} (created_at, id)"
-    )
+    return f"CREATE INDEX{concurrently} IF NOT EXISTS {keyset_index_name(table)} ON {table.name} (created_at, id)"
 
 
 def create_keyset_index(engine: sa.Engine, table: sa.Table) -> None:

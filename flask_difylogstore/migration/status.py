@@ -34,9 +34,7 @@ def relational_count(engine: sa.Engine, table: sa.Table, *, exact: bool) -> tupl
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()), True
 
 
-def migration_status(
-    engine: sa.Engine | None, backend: LogBackend | None, *, exact: bool = False
-) -> dict[str, t.Any]:
+def migration_status(engine: sa.Engine | None, backend: LogBackend | None, *, exact: bool = False) -> dict[str, t.Any]:
     """Rows per kind on each side, the checkpoints of migration / clean-up jobs, the last verify results."""
     rows: dict[str, dict[str, t.Any]] = {}
     for name, spec in source.kind_specs().items():

@@ -2,9 +2,9 @@
 
 Dify keeps the full JSON of a truncated node payload in its object storage. Migration reads it
 to store it as PAYLOAD records; clean-up deletes it once the log store holds it. Inside Dify the
-store is Dify's own ``extensions.ext_storage.storage``; standalone it is a local directory
-(``--storage-dir``, else Dify's ``OPENDAL_FS_ROOT`` / ``STORAGE_LOCAL_PATH`` from the app config,
-else ``<instance path>/storage``). Anything with ``load`` and ``delete`` can be passed instead.
+store is Dify's own ``extensions.ext_storage.storage`` (S3, OSS, OpenDAL, ...); standalone it is
+the package's local file store that its relational repositories write to (under the instance
+path), or the directory given as ``--storage-dir``. Anything with ``load`` and ``delete`` fits.
 """
 
 from __future__ import annotations
@@ -27,34 +27,6 @@ class PayloadStore(t.Protocol):
     def delete(self, key: str) -> None:
         """Remove the object (a missing object is not an error)."""
         ...
-
-
-class LocalFileStore:
-    """Objects as files under ``root`` (Dify's local / OpenDAL ``fs`` storage layout)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).resolve()
-
-    def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root):
-            raise ValueError(f"storage key {key!r} points outside {self.root}")
-        return path
-
-    def load(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
-
-    def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-
-    def save(self, key: str, data: bytes) -> None:
-        """Write an object (tests and the demo seed offloaded payloads with it)."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-    def __repr__(self) -> str:
-        return f"LocalFileStore({str(self.root)!r})"
 
 
 class DifyStorage:
@@ -86,14 +58,12 @@ def _dify_storage() -> DifyStorage | None:
 
 def default_payload_store(app: Flask, storage_dir: str | Path | None = None) -> PayloadStore:
     """The store offloaded payloads are read from (see the module docstring for the order)."""
+    from flask_difylogstore.repositories.relational import LocalFileStore, default_storage
+
     if storage_dir is not None:
         return LocalFileStore(storage_dir)
     dify = _dify_storage()
     if dify is not None:
         return dify
-    for key in ("OPENDAL_FS_ROOT", "STORAGE_LOCAL_PATH"):
-        value = app.config.get(key)
-        if value:
-            root = Path(value)
-            return LocalFileStore(root if root.is_absolute() else Path(app.root_path) / root)
-    return LocalFileStore(Path(app.instance_path) / "storage")
+    with app.app_context():
+        return default_storage()

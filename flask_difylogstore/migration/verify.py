@@ -23,7 +23,8 @@ from flask_difylogstore.migration.checkpoint import Checkpoint, CheckpointStore
 from flask_difylogstore.migration.compare import check_rows, content_hash, make_searchable
 from flask_difylogstore.migration.convert import record_data
 from flask_difylogstore.migration.progress import ProgressFactory, null_progress
-from flask_difylogstore.migration.source import KindSpec, Selection
+from flask_difylogstore.migration.selection import Selection
+from flask_difylogstore.migration.source import KindSpec
 from flask_difylogstore.migration.storage import PayloadStore
 
 MAX_LISTED = 20
@@ -137,11 +138,7 @@ def _scope(selection: Selection) -> Scope:
 def relational_groups(engine: sa.Engine, spec: KindSpec, selection: Selection) -> dict[tuple[str, str], int]:
     table = spec.table
     day = sa.func.date(table.c.created_at)
-    stmt = (
-        sa.select(day, table.c.app_id, sa.func.count())
-        .where(*selection.where(table))
-        .group_by(day, table.c.app_id)
-    )
+    stmt = sa.select(day, table.c.app_id, sa.func.count()).where(*selection.where(table)).group_by(day, table.c.app_id)
     with engine.connect() as conn, conn.begin():
         source.readonly(conn)
         return {(str(d)[:10], str(source.plain(a))): int(n) for d, a, n in conn.execute(stmt)}

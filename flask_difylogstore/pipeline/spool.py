@@ -7,16 +7,25 @@ it lives; a segment nobody holds a lock on belongs to a dead process and is adop
 by whichever process locks it first. A segment is deleted only after every record in it was
 acknowledged by the backend (or moved to the dead-letter file).
 
-Appends go to the page cache with one ``os.write`` per submit, which survives the process being
-killed; a separate thread ``fsync``s at most ``fsync_interval_ms`` later (group commit), which
-bounds what a power loss can take.
+A segment is allocated up front (``posix_fallocate``) and mapped into memory, so an append is
+a copy into the page cache under the pipeline's lock: no system call, and the lock is never held
+while the GIL is released (with ``os.write`` under the lock, eight saving threads queued behind
+each other's GIL hand-over and the p99 of ``save()`` reached milliseconds). What is copied
+survives the process being killed: the pages belong to the file, not to the process. Allocating
+first also means a full disk is an ``OSError`` at rotation, never a ``SIGBUS`` on a copy. Where a
+file cannot be mapped the spool falls back to ``os.pwrite``. A separate thread ``fsync``s at most
+``fsync_interval_ms`` later (group commit), which bounds what a power loss can take. A segment is
+cut back to its used size when sealed; the zero-filled tail of the live segment of a killed
+process is padding, not damage.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
+import mmap
 import os
 import struct
 import time
@@ -31,6 +40,7 @@ HEADER = struct.Struct(">2sII")
 MAX_FRAME = 256 * 1024 * 1024
 SEGMENT_BYTES = 8 * 1024 * 1024
 SEGMENT_AGE_S = 5.0
+_PAGE = mmap.PAGESIZE
 
 
 class SpoolFullError(Exception):
@@ -58,7 +68,7 @@ def decode_frames(data: bytes, *, at_eof: bool) -> tuple[list[bytes], int, int]:
         if magic != MAGIC or length > MAX_FRAME:
             nxt = data.find(MAGIC, pos + 1)
             nxt = end if nxt < 0 else nxt
-            skipped += nxt - pos
+            skipped += _damaged(data, pos, nxt)
             pos = nxt
             continue
         stop = pos + HEADER.size + length
@@ -68,15 +78,21 @@ def decode_frames(data: bytes, *, at_eof: bool) -> tuple[list[bytes], int, int]:
         if zlib.crc32(payload) != crc:
             nxt = data.find(MAGIC, pos + 1)
             nxt = end if nxt < 0 else nxt
-            skipped += nxt - pos
+            skipped += _damaged(data, pos, nxt)
             pos = nxt
             continue
         payloads.append(payload)
         pos = stop
     if at_eof and pos < end:
-        skipped += end - pos
+        skipped += _damaged(data, pos, end)
         pos = end
     return payloads, pos, skipped
+
+
+def _damaged(data: bytes, start: int, stop: int) -> int:
+    """Bytes of ``data[start:stop]`` that are not zero padding (the allocated, unwritten tail)."""
+    region = data[start:stop]
+    return len(region.rstrip(b"\0"))
 
 
 class Segment:
@@ -86,20 +102,33 @@ class Segment:
         "acked",
         "adopted",
         "appended",
+        "capacity",
         "created",
         "deleted",
         "dirty",
         "fd",
+        "map",
         "path",
         "read_offset",
         "sealed",
         "size",
     )
 
-    def __init__(self, path: Path, fd: int, *, size: int = 0, adopted: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fd: int,
+        *,
+        size: int = 0,
+        adopted: bool = False,
+        capacity: int = 0,
+        mapped: mmap.mmap | None = None,
+    ) -> None:
         self.path = path
         self.fd = fd
         self.size = size
+        self.capacity = capacity
+        self.map = mapped
         self.appended = 0
         self.acked = 0
         self.sealed = False
@@ -157,34 +186,48 @@ class Spool:
         return self.own_bytes + self.others_bytes
 
     def append(self, frames: bytes, count: int) -> tuple[Segment, int]:
-        """Append ``count`` encoded frames in one write; return the segment and the start offset."""
-        if self.total_bytes + len(frames) > self.max_bytes:
+        """Append ``count`` encoded frames at the end of the active segment; return it and the start offset.
+
+        A mapped segment takes a memory copy (no system call); an unmapped one an ``os.pwrite``.
+        The offset only advances once the bytes are there, so a failed write leaves nothing behind
+        that a reader would take for data.
+        """
+        size = len(frames)
+        if self.total_bytes + size > self.max_bytes:
             raise SpoolFullError(f"spool {self.directory} holds {self.total_bytes} of {self.max_bytes} bytes")
         seg = self.active
-        if seg is None or self._worn(seg):
-            seg = self._rotate()
+        if seg is None or self._worn(seg) or (seg.map is not None and seg.size + size > seg.capacity):
+            seg = self._rotate(size)
         start = seg.size
-        try:
-            written = os.write(seg.fd, frames)
-            while written < len(frames):
-                written += os.write(seg.fd, frames[written:])
-        except OSError:
-            os.ftruncate(seg.fd, start)
-            raise
-        seg.size += len(frames)
+        if seg.map is not None:
+            seg.map[start : start + size] = frames
+        else:
+            view = memoryview(frames)
+            written = 0
+            while written < size:
+                written += os.pwrite(seg.fd, view[written:], start + written)
+        seg.size = start + size
         seg.appended += count
         seg.dirty = True
         return seg, start
 
-    def _rotate(self) -> Segment:
+    def _rotate(self, needed: int = 0) -> Segment:
         if self.active is not None:
-            self.active.sealed = True
+            _seal(self.active)
+        self.active = None
         self.directory.mkdir(parents=True, exist_ok=True)
         self._counter += 1
         path = self.directory / f"{self.prefix}{self._counter:06d}.log"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        seg = Segment(path, fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            capacity, mapped = _allocate(fd, max(self.segment_bytes, needed))
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
+            raise
+        seg = Segment(path, fd, capacity=capacity, mapped=mapped)
         self.segments.append(seg)
         self.active = seg
         self._dir_dirty = True
@@ -204,7 +247,7 @@ class Spool:
         """Seal the active segment when worn, so acknowledged data does not linger on disk."""
         seg = self.active
         if seg is not None and self._worn(seg):
-            seg.sealed = True
+            _seal(seg)
             self.active = None
 
     # -- acknowledging -----------------------------------------------------------------------
@@ -263,7 +306,7 @@ class Spool:
     def close(self) -> list[Segment]:
         """Seal everything; return finished segments to delete. Unfinished ones are left for replay."""
         if self.active is not None:
-            self.active.sealed = True
+            _seal(self.active)
             self.active = None
         done = self.collect_done()
         for seg in self.segments + self.adopted:
@@ -277,6 +320,43 @@ class Spool:
             _close_fd(seg)
         self.segments, self.adopted, self.active = [], [], None
         self.prefix = f"seg-{os.getpid()}-{time.time_ns()}-"
+
+
+def _allocate(fd: int, size: int) -> tuple[int, mmap.mmap | None]:
+    """Reserve ``size`` bytes (rounded to pages) on disk and map them; ``(capacity, None)`` when unmappable.
+
+    ``OSError`` (a full disk) propagates: the append fails cleanly instead of a later copy into an
+    unbacked page killing the process.
+    """
+    capacity = -(-size // _PAGE) * _PAGE
+    try:
+        os.posix_fallocate(fd, 0, capacity)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+        return 0, None
+    try:
+        return capacity, mmap.mmap(fd, capacity, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except (OSError, ValueError):
+        os.ftruncate(fd, 0)
+        return 0, None
+
+
+def _unmap(seg: Segment) -> None:
+    if seg.map is not None:
+        with contextlib.suppress(BufferError, OSError, ValueError):
+            seg.map.close()
+        seg.map = None
+
+
+def _seal(seg: Segment) -> None:
+    """No more appends: unmap and give back the allocated tail."""
+    seg.sealed = True
+    if seg.map is not None:
+        _unmap(seg)
+        with contextlib.suppress(OSError):
+            os.ftruncate(seg.fd, seg.size)
+        seg.capacity = seg.size
 
 
 def _try_adopt(path: Path) -> Segment | None:
@@ -296,6 +376,7 @@ def _try_adopt(path: Path) -> Segment | None:
 
 
 def _close_fd(seg: Segment) -> None:
+    _unmap(seg)
     if seg.fd >= 0:
         with contextlib.suppress(OSError):
             os.close(seg.fd)

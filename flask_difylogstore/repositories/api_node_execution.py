@@ -60,9 +60,7 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
             return self._dual_read("get_node_last_execution", tenant_id, app_id, workflow_id, node_id)
         return conversions.node_model(page.records[0])
 
-    def get_executions_by_workflow_run(
-        self, tenant_id: str, app_id: str, workflow_run_id: str
-    ) -> Sequence[t.Any]:
+    def get_executions_by_workflow_run(self, tenant_id: str, app_id: str, workflow_run_id: str) -> Sequence[t.Any]:
         """Every node execution of a run, ``created_at`` ascending (the SQL order), no row cap."""
         records = self._reader().search_all(
             RecordQuery(
@@ -162,11 +160,7 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
         deleted = self.delete_executions_by_ids([r.id for r in records])
         return deleted, offloads
 
-    def get_offloads_by_execution_ids(
-        self, session: t.Any, node_execution_ids: Sequence[str]
-    ) -> Sequence[t.Any]:
+    def get_offloads_by_execution_ids(self, session: t.Any, node_execution_ids: Sequence[str]) -> Sequence[t.Any]:
         """Offload rows synthesised from the truncation flags (the full values are PAYLOAD records)."""
         found = self._reader().get(RecordKind.NODE_EXECUTION, list(node_execution_ids), Scope.unscoped())
-        return [
-            offload for record in found.values() for offload in conversions.node_model(record).offload_data
-        ]
+        return [offload for record in found.values() for offload in conversions.node_model(record).offload_data]

@@ -49,9 +49,7 @@ class LogStoreWorkflowAppLogRepository(RelationalDelegate):
             app_log.id = data["id"]
         if getattr(app_log, "created_at", None) is None:
             app_log.created_at = data["created_at"]
-        self.submit(
-            [LogRecord(RecordKind.APP_LOG, data, default_clock.version_for(RecordKind.APP_LOG, None))]
-        )
+        self.submit([LogRecord(RecordKind.APP_LOG, data, default_clock.version_for(RecordKind.APP_LOG, None))])
 
     def get_by_id(self, tenant_id: str, log_id: str) -> t.Any:
         record = self._reader().get_one(RecordKind.APP_LOG, log_id, scope(tenant_id))
@@ -69,9 +67,7 @@ class LogStoreWorkflowAppLogRepository(RelationalDelegate):
         )
         return conversions.app_log_model(page.records[0]) if page.records else None
 
-    def _matching_run_ids(
-        self, tenant_id: str, app_id: str, keyword: str | None, status: str | None
-    ) -> set[str]:
+    def _matching_run_ids(self, tenant_id: str, app_id: str, keyword: str | None, status: str | None) -> set[str]:
         filters = (Filter("status", "eq", enum_value(status)),) if status else ()
         base = RecordQuery(
             RecordKind.RUN,
@@ -128,9 +124,7 @@ class LogStoreWorkflowAppLogRepository(RelationalDelegate):
         else:
             run_ids = self._matching_run_ids(tenant_id, app_id, keyword, status)
             matching = [
-                r
-                for r in self._reader().iterate(query, page_size=1000)
-                if r.data.get("workflow_run_id") in run_ids
+                r for r in self._reader().iterate(query, page_size=1000) if r.data.get("workflow_run_id") in run_ids
             ]
             total = len(matching)
             rows = matching[skip : skip + limit]

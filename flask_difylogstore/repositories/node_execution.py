@@ -41,9 +41,7 @@ def order_from_config(
     return order or (("created_at", "asc"), ("index", "asc"))
 
 
-def full_payloads(
-    reader: Reader, records: t.Sequence[LogRecord], tenant_id: str | None
-) -> dict[str, dict[str, str]]:
+def full_payloads(reader: Reader, records: t.Sequence[LogRecord], tenant_id: str | None) -> dict[str, dict[str, str]]:
     """Full payload texts of the truncated columns of ``records``: node id -> type -> JSON text."""
     ids = [r.id for r in records if conversions.truncated_types(r.data)]
     if not ids:
@@ -110,11 +108,7 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
 
     def _persist(self, execution: t.Any, *, load_missing: bool) -> None:
         previous = self._stored.get(execution.id)
-        if (
-            previous is None
-            and load_missing
-            and any(getattr(execution, n) is None for n in conversions.PAYLOAD_TYPES)
-        ):
+        if previous is None and load_missing and any(getattr(execution, n) is None for n in conversions.PAYLOAD_TYPES):
             previous = self._load_stored(execution.id)
         truncator = self.truncator()
         encoded: dict[str, payloads.EncodedPayload] = {}
@@ -223,9 +217,7 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
         full = full_payloads(self._reader(), records, self._tenant_id)
         return [conversions.node_entity(r.data, full.get(r.id)) for r in records]
 
-    def get_by_workflow_execution(
-        self, workflow_execution_id: str, order_config: t.Any = None
-    ) -> t.Sequence[t.Any]:
+    def get_by_workflow_execution(self, workflow_execution_id: str, order_config: t.Any = None) -> t.Sequence[t.Any]:
         """S3 name of :meth:`get_by_workflow_run`."""
         return self.get_by_workflow_run(workflow_execution_id, order_config)
 

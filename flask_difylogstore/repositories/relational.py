@@ -142,9 +142,7 @@ def _node_order(order_config: t.Any) -> list[t.Any]:
     return order
 
 
-def load_full_payloads(
-    rows: Sequence[WorkflowNodeExecutionModel], storage: t.Any
-) -> dict[str, dict[str, str]]:
+def load_full_payloads(rows: Sequence[WorkflowNodeExecutionModel], storage: t.Any) -> dict[str, dict[str, str]]:
     """node id -> type -> full JSON text, read from storage through each row's offload rows."""
     result: dict[str, dict[str, str]] = {}
     for row in rows:
@@ -218,9 +216,7 @@ class RelationalWorkflowNodeExecutionRepository(_Core):
                     row.offload_data.append(self._offload(session, execution.id, name, encoded.full_text))
             session.commit()
 
-    def _offload(
-        self, session: Session, execution_id: str, name: str, full_text: str
-    ) -> WorkflowNodeExecutionOffload:
+    def _offload(self, session: Session, execution_id: str, name: str, full_text: str) -> WorkflowNodeExecutionOffload:
         content = full_text.encode("utf-8")
         file_id = str(uuid.uuid4())
         key = f"workflow_offload/{self._tenant_id}/{file_id}.json"
@@ -260,9 +256,7 @@ class RelationalWorkflowNodeExecutionRepository(_Core):
         stmt = (
             sa.select(WorkflowNodeExecutionModel)
             .options(
-                selectinload(WorkflowNodeExecutionModel.offload_data).selectinload(
-                    WorkflowNodeExecutionOffload.file
-                )
+                selectinload(WorkflowNodeExecutionModel.offload_data).selectinload(WorkflowNodeExecutionOffload.file)
             )
             .where(
                 WorkflowNodeExecutionModel.workflow_run_id == workflow_run_id,
@@ -285,9 +279,7 @@ class RelationalWorkflowNodeExecutionRepository(_Core):
         full = load_full_payloads(rows, self.storage())
         return [conversions.node_entity(conversions.node_data_from_model(r), full.get(r.id)) for r in rows]
 
-    def get_by_workflow_execution(
-        self, workflow_execution_id: str, order_config: t.Any = None
-    ) -> Sequence[t.Any]:
+    def get_by_workflow_execution(self, workflow_execution_id: str, order_config: t.Any = None) -> Sequence[t.Any]:
         return self.get_by_workflow_run(workflow_execution_id, order_config)
 
     def get_max_index(self, workflow_execution_id: str) -> int:

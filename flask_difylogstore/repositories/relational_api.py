@@ -57,9 +57,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
                     sa.and_(WorkflowRun.created_at == last.created_at, WorkflowRun.id < last.id),
                 )
             )
-        rows = self._scalars(
-            stmt.order_by(WorkflowRun.created_at.desc(), WorkflowRun.id.desc()).limit(limit + 1)
-        )
+        rows = self._scalars(stmt.order_by(WorkflowRun.created_at.desc(), WorkflowRun.id.desc()).limit(limit + 1))
         return compat.InfiniteScrollPagination(data=rows[:limit], limit=limit, has_more=len(rows) > limit)
 
     def get_workflow_run_by_id(self, tenant_id: str, app_id: str, run_id: str) -> WorkflowRun | None:
@@ -142,9 +140,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
         end_date: datetime | None = None,
         timezone: str = "UTC",
     ) -> list[dict[str, t.Any]]:
-        days = self._by_day(
-            self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone)
-        )
+        days = self._by_day(self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone))
         return [{"date": d, "runs": len(v)} for d, v in days.items()]
 
     def get_daily_terminals_statistics(
@@ -156,9 +152,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
         end_date: datetime | None = None,
         timezone: str = "UTC",
     ) -> list[dict[str, t.Any]]:
-        days = self._by_day(
-            self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone)
-        )
+        days = self._by_day(self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone))
         return [{"date": d, "terminal_count": len({c for c, _ in v})} for d, v in days.items()]
 
     def get_daily_token_cost_statistics(
@@ -170,9 +164,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
         end_date: datetime | None = None,
         timezone: str = "UTC",
     ) -> list[dict[str, t.Any]]:
-        days = self._by_day(
-            self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone)
-        )
+        days = self._by_day(self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone))
         return [{"date": d, "token_count": sum(tok for _, tok in v)} for d, v in days.items()]
 
     def get_average_app_interaction_statistics(
@@ -184,9 +176,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
         end_date: datetime | None = None,
         timezone: str = "UTC",
     ) -> list[dict[str, t.Any]]:
-        days = self._by_day(
-            self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone)
-        )
+        days = self._by_day(self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone))
         result = []
         for day, runs in days.items():
             per_user: dict[str, int] = {}
@@ -235,9 +225,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
                     sa.and_(WorkflowRun.created_at == seen_at, WorkflowRun.id > seen_id),
                 )
             )
-        return self._scalars(
-            stmt.order_by(WorkflowRun.created_at.asc(), WorkflowRun.id.asc()).limit(batch_size)
-        )
+        return self._scalars(stmt.order_by(WorkflowRun.created_at.asc(), WorkflowRun.id.asc()).limit(batch_size))
 
     def delete_runs_by_ids(self, run_ids: Sequence[str]) -> int:
         return self._delete(WorkflowRun, WorkflowRun.id.in_(list(run_ids))) if run_ids else 0
@@ -266,13 +254,9 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
         counts = {"trigger_logs": 0, "pauses": 0, "pause_reasons": 0}
         for name, model, condition in targets:
             if delete:
-                counts[name] = int(
-                    getattr(session.execute(sa.delete(model).where(condition)), "rowcount", 0) or 0
-                )
+                counts[name] = int(getattr(session.execute(sa.delete(model).where(condition)), "rowcount", 0) or 0)
             else:
-                counts[name] = int(
-                    session.scalar(sa.select(sa.func.count()).select_from(model).where(condition)) or 0
-                )
+                counts[name] = int(session.scalar(sa.select(sa.func.count()).select_from(model).where(condition)) or 0)
         return counts
 
     def count_runs_with_related(self, runs: Sequence[t.Any], *args: t.Any, **kwargs: t.Any) -> dict[str, int]:
@@ -295,9 +279,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
         return counts
 
     def get_app_logs_by_run_id(self, session: Session, run_id: str) -> Sequence[WorkflowAppLog]:
-        return list(
-            session.scalars(sa.select(WorkflowAppLog).where(WorkflowAppLog.workflow_run_id == run_id))
-        )
+        return list(session.scalars(sa.select(WorkflowAppLog).where(WorkflowAppLog.workflow_run_id == run_id)))
 
     def _needs_dify(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
         raise NotImplementedError("pause and archive tables exist only in Dify's own schema; run inside Dify")

@@ -38,9 +38,7 @@ class RelationalAPIWorkflowNodeExecutionRepository(SessionRepository):
         )
         return rows[0] if rows else None
 
-    def get_executions_by_workflow_run(
-        self, tenant_id: str, app_id: str, workflow_run_id: str
-    ) -> Sequence[t.Any]:
+    def get_executions_by_workflow_run(self, tenant_id: str, app_id: str, workflow_run_id: str) -> Sequence[t.Any]:
         m = self._model
         return self._scalars(
             _with_offloads(sa.select(m))
@@ -79,9 +77,7 @@ class RelationalAPIWorkflowNodeExecutionRepository(SessionRepository):
         with self._session_factory() as session:
             ids = sa.select(m.id).where(condition)
             session.execute(
-                sa.delete(WorkflowNodeExecutionOffload).where(
-                    WorkflowNodeExecutionOffload.node_execution_id.in_(ids)
-                )
+                sa.delete(WorkflowNodeExecutionOffload).where(WorkflowNodeExecutionOffload.node_execution_id.in_(ids))
             )
             result = session.execute(sa.delete(m).where(condition))
             session.commit()
@@ -100,10 +96,7 @@ class RelationalAPIWorkflowNodeExecutionRepository(SessionRepository):
     def count_by_runs(self, session: Session, run_ids: Sequence[str]) -> tuple[int, int]:
         m = self._model
         nodes = int(
-            session.scalar(
-                sa.select(sa.func.count()).select_from(m).where(m.workflow_run_id.in_(list(run_ids)))
-            )
-            or 0
+            session.scalar(sa.select(sa.func.count()).select_from(m).where(m.workflow_run_id.in_(list(run_ids)))) or 0
         )
         offloads = int(
             session.scalar(
@@ -123,9 +116,7 @@ class RelationalAPIWorkflowNodeExecutionRepository(SessionRepository):
         m = self._model
         ids = sa.select(m.id).where(m.workflow_run_id.in_(list(run_ids)))
         offloads = session.execute(
-            sa.delete(WorkflowNodeExecutionOffload).where(
-                WorkflowNodeExecutionOffload.node_execution_id.in_(ids)
-            )
+            sa.delete(WorkflowNodeExecutionOffload).where(WorkflowNodeExecutionOffload.node_execution_id.in_(ids))
         )
         nodes = session.execute(sa.delete(m).where(m.workflow_run_id.in_(list(run_ids))))
         return int(getattr(nodes, "rowcount", 0) or 0), int(getattr(offloads, "rowcount", 0) or 0)

@@ -33,9 +33,7 @@ class RelationalWorkflowAppLogRepository:
     def get_by_id(self, tenant_id: str, log_id: str) -> WorkflowAppLog | None:
         with self._session_factory() as session:
             return session.scalar(
-                sa.select(WorkflowAppLog).where(
-                    WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.id == log_id
-                )
+                sa.select(WorkflowAppLog).where(WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.id == log_id)
             )
 
     def get_by_workflow_run_id(self, tenant_id: str, workflow_run_id: str) -> WorkflowAppLog | None:
@@ -64,9 +62,7 @@ class RelationalWorkflowAppLogRepository:
         page: int = 1,
         limit: int = 20,
     ) -> dict[str, t.Any]:
-        stmt = sa.select(WorkflowAppLog).where(
-            WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.app_id == app_id
-        )
+        stmt = sa.select(WorkflowAppLog).where(WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.app_id == app_id)
         if keyword or status:
             stmt = stmt.join(WorkflowRun, WorkflowRun.id == WorkflowAppLog.workflow_run_id)
         if keyword:
@@ -84,9 +80,7 @@ class RelationalWorkflowAppLogRepository:
             stmt = stmt.where(WorkflowAppLog.created_from == enum_value(created_from))
         if created_by:
             stmt = stmt.where(
-                WorkflowAppLog.created_by.in_(
-                    [created_by] if isinstance(created_by, str) else list(created_by)
-                )
+                WorkflowAppLog.created_by.in_([created_by] if isinstance(created_by, str) else list(created_by))
             )
         if created_at_after is not None:
             stmt = stmt.where(WorkflowAppLog.created_at >= naive_utc(created_at_after))
@@ -97,9 +91,7 @@ class RelationalWorkflowAppLogRepository:
             total = int(session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0)
             rows = list(
                 session.scalars(
-                    stmt.order_by(WorkflowAppLog.created_at.desc(), WorkflowAppLog.id.desc())
-                    .offset(skip)
-                    .limit(limit)
+                    stmt.order_by(WorkflowAppLog.created_at.desc(), WorkflowAppLog.id.desc()).offset(skip).limit(limit)
                 )
             )
         return {
@@ -120,6 +112,4 @@ class RelationalWorkflowAppLogRepository:
         return self._delete(WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.app_id == app_id)
 
     def delete_expired(self, tenant_id: str, before_date: t.Any) -> int:
-        return self._delete(
-            WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.created_at < naive_utc(before_date)
-        )
+        return self._delete(WorkflowAppLog.tenant_id == tenant_id, WorkflowAppLog.created_at < naive_utc(before_date))

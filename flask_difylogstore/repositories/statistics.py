@@ -59,9 +59,7 @@ class RunStatistics:
         time_range: str | None = None,
     ) -> dict[str, int]:
         """Runs per status plus ``total``; ``time_range`` keeps runs created within it."""
-        window = (
-            TimeRange(since=naive_utc_now() - parse_time_range(time_range)) if time_range else TimeRange()
-        )
+        window = TimeRange(since=naive_utc_now() - parse_time_range(time_range)) if time_range else TimeRange()
         filters = [triggered_from_filter(triggered_from)]
         if status:
             filters.append(Filter("status", "eq", status))
@@ -190,6 +188,4 @@ class RunStatistics:
         per_day: dict[str, list[int]] = {}
         for row in rows:
             per_day.setdefault(str(row["date"]), []).append(int(row["runs"]))
-        return [
-            {"date": day, "interactions": round(sum(v) / len(v), 2)} for day, v in sorted(per_day.items())
-        ]
+        return [{"date": day, "interactions": round(sum(v) / len(v), 2)} for day, v in sorted(per_day.items())]

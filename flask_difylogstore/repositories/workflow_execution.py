@@ -41,9 +41,7 @@ class LogStoreWorkflowExecutionRepository(StateMixin):
 
     def save(self, execution: t.Any) -> None:
         """Hand a full snapshot of ``execution`` to the write pipeline (no network on this thread)."""
-        data = conversions.run_data(
-            execution, self._owner, put_graph=self.state.settings.enable_put_graph_field
-        )
+        data = conversions.run_data(execution, self._owner, put_graph=self.state.settings.enable_put_graph_field)
         version = default_clock.version_for(RecordKind.RUN, data["status"])
         self.submit([LogRecord(RecordKind.RUN, data, version)])
         if self.state.settings.dual_write_enabled:

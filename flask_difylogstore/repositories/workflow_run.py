@@ -119,9 +119,7 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
             return self._dual_read("get_workflow_run_by_id_without_tenant", run_id)
         return conversions.run_model(record)
 
-    def get_expired_runs_batch(
-        self, tenant_id: str, before_date: datetime, batch_size: int = 1000
-    ) -> Sequence[t.Any]:
+    def get_expired_runs_batch(self, tenant_id: str, before_date: datetime, batch_size: int = 1000) -> Sequence[t.Any]:
         """Up to ``batch_size`` runs created before ``before_date``, oldest first."""
         page = self._reader().search(
             RecordQuery(
@@ -244,9 +242,7 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
         node_ids = [n.id for n in nodes]
         for start in range(0, len(node_ids), 500):
             chunk = node_ids[start : start + 500]
-            self.backend.delete(
-                RecordKind.PAYLOAD, Scope.unscoped(), [Filter("node_execution_id", "in", chunk)]
-            )
+            self.backend.delete(RecordKind.PAYLOAD, Scope.unscoped(), [Filter("node_execution_id", "in", chunk)])
             self.backend.delete(RecordKind.NODE_EXECUTION, Scope.unscoped(), [Filter("id", "in", chunk)])
         self.backend.delete(RecordKind.APP_LOG, Scope.unscoped(), [Filter("workflow_run_id", "in", run_ids)])
         counts["runs"] = self.backend.delete(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", run_ids)])

@@ -54,9 +54,7 @@ def test_shuffled_and_duplicated_snapshots_converge_to_the_latest(
     assert es_backend.count(RecordKind.RUN, Scope("t1")) == 40
 
 
-def test_rewriting_the_same_snapshot_is_a_stale_no_op(
-    es_backend: ElasticsearchBackend, records: RecordFactory
-) -> None:
+def test_rewriting_the_same_snapshot_is_a_stale_no_op(es_backend: ElasticsearchBackend, records: RecordFactory) -> None:
     record = records.run(id="same")
     assert es_backend.write([record]).written == 1
     again = es_backend.write([record, record])
@@ -102,9 +100,7 @@ def test_tenant_and_app_scoping(es_backend: ElasticsearchBackend, records: Recor
     assert _statuses(es_backend, hostile) == {}
 
 
-def test_one_bad_record_never_fails_the_batch(
-    es_backend: ElasticsearchBackend, records: RecordFactory
-) -> None:
+def test_one_bad_record_never_fails_the_batch(es_backend: ElasticsearchBackend, records: RecordFactory) -> None:
     good = records.run(id="good")
     unknown_field = records.run(id="bad-field", not_a_column="x")
     bad_type = records.run(id="bad-type", total_tokens="many")
@@ -151,9 +147,7 @@ def test_unreachable_cluster_fails_every_record_retryably(
         backend.close()
 
 
-def test_fields_projection_keeps_owner_fields(
-    es_backend: ElasticsearchBackend, records: RecordFactory
-) -> None:
+def test_fields_projection_keeps_owner_fields(es_backend: ElasticsearchBackend, records: RecordFactory) -> None:
     store(es_backend, [records.run(id="p", status="failed", total_tokens=3)])
     page = es_backend.search(RecordQuery(RecordKind.RUN, Scope("t1"), fields=("status",)))
     (record,) = page.records
@@ -175,9 +169,7 @@ def test_keyword_search_is_a_case_insensitive_substring(
     )
 
     def found(keyword: str) -> set[str]:
-        return {
-            r.id for r in es_backend.search(RecordQuery(RecordKind.RUN, Scope("t1"), keyword=keyword)).records
-        }
+        return {r.id for r in es_backend.search(RecordQuery(RecordKind.RUN, Scope("t1"), keyword=keyword)).records}
 
     assert found("weather in par") == {"json"}
     assert found('"query": "what') == {"json"}
@@ -188,15 +180,11 @@ def test_keyword_search_is_a_case_insensitive_substring(
 
 
 @pytest.mark.parametrize("field", ["graph", "execution_metadata"])
-def test_unindexable_payload_filters_are_refused_clearly(
-    es_backend: ElasticsearchBackend, field: str
-) -> None:
+def test_unindexable_payload_filters_are_refused_clearly(es_backend: ElasticsearchBackend, field: str) -> None:
     kind = RecordKind.NODE_EXECUTION if field == "execution_metadata" else RecordKind.RUN
     with pytest.raises(ValueError, match=field):
         es_backend.search(RecordQuery(kind, Scope("t1"), filters=(Filter(field, "eq", "{}"),)))
-    assert (
-        es_backend.search(RecordQuery(kind, Scope("t1"), filters=(Filter(field, "not_null"),))).records == []
-    )
+    assert es_backend.search(RecordQuery(kind, Scope("t1"), filters=(Filter(field, "not_null"),))).records == []
 
 
 def test_reads_of_a_family_without_indices_are_empty(es_backend: ElasticsearchBackend) -> None:
@@ -229,9 +217,7 @@ def test_microsecond_ordering(es_backend: ElasticsearchBackend, records: RecordF
     assert [r.id for r in later.records] == ["a-second"]
 
 
-def test_aggregates_see_this_process_writes_at_once(
-    es_backend: ElasticsearchBackend, records: RecordFactory
-) -> None:
+def test_aggregates_see_this_process_writes_at_once(es_backend: ElasticsearchBackend, records: RecordFactory) -> None:
     """Aggregations cannot merge pending records, so they see acknowledged writes without waiting."""
     query = AggregateQuery(RecordKind.RUN, Scope("t1"), (Metric("count"),))
     assert es_backend.aggregate(query) == [{"count": 0}]

@@ -72,9 +72,7 @@ def _authorization(monkeypatch: pytest.MonkeyPatch, url: str, **env: str) -> str
     return _Recorder.seen[-1].get("authorization")
 
 
-def test_credentials_come_only_from_logstore_es_variables(
-    monkeypatch: pytest.MonkeyPatch, recorder: str
-) -> None:
+def test_credentials_come_only_from_logstore_es_variables(monkeypatch: pytest.MonkeyPatch, recorder: str) -> None:
     vector_store = {"ELASTICSEARCH_USERNAME": "elastic", "ELASTICSEARCH_PASSWORD": "vector-secret"}
     assert _authorization(monkeypatch, recorder, **vector_store) is None
     basic = _authorization(monkeypatch, recorder, LOGSTORE_ES_USERNAME="ops", LOGSTORE_ES_PASSWORD="s3cret")
@@ -85,9 +83,7 @@ def test_credentials_come_only_from_logstore_es_variables(
     assert api_key == "ApiKey " + base64.b64encode(b"key-id:key-secret").decode()
 
 
-def test_the_version_probe_asks_without_a_compatibility_header(
-    monkeypatch: pytest.MonkeyPatch, recorder: str
-) -> None:
+def test_the_version_probe_asks_without_a_compatibility_header(monkeypatch: pytest.MonkeyPatch, recorder: str) -> None:
     _authorization(monkeypatch, recorder)
     assert "compatible-with" not in _Recorder.seen[-1].get("accept", "")
 

@@ -73,7 +73,5 @@ def test_ten_thousand_user_keys_cause_no_mapping_failure(
     assert len(found.records) == len(nodes)
     by_index = {r.data["index"]: r for r in found.records}
     assert all(by_index[n.data["index"]].data["inputs"] == n.data["inputs"] for n in nodes)  # byte for byte
-    hit = es_backend.search(
-        RecordQuery(RecordKind.NODE_EXECUTION, Scope("t1"), keyword="USER KEY 4321 .WITH")
-    )
+    hit = es_backend.search(RecordQuery(RecordKind.NODE_EXECUTION, Scope("t1"), keyword="USER KEY 4321 .WITH"))
     assert [r.data["index"] for r in hit.records] == [4300]

@@ -33,9 +33,7 @@ def test_thirty_thousand_nodes_of_one_run(es_backend: ElasticsearchBackend, reco
 
     scope = Scope("t1", "a1")
     by_run = (Filter("workflow_run_id", "eq", run_id),)
-    query = RecordQuery(
-        RecordKind.NODE_EXECUTION, scope, filters=by_run, order_by=(("index", "asc"),), limit=None
-    )
+    query = RecordQuery(RecordKind.NODE_EXECUTION, scope, filters=by_run, order_by=(("index", "asc"),), limit=None)
     page = es_backend.search(query)
     assert [r.data["index"] for r in page.records] == list(range(NODES))
     assert page.next_after is None

@@ -55,9 +55,7 @@ def test_first_run_creates_then_everything_is_kept(es_settings: LogStoreSettings
     backend = _backend(es_settings)
     prefix = es_settings.elasticsearch.index_prefix
     dry = backend.provision(dry_run=True)
-    assert dry.changed and backend.client.indices.get_index_template(name=f"{prefix}-*").body == {
-        "index_templates": []
-    }
+    assert dry.changed and backend.client.indices.get_index_template(name=f"{prefix}-*").body == {"index_templates": []}
     first = backend.provision()
     assert _actions(first) == {
         "cluster": "keep",
@@ -92,9 +90,7 @@ def test_custom_fields_settings_and_phases_survive_an_upgrade(
     body["template"]["mappings"]["properties"]["ops_note"] = {"type": "keyword"}
     body["template"]["settings"]["index"]["refresh_interval"] = "5s"
     client.indices.put_index_template(name=name, body=body)
-    policy = client.ilm.get_lifecycle(name=f"{prefix}-workflow-logs").body[f"{prefix}-workflow-logs"][
-        "policy"
-    ]
+    policy = client.ilm.get_lifecycle(name=f"{prefix}-workflow-logs").body[f"{prefix}-workflow-logs"]["policy"]
     policy["phases"]["warm"] = {"min_age": "7d", "actions": {"readonly": {}}}
     client.ilm.put_lifecycle(name=f"{prefix}-workflow-logs", policy=policy)
 
@@ -117,9 +113,7 @@ def test_custom_fields_settings_and_phases_survive_an_upgrade(
     properties = merged["template"]["mappings"]["properties"]
     assert properties["ops_note"] == {"type": "keyword"} and properties["trace_id"]["type"] == "keyword"
     assert merged["template"]["settings"]["index"]["refresh_interval"] == "5s"
-    phases = client.ilm.get_lifecycle(name=f"{prefix}-workflow-logs").body[f"{prefix}-workflow-logs"][
-        "policy"
-    ]
+    phases = client.ilm.get_lifecycle(name=f"{prefix}-workflow-logs").body[f"{prefix}-workflow-logs"]["policy"]
     assert phases["phases"]["warm"]["min_age"] == "7d"
     assert phases["phases"]["delete"]["min_age"] == "30d"
     # The existing partition accepts the new field at once (its mapping was extended).
@@ -212,9 +206,7 @@ def test_retention_counts_from_the_partition_not_from_index_creation(
     store(es_backend, [old, fresh])
     deleted = es_server.apply_lifecycle()
     if not deleted:
-        pytest.xfail(
-            "LocalElasticsearchServer ages indices from creation, ignoring index.lifecycle.origination_date"
-        )
+        pytest.xfail("LocalElasticsearchServer ages indices from creation, ignoring index.lifecycle.origination_date")
     assert deleted == [es_backend.layout.index_for(RecordKind.RUN, old.created_at)]
 
 
@@ -228,7 +220,5 @@ def test_without_lifecycle_api_templates_carry_no_policy(
     report = provisioner.run()
     assert "retention is not enforced" in report.changes[0].detail
     template = provisioner.client.indices.get_index_template(name=layout.family(RecordKind.RUN)).body
-    assert (
-        "lifecycle" not in template["index_templates"][0]["index_template"]["template"]["settings"]["index"]
-    )
+    assert "lifecycle" not in template["index_templates"][0]["index_template"]["template"]["settings"]["index"]
     provisioner.client.close()

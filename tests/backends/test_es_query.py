@@ -46,9 +46,7 @@ def test_every_body_is_tenant_scoped_and_hides_tombstones(builder: QueryBuilder)
         builder.search_body(RecordQuery(RUN, scope, keyword="x", after=(datetime(2026, 1, 1), "id"))),
         builder.count_body(RUN, scope, (), None),
         builder.delete_candidates_body(RUN, scope, (), None),
-        builder.aggregate_body(
-            AggregateQuery(RUN, scope, (Metric("count"),), (GroupBy("status"),)), page_size=10
-        ),
+        builder.aggregate_body(AggregateQuery(RUN, scope, (Metric("count"),), (GroupBy("status"),)), page_size=10),
     ]
     for body in bodies:
         where = body["query"]["bool"]
@@ -59,17 +57,13 @@ def test_every_body_is_tenant_scoped_and_hides_tombstones(builder: QueryBuilder)
 
 def test_filters_use_typed_values_and_the_memory_null_rules(builder: QueryBuilder) -> None:
     moment = datetime(2026, 1, 2, 3, 4, 5, 678901)
-    assert builder.predicate(RUN, Filter("status", "in", ["a", None, "b"])) == {
-        "terms": {"status": ["a", "b"]}
-    }
+    assert builder.predicate(RUN, Filter("status", "in", ["a", None, "b"])) == {"terms": {"status": ["a", "b"]}}
     assert builder.predicate(RUN, Filter("status", "in", [None])) == {"match_none": {}}
     assert builder.predicate(RUN, Filter("status", "not_in", [])) == {"match_all": {}}
     assert builder.predicate(RUN, Filter("created_at", "lt", moment)) == {
         "range": {"created_at": {"lt": "2026-01-02T03:04:05.678901"}}
     }
-    assert builder.predicate(RUN, Filter("total_tokens", "gte", "7")) == {
-        "range": {"total_tokens": {"gte": 7}}
-    }
+    assert builder.predicate(RUN, Filter("total_tokens", "gte", "7")) == {"range": {"total_tokens": {"gte": 7}}}
     assert builder.predicate(RUN, Filter("error", "eq", "boom")) == {"term": {"error.keyword": "boom"}}
     ne = builder.predicate(RUN, Filter("status", "ne", "x"))
     assert {"exists": {"field": "status"}} in ne["bool"]["filter"]
@@ -77,9 +71,7 @@ def test_filters_use_typed_values_and_the_memory_null_rules(builder: QueryBuilde
 
 def test_hostile_values_stay_values(builder: QueryBuilder) -> None:
     evil = '"}]} OR tenant_id:* \\ *?'
-    body = builder.search_body(
-        RecordQuery(RUN, Scope(evil), filters=(Filter("status", "eq", evil),), keyword=evil)
-    )
+    body = builder.search_body(RecordQuery(RUN, Scope(evil), filters=(Filter("status", "eq", evil),), keyword=evil))
     encoded = json.dumps(body)
     assert json.loads(encoded) == body  # a plain JSON document, nothing spliced into strings
     assert {"term": {"tenant_id": evil}} in body["query"]["bool"]["filter"]
@@ -140,14 +132,10 @@ def test_composite_aggregation_body_and_rows(builder: QueryBuilder) -> None:
 def test_reads_target_only_the_partitions_a_range_covers() -> None:
     layout = IndexLayout("dify")
     window = TimeRange(datetime(2026, 1, 15), datetime(2026, 3, 1))
-    assert (
-        layout.read_target(RUN, window) == "dify-workflow_execution-2026.01,dify-workflow_execution-2026.02"
-    )
+    assert layout.read_target(RUN, window) == "dify-workflow_execution-2026.01,dify-workflow_execution-2026.02"
     assert layout.read_target(RUN, TimeRange(since=datetime(2026, 1, 1))) == "dify-workflow_execution-*"
     wide = TimeRange(datetime(2000, 1, 1), datetime(2026, 1, 1))
     assert layout.read_target(RUN, wide) == "dify-workflow_execution-*"
-    days = IndexLayout("dify", "day").partitions(
-        RUN, datetime(2026, 2, 27, 23), datetime(2026, 3, 1, 0, 0, 1)
-    )
+    days = IndexLayout("dify", "day").partitions(RUN, datetime(2026, 2, 27, 23), datetime(2026, 3, 1, 0, 0, 1))
     assert days == [f"dify-workflow_execution-2026.{d}" for d in ("02.27", "02.28", "03.01")]
     assert layout.partition_end(datetime(2026, 12, 31, 23, 59)) == datetime(2027, 1, 1)

@@ -39,8 +39,7 @@ def _history(make: RecordFactory, rng: random.Random) -> list[LogRecord]:
             "tenant": rng.choice(["t1", "t1", "t2"]),
             "app": rng.choice(["a1", "a2"]),
             # Around midnight UTC and across days, so time zones move runs between days.
-            "offset_s": rng.choice([0, 3600, 7200, 15 * 3600, 16 * 3600 + 30, 86_400 + 60])
-            + rng.randrange(3),
+            "offset_s": rng.choice([0, 3600, 7200, 15 * 3600, 16 * 3600 + 30, 86_400 + 60]) + rng.randrange(3),
             "created_by": rng.choice(["u1", "u2", "u3", None]),
         }
         for _ in range(rng.randrange(1, 4)):
@@ -52,9 +51,7 @@ def _history(make: RecordFactory, rng: random.Random) -> list[LogRecord]:
                     total_tokens=rng.randrange(5),
                     finished_at=BASE_TIME + timedelta(hours=rng.randrange(30)) if finished else None,
                     elapsed_time=rng.choice([None, 0.5, 1.5]),
-                    inputs=rng.choice(
-                        ['{"q": "Hello World"}', '{"q": "bye"}', '{"city": "S\\u00e3o Paulo"}']
-                    ),
+                    inputs=rng.choice(['{"q": "Hello World"}', '{"q": "bye"}', '{"city": "S\\u00e3o Paulo"}']),
                     error=rng.choice([None, "Timeout after 30s", "bad input"]),
                     **common,
                 )
@@ -64,9 +61,7 @@ def _history(make: RecordFactory, rng: random.Random) -> list[LogRecord]:
 
 
 @pytest.fixture
-def both(
-    es_backend: ElasticsearchBackend, records: RecordFactory
-) -> tuple[ElasticsearchBackend, MemoryBackend]:
+def both(es_backend: ElasticsearchBackend, records: RecordFactory) -> tuple[ElasticsearchBackend, MemoryBackend]:
     history = _history(records, random.Random(20261121))
     memory = MemoryBackend()
     for record in history:
@@ -156,9 +151,7 @@ TIMEZONES = ["UTC", "Asia/Shanghai", "America/Los_Angeles", "Asia/Kolkata"]
 
 
 @pytest.mark.parametrize("timezone", TIMEZONES)
-def test_daily_aggregations_in_time_zones(
-    both: tuple[ElasticsearchBackend, MemoryBackend], timezone: str
-) -> None:
+def test_daily_aggregations_in_time_zones(both: tuple[ElasticsearchBackend, MemoryBackend], timezone: str) -> None:
     es, memory = both
     day = GroupBy("created_at", day_in_timezone=timezone, alias="date")
     for metrics in [

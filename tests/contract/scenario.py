@@ -166,9 +166,7 @@ def payload(run: RunSpec, node: NodeSpec, kind: str) -> dict[str, t.Any]:
     return {"kind": kind, "node": node.node_id, "query": f"hello {run.id[:8]}", "n": node.index}
 
 
-def drive(
-    scenario: Scenario, exec_repo: t.Callable[[RunSpec], t.Any], node_repo: t.Callable[[RunSpec], t.Any]
-) -> None:
+def drive(scenario: Scenario, exec_repo: t.Callable[[RunSpec], t.Any], node_repo: t.Callable[[RunSpec], t.Any]) -> None:
     """Save every run and node like Dify's persistence layer (2-3 saves per entity, retry, failure, pause)."""
     for run in scenario.runs:
         runs, nodes = exec_repo(run), node_repo(run)

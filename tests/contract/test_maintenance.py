@@ -46,9 +46,9 @@ def assert_same_state(world: World) -> None:
         pg = world.pg.runs.get_paginated_workflow_runs(tenant, app, ["app-run", "debugging"], limit=100)
         assert [r.id for r in ls.data] == [r.id for r in pg.data]
         for run in world.scenario.runs_of(tenant, app):
-            assert [
-                row_view(r) for r in world.ls.nodes.get_executions_by_workflow_run(tenant, app, run.id)
-            ] == [row_view(r) for r in world.pg.nodes.get_executions_by_workflow_run(tenant, app, run.id)]
+            assert [row_view(r) for r in world.ls.nodes.get_executions_by_workflow_run(tenant, app, run.id)] == [
+                row_view(r) for r in world.pg.nodes.get_executions_by_workflow_run(tenant, app, run.id)
+            ]
         assert (
             world.ls.app_logs.get_paginated_logs(tenant, app)["total"]
             == world.pg.app_logs.get_paginated_logs(tenant, app)["total"]
@@ -70,15 +70,11 @@ def test_delete_by_app_and_expired(small_world: World) -> None:
     tenant = w.scenario.tenants[0]
     app = w.scenario.apps[tenant][0]
     assert w.ls.runs.delete_runs_by_app(tenant, app) == w.pg.runs.delete_runs_by_app(tenant, app)
-    assert w.ls.nodes.delete_executions_by_app(tenant, app) == w.pg.nodes.delete_executions_by_app(
-        tenant, app
-    )
+    assert w.ls.nodes.delete_executions_by_app(tenant, app) == w.pg.nodes.delete_executions_by_app(tenant, app)
     assert w.ls.app_logs.delete_by_app(tenant, app) == w.pg.app_logs.delete_by_app(tenant, app)
     before = BASE + timedelta(hours=10)
     other = w.scenario.tenants[1]
-    assert w.ls.nodes.delete_expired_executions(other, before) == w.pg.nodes.delete_expired_executions(
-        other, before
-    )
+    assert w.ls.nodes.delete_expired_executions(other, before) == w.pg.nodes.delete_expired_executions(other, before)
     assert w.ls.app_logs.delete_expired(other, before) == w.pg.app_logs.delete_expired(other, before)
     assert_same_state(w)
 
@@ -109,9 +105,7 @@ def test_delete_by_runs_s3(small_world: World, pg_sessions: t.Any) -> None:
         assert (
             len(offloads)
             == len(
-                w.pg.nodes.get_offloads_by_execution_ids(
-                    session, [n.id for r in w.scenario.runs[:4] for n in r.nodes]
-                )
+                w.pg.nodes.get_offloads_by_execution_ids(session, [n.id for r in w.scenario.runs[:4] for n in r.nodes])
             )
             == expected[1]
         )

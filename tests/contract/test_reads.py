@@ -84,17 +84,12 @@ def test_node_list_is_scoped_to_the_repository_tenant_and_app(world: World) -> N
     other_tenant = world.scenario.tenants[1]
     assert core_node_repo(world.ls, other_tenant, run.app_id).get_by_workflow_run(run.id) == []
     assert (
-        core_node_repo(world.ls, run.tenant_id, world.scenario.apps[run.tenant_id][1]).get_by_workflow_run(
-            run.id
-        )
-        == []
+        core_node_repo(world.ls, run.tenant_id, world.scenario.apps[run.tenant_id][1]).get_by_workflow_run(run.id) == []
     )
 
 
 def test_truncated_payloads_round_trip(world: World) -> None:
-    big = [
-        (run, node) for run in world.scenario.runs for node in run.nodes if node.big and run.final is not None
-    ]
+    big = [(run, node) for run in world.scenario.runs for node in run.nodes if node.big and run.final is not None]
     assert big
     for run, node in big:
         entity = next(
@@ -143,9 +138,7 @@ def test_paginated_runs(world: World, triggered_from: t.Any, status: str | None)
 
 def test_unknown_or_foreign_cursor_is_rejected(world: World) -> None:
     tenant, app = next(world.scopes())
-    foreign = world.scenario.runs_of(
-        world.scenario.tenants[1], world.scenario.apps[world.scenario.tenants[1]][0]
-    )
+    foreign = world.scenario.runs_of(world.scenario.tenants[1], world.scenario.apps[world.scenario.tenants[1]][0])
     for side in (world.ls, world.pg):
         for cursor in ("3b0f5c4e-0000-4000-8000-000000000000", foreign[0].id):
             with pytest.raises(ValueError, match="Last workflow run not exists"):
@@ -242,12 +235,8 @@ def test_tracing_panel_and_node_lookups(world: World) -> None:
                 is None
             )
             assert row_view(world.ls.nodes.get_execution_by_id(node.id)) == row_view(b)
-            last_ls = world.ls.nodes.get_node_last_execution(
-                run.tenant_id, run.app_id, run.workflow_id, node.node_id
-            )
-            last_pg = world.pg.nodes.get_node_last_execution(
-                run.tenant_id, run.app_id, run.workflow_id, node.node_id
-            )
+            last_ls = world.ls.nodes.get_node_last_execution(run.tenant_id, run.app_id, run.workflow_id, node.node_id)
+            last_pg = world.pg.nodes.get_node_last_execution(run.tenant_id, run.app_id, run.workflow_id, node.node_id)
             assert row_view(last_ls) == row_view(last_pg)
 
 
@@ -285,16 +274,12 @@ def test_app_log_pages(world: World, filters: dict[str, t.Any]) -> None:
 
 def test_app_log_by_run_id_keyword_and_lookups(world: World) -> None:
     for log in world.scenario.app_logs:
-        page = world.ls.app_logs.get_paginated_logs(
-            log["tenant_id"], log["app_id"], keyword=log["workflow_run_id"]
-        )
+        page = world.ls.app_logs.get_paginated_logs(log["tenant_id"], log["app_id"], keyword=log["workflow_run_id"])
         assert [r.id for r in page["data"]] == [log["id"]]
         assert row_view(world.ls.app_logs.get_by_id(log["tenant_id"], log["id"])) == row_view(
             world.pg.app_logs.get_by_id(log["tenant_id"], log["id"])
         )
-        assert (
-            world.ls.app_logs.get_by_workflow_run_id(log["tenant_id"], log["workflow_run_id"]).id == log["id"]
-        )
+        assert world.ls.app_logs.get_by_workflow_run_id(log["tenant_id"], log["workflow_run_id"]).id == log["id"]
         assert (
             world.ls.app_logs.get_by_id(
                 world.scenario.tenants[1]

@@ -17,9 +17,7 @@ from tests.contract.world import relational_side, row_view, store_scenario
 pytestmark = pytest.mark.postgres
 
 
-def test_sqlite_baseline_matches_postgresql(
-    tmp_path: t.Any, pg_schema_engine: t.Any, pg_sessions: t.Any
-) -> None:
+def test_sqlite_baseline_matches_postgresql(tmp_path: t.Any, pg_schema_engine: t.Any, pg_sessions: t.Any) -> None:
     scenario = build_scenario(seed=41, runs_per_app=5)
     reset_tables(pg_schema_engine)
     pg = relational_side(pg_sessions, LocalFileStore(tmp_path / "pg-files"))
@@ -39,11 +37,7 @@ def test_sqlite_baseline_matches_postgresql(
                         assert getattr(lite.runs, method)(tenant, app_id, "app-run", timezone=tz) == getattr(
                             pg.runs, method
                         )(tenant, app_id, "app-run", timezone=tz)
-                page = lite.runs.get_paginated_workflow_runs(
-                    tenant, app_id, ["app-run", "debugging"], limit=3
-                )
-                expected = pg.runs.get_paginated_workflow_runs(
-                    tenant, app_id, ["app-run", "debugging"], limit=3
-                )
+                page = lite.runs.get_paginated_workflow_runs(tenant, app_id, ["app-run", "debugging"], limit=3)
+                expected = pg.runs.get_paginated_workflow_runs(tenant, app_id, ["app-run", "debugging"], limit=3)
                 assert [row_view(r) for r in page.data] == [row_view(r) for r in expected.data]
         db.engine.dispose()

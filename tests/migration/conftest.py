@@ -18,21 +18,29 @@ from flask import Flask
 
 from flask_difylogstore.backends.base import LogBackend
 from flask_difylogstore.extension import get_state
-from flask_difylogstore.migration.storage import LocalFileStore
+from flask_difylogstore.repositories.relational import LocalFileStore
 from flask_difylogstore.settings import LogStoreSettings
 from flask_difylogstore.testing.host_app import create_app
 
 pytestmark = pytest.mark.postgres
 
+#: Where the package's relational repositories keep payload files, under the instance path.
+STORE_DIR = "difylogstore-files"
+
 
 @dataclass
 class Env:
-    """One test's database URL, payload storage and spool directory."""
+    """One test's database URL, app instance path (the payload store lives there) and spool directory."""
 
     url: str
     engine: sa.Engine
-    store: LocalFileStore
+    instance_path: Path
     spool_dir: Path
+
+    @property
+    def store(self) -> LocalFileStore:
+        """The package's local file store, where its apps keep offloaded payloads."""
+        return LocalFileStore(self.instance_path / STORE_DIR)
 
     @property
     def storage_dir(self) -> Path:
@@ -52,7 +60,7 @@ def env(pg_url: str, tmp_path: Path) -> Iterator[Env]:
 
     Base.metadata.create_all(engine)
     try:
-        yield Env(text_url, engine, LocalFileStore(tmp_path / "storage"), tmp_path / "spool")
+        yield Env(text_url, engine, tmp_path / "instance", tmp_path / "spool")
     finally:
         engine.dispose()
         with admin.begin() as conn:
@@ -112,7 +120,8 @@ def _app_factory(request: pytest.FixtureRequest, env: Env, default: str) -> tupl
         settings = LogStoreSettings(  # type: ignore[call-arg]
             _env_file=None, backend=name, spool_dir=env.spool_dir, startup_strict=True, **values
         )
-        app = create_app(env.url, settings=settings, config={"STORAGE_LOCAL_PATH": str(env.storage_dir)})
+        app = create_app(env.url, settings=settings)
+        app.instance_path = str(env.instance_path)
         apps.append(app)
         return app
 

@@ -1,6 +1,6 @@
 """Run ``flask logstore ...`` in a separate process against a journal backend (for kill -9 tests).
 
-Usage: python -m tests.migration.run_cli DATABASE_URL SPOOL_DIR STORAGE_DIR logstore migrate ...
+Usage: python -m tests.migration.run_cli DATABASE_URL SPOOL_DIR INSTANCE_PATH logstore migrate ...
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ JOURNAL = "tests.migration.journal.JournalBackend"
 
 
 def main() -> None:
-    database_url, spool_dir, storage_dir, *args = sys.argv[1:]
+    database_url, spool_dir, instance_path, *args = sys.argv[1:]
     settings = LogStoreSettings(_env_file=None, backend=JOURNAL, spool_dir=spool_dir)  # type: ignore[call-arg]
-    app = create_app(database_url, settings=settings, config={"STORAGE_LOCAL_PATH": storage_dir})
+    app = create_app(database_url, settings=settings)
+    app.instance_path = instance_path
     FlaskGroup(create_app=lambda: app, add_default_commands=False, load_dotenv=False).main(args=args, prog_name="flask")
 
 

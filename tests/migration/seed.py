@@ -19,7 +19,7 @@ from flask_difylogstore.dify.models import (
     WorkflowNodeExecutionOffload,
     WorkflowRun,
 )
-from flask_difylogstore.migration.storage import LocalFileStore
+from flask_difylogstore.repositories.relational import LocalFileStore
 
 START = datetime(2026, 1, 28, 22, 0, 0)
 NODE_TYPES = ("start", "llm", "code", "tool", "end")

@@ -39,7 +39,7 @@ def test_kill_9_in_the_middle_then_resume_loses_and_doubles_nothing(make_memory_
         "tests.migration.run_cli",
         env.url,
         str(env.spool_dir),
-        str(env.storage_dir),
+        str(env.instance_path),
         "logstore",
         "migrate",
         "--batch-size",

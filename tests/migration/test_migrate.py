@@ -180,3 +180,45 @@ def test_workers_give_the_same_result(make_app: MakeApp, env: Env, workers: int)
     kinds = {k["kind"]: k for k in orjson.loads(result.stdout)["kinds"]}
     assert kinds["node-executions"]["migrated"] == kinds["node-executions"]["written"] == 300
     assert _count(app, RecordKind.NODE_EXECUTION) == 300
+
+
+def test_create_index_builds_the_keyset_index_once(memory_app: Flask, env: Env) -> None:
+    from flask_difylogstore.migration import source
+
+    seed(env.engine, runs=3, nodes_per_run=1)
+    table = source.kind_specs()["node-executions"].table
+    assert not source.has_keyset_index(env.engine, table)
+    warned = cli(memory_app, "migrate", "--kind", "node-executions", "--dry-run")
+    assert "has no (created_at, id) index" in warned.output and "CREATE INDEX CONCURRENTLY" in warned.output
+    result = cli(memory_app, "migrate", "--kind", "node-executions", "--create-index")
+    assert result.exit_code == 0, result.output
+    assert source.has_keyset_index(env.engine, table)
+    assert "has no (created_at, id) index" not in cli(memory_app, "migrate", "--kind", "node-executions").output
+
+
+def test_one_job_runs_in_one_process_at_a_time(env: Env) -> None:
+    from flask_difylogstore.errors import DifyLogStoreError
+
+    store = CheckpointStore(env.engine)
+    with (
+        store.lock("migrate:runs:x"),
+        pytest.raises(DifyLogStoreError, match="another process is running"),
+        store.lock("migrate:runs:x"),
+    ):
+        pass
+    with store.lock("migrate:runs:x"):  # released again
+        pass
+
+
+def test_status_shows_rows_on_both_sides_and_the_checkpoints(app: Flask, env: Env) -> None:
+    seed(env.engine, runs=12, nodes_per_run=2)
+    assert cli(app, "migrate", "--kind", "runs").exit_code == 0
+    status = cli(app, "status", "--json", "--exact")
+    assert status.exit_code == 0, status.output
+    migration = orjson.loads(status.stdout)["migration"]
+    assert migration["rows"]["runs"] == {"relational": 12, "relational_exact": True, "log_store": 12}
+    assert migration["rows"]["node-executions"]["log_store"] == 0
+    [job] = migration["jobs"]
+    assert job["job"].startswith("migrate:runs:") and job["status"] == "done" and job["rows_done"] == 12
+    table = cli(app, "status").output
+    assert "rows             relational  log store" in table and "runs                     12         12" in table

@@ -8,7 +8,8 @@ from flask import Flask
 
 from flask_difylogstore.backends.base import Filter, Scope
 from flask_difylogstore.dify.models import WorkflowNodeExecutionModel
-from flask_difylogstore.migration.source import Selection, kind_specs
+from flask_difylogstore.migration.selection import Selection
+from flask_difylogstore.migration.source import kind_specs
 from flask_difylogstore.migration.verify import sample_ids
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from tests.migration.conftest import Env, backend_of, cli

@@ -11,7 +11,7 @@ from flask import Flask
 from flask_difylogstore.backends.base import Scope
 from flask_difylogstore.errors import DifyLogStoreError
 from flask_difylogstore.migration.convert import clock_at, migrated_version
-from flask_difylogstore.migration.source import Window
+from flask_difylogstore.migration.selection import Window
 from flask_difylogstore.records import FINAL_BIT, RecordKind, default_clock, version_time_ms
 from tests.migration.conftest import Env, backend_of, cli
 from tests.migration.seed import seed

@@ -207,7 +207,11 @@ class ElasticsearchBackend:
         *,
         limit: int | None = None,
     ) -> int:
-        """Write a tombstone snapshot for every matching entity (oldest first up to ``limit``)."""
+        """Write a tombstone snapshot for every matching entity (oldest first up to ``limit``).
+
+        Deletion is maintenance, not the write path: it refreshes before choosing its targets and
+        waits for the tombstones to become searchable, so the caller's next read agrees with it.
+        """
         self.refresh(kind)
         schema = self.schemas[kind]
         query = RecordQuery(
