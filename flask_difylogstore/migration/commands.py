@@ -193,6 +193,7 @@ def migrate_command(
     help="Percent of rows compared field by field (random, drawn by the database).",
 )
 @click.option("--seed", type=int, help="Repeatable sample (PostgreSQL).")
+@click.option("--groups", "all_groups", is_flag=True, help="Also print the count of every UTC day and app.")
 @click.option("--storage-dir", type=click.Path(file_okay=False), help="Local directory of offloaded payloads.")
 @click.option("--json", "as_json", is_flag=True)
 @catch_errors
@@ -204,6 +205,7 @@ def verify_command(
     until: str | None,
     sample: float,
     seed: int | None,
+    all_groups: bool,
     storage_dir: str | None,
     as_json: bool,
 ) -> None:
@@ -213,7 +215,11 @@ def verify_command(
     ctx = _context(storage_dir)
     report = ctx.verifier().run(
         VerifyOptions(
-            kind=kind, selection=_selection(tenant_id, app_id, since, until), sample_percent=sample, seed=seed
+            kind=kind,
+            selection=_selection(tenant_id, app_id, since, until),
+            sample_percent=sample,
+            seed=seed,
+            all_groups=all_groups,
         )
     )
     if as_json:
@@ -247,6 +253,21 @@ def verify_command(
             ],
         )
         for k in report.kinds:
+            if k.all_groups:
+                click.echo("")
+                echo_table(
+                    [k.kind, "app", "relational", "log store", ""],
+                    [
+                        [
+                            g.day,
+                            g.app_id,
+                            _count(g.relational),
+                            _count(g.log_store),
+                            "SHORT" if g.log_store < g.relational else "",
+                        ]
+                        for g in k.all_groups
+                    ],
+                )
             for g in k.short_groups:
                 click.echo(
                     f"short {k.kind} {g.day} app {g.app_id}: relational {g.relational:,}, log store {g.log_store:,}"

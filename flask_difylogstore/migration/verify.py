@@ -41,6 +41,8 @@ class VerifyOptions:
     sample_percent: float = 1.0
     batch_size: int = 500
     seed: int | None = None
+    #: Keep every day/app group in the result, not only the short ones.
+    all_groups: bool = False
 
 
 @dataclass
@@ -70,6 +72,7 @@ class KindVerification:
     log_store_rows: int = 0
     groups: int = 0
     short_groups: list[GroupCount] = field(default_factory=list)
+    all_groups: list[GroupCount] = field(default_factory=list)
     short_group_count: int = 0
     extra_groups: int = 0
     sampled: int = 0
@@ -91,6 +94,7 @@ class KindVerification:
             "groups": self.groups,
             "short_groups": self.short_group_count,
             "first_short_groups": [vars(g) for g in self.short_groups],
+            "all_groups": [vars(g) for g in self.all_groups],
             "extra_groups": self.extra_groups,
             "sampled": self.sampled,
             "superseded": self.superseded,
@@ -226,6 +230,8 @@ class Verifier:
         result.groups = len(relational.keys() | stored.keys())
         for key in sorted(relational.keys() | stored.keys()):
             ours, theirs = relational.get(key, 0), stored.get(key, 0)
+            if options.all_groups:
+                result.all_groups.append(GroupCount(key[0], key[1], ours, theirs))
             if theirs < ours:
                 result.short_group_count += 1
                 if len(result.short_groups) < MAX_LISTED:

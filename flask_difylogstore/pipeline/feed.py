@@ -1,7 +1,9 @@
 """The writer's side of the pipeline: batches from memory, spilled records and adopted segments.
 
-Called from the writer thread only (see :class:`~flask_difylogstore.pipeline.writer.Feed`); shares
-the pipeline's lock with ``submit``, and never holds it across disk reads or deletes.
+Called from the writer thread only (see :class:`~flask_difylogstore.pipeline.writer.Feed`). It
+shares the pipeline's lock with ``submit`` but holds it only for constant-time steps: it takes the
+whole submitted queue in one swap and builds batches from its own ``_staged`` queue, which no
+other thread touches; disk reads, deletes and the bookkeeping of large batches happen outside.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 SCAN_INTERVAL_S = 10.0
 MAINTENANCE_INTERVAL_S = 0.5
+#: Records forgotten by the pending index per turn of the lock.
+FORGET_CHUNK = 256
 
 
 class Entry:
@@ -32,12 +36,12 @@ class Entry:
 
     __slots__ = ("attempts", "queued_at", "record", "segment", "size")
 
-    def __init__(self, record: LogRecord, segment: Segment, size: int) -> None:
+    def __init__(self, record: LogRecord, segment: Segment, size: int, queued_at: float) -> None:
         self.record = record
         self.segment = segment
         self.size = size
         self.attempts = 0
-        self.queued_at = time.monotonic()
+        self.queued_at = queued_at
 
 
 class WriterSide:
@@ -50,10 +54,14 @@ class WriterSide:
     spool: Spool
     index: PendingIndex
     stopping: bool
+    visibility_delay_s: float
     _lock: t.Any
     _wake: lifecycle.Wakeup
     _queue: deque[Entry]
     _queue_bytes: int
+    _staged: deque[Entry]
+    _staged_bytes: int
+    _linger: deque[tuple[float, list[LogRecord]]]
     _memory_bytes: int
     _unacked: int
     _spill: Segment | None
@@ -70,6 +78,12 @@ class WriterSide:
 
     def maintenance(self) -> None:
         now = time.monotonic()
+        if self._linger and self._linger[0][0] <= now:
+            self._expire_linger(now)
+        if self.spool.untrimmed:
+            with self._lock:
+                sealed = self.spool.take_sealed()
+            spool.trim(sealed)
         if now - self._last_maintenance < MAINTENANCE_INTERVAL_S:
             return
         self._last_maintenance = now
@@ -83,7 +97,9 @@ class WriterSide:
 
     def _scan(self) -> None:
         self._last_scan = time.monotonic()
-        found = self.spool.scan()
+        found, others = self.spool.scan()
+        with self._lock:
+            self.spool.adopt(found, others)
         if found:
             logger.warning(
                 "flask-difylogstore: replaying %d spool segments left by stopped processes (%d bytes)",
@@ -108,13 +124,13 @@ class WriterSide:
         )
         entries: list[Entry] = []
         broken = 0
+        now = time.monotonic()
         for payload in payloads:
             try:
                 kind_value, wire = orjson.loads(payload)
                 kind = RecordKind(kind_value)
-                entries.append(
-                    Entry(LogRecord.from_wire(kind, wire, self._schema_for(kind)), segment, len(payload))
-                )
+                record = LogRecord.from_wire(kind, wire, self._schema_for(kind))
+                entries.append(Entry(record, segment, len(payload), now))
             except Exception as exc:
                 broken += 1
                 self._spool_error(f"unreadable record in {segment.path.name}: {type(exc).__name__}: {exc}")
@@ -125,69 +141,104 @@ class WriterSide:
                 skipped,
                 segment.path.name,
             )
-        done: list[Segment] = []
+        total = sum(e.size for e in entries)
         with self._lock:
-            total = sum(e.size for e in entries)
-            self._queue.extend(entries)
-            self._queue_bytes += total
             self._memory_bytes += total
             if segment.adopted:
                 segment.appended += len(entries)
-                self.metrics.add(replayed=len(entries))
                 if segment.read_offset >= segment.size:
                     segment.sealed = True
             else:
                 self._unacked -= broken
                 segment.acked += broken
                 if segment.read_offset >= segment.size:
-                    later = [s for s in self.spool.segments if s.path.name > segment.path.name]
-                    self._spill = later[0] if later else None
+                    later = (s for s in self.spool.segments if s.seq > segment.seq)
+                    self._spill = next(later, None)
             done = self.spool.collect_done()
+        if segment.adopted and entries:
+            self.metrics.add(replayed=len(entries))
+        self._staged.extend(entries)
+        self._staged_bytes += total
         spool.delete(done)
 
     def next_batch(self, max_records: int, max_bytes: int) -> tuple[list[Entry] | None, float]:
+        staged = self._staged
+        with self._lock:
+            incoming = self._queue
+            if incoming:
+                self._queue = deque()
+                incoming_bytes, self._queue_bytes = self._queue_bytes, 0
+            more = self._spill is not None or any(not s.sealed for s in self.spool.adopted)
+        if incoming:
+            staged.extend(incoming)
+            self._staged_bytes += incoming_bytes
+        if not staged:
+            return None, (0.0 if more else MAINTENANCE_INTERVAL_S)
         now = time.monotonic()
         interval = self.settings.flush_interval_ms / 1000.0
-        with self._lock:
-            if not self._queue:
-                more = self._spill is not None or any(not s.sealed for s in self.spool.adopted)
-                return None, (0.0 if more else MAINTENANCE_INTERVAL_S)
-            age = now - self._queue[0].queued_at
-            ready = (
-                len(self._queue) >= max_records
-                or self._queue_bytes >= max_bytes
-                or age >= interval
-                or now < self._flush_until
-                or self.stopping
-            )
-            if not ready:
-                return None, interval - age
-            batch: list[Entry] = []
-            size = 0
-            while self._queue and len(batch) < max_records:
-                entry = self._queue[0]
-                if batch and size + entry.size > max_bytes:
-                    break
-                self._queue.popleft()
-                batch.append(entry)
-                size += entry.size
-            self._queue_bytes -= size
-            return batch, 0.0
+        age = now - staged[0].queued_at
+        ready = (
+            len(staged) >= max_records
+            or self._staged_bytes >= max_bytes
+            or age >= interval
+            or now < self._flush_until
+            or self.stopping
+        )
+        if not ready:
+            return None, interval - age
+        batch: list[Entry] = []
+        size = 0
+        while staged and len(batch) < max_records:
+            entry = staged[0]
+            if batch and size + entry.size > max_bytes:
+                break
+            staged.popleft()
+            batch.append(entry)
+            size += entry.size
+        self._staged_bytes -= size
+        return batch, 0.0
 
     def settle(self, ok: list[Entry], dead: list[Entry], retry: list[Entry]) -> None:
+        if retry:
+            self._staged.extendleft(reversed(retry))
+            self._staged_bytes += sum(e.size for e in retry)
+        settled = ok + dead
+        if not settled:
+            return
+        size = sum(e.size for e in settled)
+        per_segment: dict[Segment, int] = {}
+        for entry in settled:
+            per_segment[entry.segment] = per_segment.get(entry.segment, 0) + 1
+        own = [e.record for e in settled if not e.segment.adopted]
         with self._lock:
-            for entry in ok + dead:
-                self._memory_bytes -= entry.size
-                if not entry.segment.adopted:
-                    self._unacked -= 1
-                    self.index.discard(entry.record)
-                entry.segment.acked += 1
-            if retry:
-                self._queue.extendleft(reversed(retry))
-                self._queue_bytes += sum(e.size for e in retry)
+            self._memory_bytes -= size
+            self._unacked -= len(own)
+            for segment, count in per_segment.items():
+                segment.acked += count
             done = self.spool.collect_done()
         spool.delete(done)
+        if not own:
+            return
+        if self.visibility_delay_s > 0:
+            # Stored, but not searchable yet (Elasticsearch's refresh): keep serving them from memory.
+            self._linger.append((time.monotonic() + self.visibility_delay_s, own))
+        else:
+            self._forget(own)
+
+    def _expire_linger(self, now: float) -> None:
+        while self._linger and self._linger[0][0] <= now:
+            self._forget(self._linger.popleft()[1])
+
+    def _forget(self, records: list[LogRecord]) -> None:
+        """Drop stored records from the pending index, a chunk per turn of the lock."""
+        for start in range(0, len(records), FORGET_CHUNK):
+            chunk = records[start : start + FORGET_CHUNK]
+            with self._lock:
+                self.index.discard_many(chunk)
 
     def _idle(self) -> bool:
-        with self._lock:
+        lifecycle.acquire(self._lock)
+        try:
             return self._unacked <= 0 and not any(s.unacked or not s.sealed for s in self.spool.adopted)
+        finally:
+            self._lock.release()

@@ -47,6 +47,10 @@ class PendingIndex:
             del by_id[record.id]
             self.bytes -= current[1]
 
+    def discard_many(self, records: list[LogRecord]) -> None:
+        for record in records:
+            self.discard(record)
+
     def records(self, kind: RecordKind) -> list[LogRecord]:
         by_id = self._entries.get(kind)
         return [record for record, _ in by_id.values()] if by_id else []

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import logging
 import mmap
 import os
@@ -111,6 +112,7 @@ class Segment:
         "path",
         "read_offset",
         "sealed",
+        "seq",
         "size",
     )
 
@@ -134,6 +136,7 @@ class Segment:
         self.sealed = False
         self.adopted = adopted
         self.read_offset = 0
+        self.seq = 0
         self.created = time.time()
         self.dirty = False
         self.deleted = False
@@ -151,8 +154,9 @@ class Segment:
 class Spool:
     """The segment files of one process in one directory. Not thread-safe: the caller locks.
 
-    ``append`` and ``ack`` run under the pipeline's lock; ``sync_dirty`` (fsync) and the reads run
-    without it, on file descriptors that stay open until the segment is deleted.
+    ``append``, ``ack``, ``adopt`` and the spare's installation run under the pipeline's lock;
+    ``prepare_spare``, ``scan``, ``sync`` (fsync) and the reads run without it, on file
+    descriptors that stay open until the segment is deleted.
     """
 
     def __init__(
@@ -169,17 +173,17 @@ class Spool:
         self.segment_age_s = segment_age_s
         self.prefix = f"seg-{os.getpid()}-{time.time_ns()}-"
         self.active: Segment | None = None
+        self.spare: Segment | None = None
         self.segments: list[Segment] = []
         self.adopted: list[Segment] = []
+        self.untrimmed: list[Segment] = []
+        self.own_bytes = 0
         self.others_bytes = 0
-        self._counter = 0
+        self._names = itertools.count(1)  # next() is atomic: the spare is named outside the lock
+        self._activations = itertools.count(1)
         self._dir_dirty = False
 
     # -- appending ---------------------------------------------------------------------------
-
-    @property
-    def own_bytes(self) -> int:
-        return sum(s.size for s in self.segments) + sum(s.size for s in self.adopted)
 
     @property
     def total_bytes(self) -> int:
@@ -193,7 +197,7 @@ class Spool:
         that a reader would take for data.
         """
         size = len(frames)
-        if self.total_bytes + size > self.max_bytes:
+        if self.own_bytes + self.others_bytes + size > self.max_bytes:
             raise SpoolFullError(f"spool {self.directory} holds {self.total_bytes} of {self.max_bytes} bytes")
         seg = self.active
         if seg is None or self._worn(seg) or (seg.map is not None and seg.size + size > seg.capacity):
@@ -209,29 +213,57 @@ class Spool:
         seg.size = start + size
         seg.appended += count
         seg.dirty = True
+        self.own_bytes += size
         return seg, start
 
     def _rotate(self, needed: int = 0) -> Segment:
         if self.active is not None:
-            _seal(self.active)
-        self.active = None
+            self._seal(self.active)
+            self.active = None
+        seg, self.spare = self.spare, None
+        if seg is None or seg.capacity < needed:
+            if seg is not None:
+                delete([seg])
+            seg = self._create(needed, prefault=False)
+        seg.created = time.time()
+        seg.seq = next(self._activations)
+        self.segments.append(seg)
+        self.active = seg
+        return seg
+
+    def _create(self, needed: int, *, prefault: bool) -> Segment:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._counter += 1
-        path = self.directory / f"{self.prefix}{self._counter:06d}.log"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = self.directory / f"{self.prefix}{next(self._names):06d}.log"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            capacity, mapped = _allocate(fd, max(self.segment_bytes, needed))
+            capacity, mapped = _allocate(fd, max(self.segment_bytes, needed), prefault=prefault)
         except OSError:
             with contextlib.suppress(OSError):
                 path.unlink()
             os.close(fd)
             raise
-        seg = Segment(path, fd, capacity=capacity, mapped=mapped)
-        self.segments.append(seg)
-        self.active = seg
         self._dir_dirty = True
-        return seg
+        return Segment(path, fd, capacity=capacity, mapped=mapped)
+
+    def wants_spare(self) -> bool:
+        """Whether a spare segment should be prepared (none ready, and the spool is in use)."""
+        return self.spare is None and self.active is not None
+
+    def prepare_spare(self) -> Segment:
+        """A new segment, allocated, mapped and with its pages touched: appends to it never fault.
+
+        Runs without the lock (in the fsync thread): writing the zeros releases the GIL, so this
+        costs the saving threads nothing. Install it with :meth:`install_spare`.
+        """
+        return self._create(self.segment_bytes, prefault=True)
+
+    def install_spare(self, seg: Segment) -> bool:
+        """Keep ``seg`` as the next segment; ``False`` (caller deletes it) when one is already there."""
+        if self.spare is not None:
+            return False
+        self.spare = seg
+        return True
 
     def _worn(self, seg: Segment) -> bool:
         """Full, or old with everything in it acknowledged (so it can go at once).
@@ -247,8 +279,22 @@ class Spool:
         """Seal the active segment when worn, so acknowledged data does not linger on disk."""
         seg = self.active
         if seg is not None and self._worn(seg):
-            _seal(seg)
+            self._seal(seg)
             self.active = None
+
+    def _seal(self, seg: Segment) -> None:
+        """No more appends to ``seg``; unmapping it and cutting its tail wait for :meth:`take_sealed`.
+
+        Those are system calls (a millisecond together), which ``submit`` must not make under the lock.
+        """
+        seg.sealed = True
+        if seg.map is not None:
+            self.untrimmed.append(seg)
+
+    def take_sealed(self) -> list[Segment]:
+        """Sealed segments still mapped: the caller passes them to :func:`trim` outside the lock."""
+        todo, self.untrimmed = self.untrimmed, []
+        return todo
 
     # -- acknowledging -----------------------------------------------------------------------
 
@@ -262,10 +308,12 @@ class Spool:
         done = [s for s in self.segments if s.done and s is not self.active]
         done += [s for s in self.adopted if s.done]
         if done:
-            self.segments = [s for s in self.segments if s not in done]
-            self.adopted = [s for s in self.adopted if s not in done]
+            gone = {id(s) for s in done}
+            self.segments = [s for s in self.segments if id(s) not in gone]
+            self.adopted = [s for s in self.adopted if id(s) not in gone]
             for seg in done:
                 seg.deleted = True
+                self.own_bytes -= seg.size
         return done
 
     # -- durability --------------------------------------------------------------------------
@@ -280,53 +328,67 @@ class Spool:
 
     # -- adopting the segments of dead processes ---------------------------------------------
 
-    def scan(self, limit: int = 64) -> list[Segment]:
-        """Lock and adopt (up to ``limit`` open at once) segments whose owner is gone.
+    def scan(self, limit: int = 64) -> tuple[list[Segment], int]:
+        """Lock (up to ``limit`` open at once) segments whose owner is gone; also the size of everyone else's.
 
-        Also refreshes the size of everyone else's segments, which counts against the cap.
+        Runs without the pipeline's lock; :meth:`adopt` then takes the found segments into the books.
         """
         if not self.directory.is_dir():
-            return []
-        known = {s.path.name for s in self.segments} | {s.path.name for s in self.adopted}
+            return [], 0
+        known = {s.path.name for s in list(self.segments) + list(self.adopted)}
+        room = limit - len(self.adopted)
         found: list[Segment] = []
         others = 0
         for path in sorted(self.directory.glob("seg-*.log")):
             if path.name in known or path.name.startswith(self.prefix):
                 continue
-            seg = _try_adopt(path) if len(self.adopted) + len(found) < limit else None
+            seg = _try_adopt(path) if len(found) < room else None
             if seg is None:
                 with contextlib.suppress(OSError):
                     others += path.stat().st_size
                 continue
             found.append(seg)
+        return found, others
+
+    def adopt(self, found: list[Segment], others_bytes: int) -> None:
         self.adopted.extend(found)
-        self.others_bytes = others
-        return found
+        self.own_bytes += sum(s.size for s in found)
+        self.others_bytes = others_bytes
 
     def close(self) -> list[Segment]:
-        """Seal everything; return finished segments to delete. Unfinished ones are left for replay."""
+        """Seal everything; return finished segments (and the spare) to delete. Unfinished ones are left for replay."""
         if self.active is not None:
-            _seal(self.active)
+            self._seal(self.active)
             self.active = None
+        trim(self.take_sealed())
         done = self.collect_done()
+        if self.spare is not None:
+            done.append(self.spare)
+            self.spare = None
         for seg in self.segments + self.adopted:
             _close_fd(seg)
         self.segments, self.adopted = [], []
+        self.own_bytes = 0
         return done
 
     def forget(self) -> None:
         """In a forked child: drop the parent's segments without unlocking them (the parent owns them)."""
-        for seg in self.segments + self.adopted:
+        for seg in self.segments + self.adopted + ([self.spare] if self.spare else []):
             _close_fd(seg)
-        self.segments, self.adopted, self.active = [], [], None
+        self.segments, self.adopted, self.active, self.spare = [], [], None, None
+        self.untrimmed = []
+        self.own_bytes = 0
         self.prefix = f"seg-{os.getpid()}-{time.time_ns()}-"
+        self._names = itertools.count(1)
 
 
-def _allocate(fd: int, size: int) -> tuple[int, mmap.mmap | None]:
+def _allocate(fd: int, size: int, *, prefault: bool) -> tuple[int, mmap.mmap | None]:
     """Reserve ``size`` bytes (rounded to pages) on disk and map them; ``(capacity, None)`` when unmappable.
 
     ``OSError`` (a full disk) propagates: the append fails cleanly instead of a later copy into an
-    unbacked page killing the process.
+    unbacked page killing the process. With ``prefault`` the pages are written once with zeros
+    (``os.pwrite``, which releases the GIL), so a copy into the mapping later is a plain memory
+    copy instead of a page fault per page.
     """
     capacity = -(-size // _PAGE) * _PAGE
     try:
@@ -335,6 +397,11 @@ def _allocate(fd: int, size: int) -> tuple[int, mmap.mmap | None]:
         if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
             raise
         return 0, None
+    if prefault:
+        zeros = memoryview(bytes(capacity))  # one call: each return to Python costs a GIL hand-over
+        offset = 0
+        while offset < capacity:
+            offset += os.pwrite(fd, zeros[offset:], offset)
     try:
         return capacity, mmap.mmap(fd, capacity, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
     except (OSError, ValueError):
@@ -349,13 +416,13 @@ def _unmap(seg: Segment) -> None:
         seg.map = None
 
 
-def _seal(seg: Segment) -> None:
-    """No more appends: unmap and give back the allocated tail."""
-    seg.sealed = True
+def _trim(seg: Segment) -> None:
+    """Unmap a sealed segment and give back its allocated tail."""
     if seg.map is not None:
         _unmap(seg)
-        with contextlib.suppress(OSError):
-            os.ftruncate(seg.fd, seg.size)
+        if not seg.deleted and seg.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.ftruncate(seg.fd, seg.size)
         seg.capacity = seg.size
 
 
@@ -381,6 +448,12 @@ def _close_fd(seg: Segment) -> None:
         with contextlib.suppress(OSError):
             os.close(seg.fd)
         seg.fd = -1
+
+
+def trim(segments: list[Segment]) -> None:
+    """Unmap sealed segments and cut the allocated tails off (see :meth:`Spool.take_sealed`)."""
+    for seg in segments:
+        _trim(seg)
 
 
 def delete(segments: list[Segment]) -> None:

@@ -1,11 +1,14 @@
 """The spooling pipeline: ``save()`` appends to a local spool and returns; a writer thread delivers.
 
-``submit`` serialises the records, appends them to the spool in one write, indexes them for
-read-your-writes and wakes the writer: no network I/O on the caller's thread, ever. Records wait
+``submit`` serialises the records, copies them into the spool's mapped segment, indexes them for
+read-your-writes and wakes the writer: no network I/O on the caller's thread, ever, and no system
+call either (the lock it takes is held for a few microseconds and never across a GIL release). Records wait
 in memory for their batch up to a memory cap; beyond it they are read back from the spool when
 the writer catches up (so an outage of any length costs disk, not memory). At start, segments left
 by dead processes are adopted and replayed; a live process also adopts those of a sibling that
-died while it runs.
+died while it runs. A backend whose acknowledged writes become searchable only after a delay
+(``visibility_delay_s``, Elasticsearch's refresh) has its records served from the pending index
+for that long after the acknowledgement, so a read right after ``save()`` never misses them.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class SpoolingPipeline(WriterSide):
         self._segment_bytes = segment_bytes
         self._segment_age_s = segment_age_s
         self.memory_max_bytes = settings.memory_max_bytes
+        self.visibility_delay_s = max(0.0, float(getattr(backend, "visibility_delay_s", 0.0) or 0.0))
         self.closed = False
         self._reset()
         lifecycle.register(self)
@@ -87,6 +91,9 @@ class SpoolingPipeline(WriterSide):
         self.index = PendingIndex(self.memory_max_bytes)
         self._queue: deque[Entry] = deque()
         self._queue_bytes = 0
+        self._staged: deque[Entry] = deque()
+        self._staged_bytes = 0
+        self._linger: deque[tuple[float, list[LogRecord]]] = deque()
         self._memory_bytes = 0
         self._unacked = 0
         self._spill: Segment | None = None
@@ -145,11 +152,29 @@ class SpoolingPipeline(WriterSide):
             self._sync_now()
             if self.stopping:
                 return
+            self._keep_spare()
 
     def _sync_now(self) -> None:
         with self._lock:
             dirty, dir_dirty = self.spool.dirty_segments()
         spool.sync(dirty, self.directory if dir_dirty else None, self._spool_error)
+
+    def _keep_spare(self) -> None:
+        """Prepare the next segment ahead of time, so a rotation in ``submit`` costs no I/O."""
+        with self._lock:
+            wanted = self.spool.wants_spare()
+        if not wanted:
+            return
+        try:
+            seg = self.spool.prepare_spare()
+        except OSError as exc:
+            self._spool_error(f"preparing a segment: {exc}")
+            lifecycle.native_sleep(1.0)
+            return
+        with self._lock:
+            kept = not self.closed and self.spool.install_spare(seg)
+        if not kept:
+            spool.delete([seg])
 
     def _spool_error(self, message: str) -> None:
         self.metrics.add(spool_errors=1)
@@ -172,11 +197,12 @@ class SpoolingPipeline(WriterSide):
             self.metrics.add(rejected=len(records))
             raise RecordRejectedError(f"record cannot be serialised: {exc}") from exc
         frames = b"".join(spool.encode_frame(p) for p in payloads)
-        sizes = [len(p) for p in payloads]
-        deadline = time.monotonic() + self.settings.overflow_block_timeout_s
+        now = time.monotonic()
+        entries = [Entry(r, t.cast(Segment, None), len(p), now) for r, p in zip(records, payloads, strict=True)]
+        deadline = now + self.settings.overflow_block_timeout_s
         while True:
             try:
-                segment = self._append(records, frames, sizes)
+                segment = self._append(entries, frames)
                 break
             except (SpoolFullError, OSError) as exc:
                 if isinstance(exc, OSError):
@@ -193,34 +219,44 @@ class SpoolingPipeline(WriterSide):
         else:
             self._fsync_wake.set()
 
-    def _append(self, records: Sequence[LogRecord], frames: bytes, sizes: list[int]) -> Segment:
-        total = sum(sizes)
-        with self._lock:
-            segment, start = self.spool.append(frames, len(records))
-            self._unacked += len(records)
-            for record, size in zip(records, sizes, strict=True):
-                self.index.add(record, size)
+    def _append(self, entries: list[Entry], frames: bytes) -> Segment:
+        """Copy ``frames`` into the spool and queue ``entries`` (or leave them on disk when memory is full)."""
+        total = sum(e.size for e in entries)
+        count = len(entries)
+        lifecycle.acquire(self._lock)
+        try:
+            segment, start = self.spool.append(frames, count)
+            self._unacked += count
+            index = self.index
+            for entry in entries:
+                index.add(entry.record, entry.size)
             if self._spill is None and self._memory_bytes + total <= self.memory_max_bytes:
-                was_empty = not self._queue
-                for record, size in zip(records, sizes, strict=True):
-                    self._queue.append(Entry(record, segment, size))
+                for entry in entries:
+                    entry.segment = segment
+                queue = self._queue
+                queue.extend(entries)
                 self._queue_bytes += total
                 self._memory_bytes += total
-                wake = (
-                    was_empty
-                    or len(self._queue) >= self.writer.max_records
-                    or (self._queue_bytes >= self.writer.max_bytes)
-                )
+                waiting = len(queue) + len(self._staged)
+                wake = count == waiting or waiting >= self.writer.max_records
+                wake = wake or self._queue_bytes + self._staged_bytes >= self.writer.max_bytes
                 spilled = 0
             else:
                 if self._spill is None:
                     self._spill = segment
                     segment.read_offset = start
                 wake = False
-                spilled = len(records)
-        self.metrics.add(accepted=len(records), spilled=spilled)
+                spilled = count
+            spare = self.spool.spare is not None
+            # Only ever changed under this lock (not the metrics' own: a second lock per save is a second convoy).
+            self.metrics.accepted += count
+            self.metrics.spilled += spilled
+        finally:
+            self._lock.release()
         if wake:
             self._wake.set()
+        if not spare:
+            self._fsync_wake.set()
         return segment
 
     def _overflow(self, records: Sequence[LogRecord], exc: Exception) -> None:
@@ -254,8 +290,11 @@ class SpoolingPipeline(WriterSide):
                 self._count(name, amount)
 
     def pending(self, kind: RecordKind) -> Iterable[LogRecord]:
-        with self._lock:
+        lifecycle.acquire(self._lock)
+        try:
             return self.index.records(kind)
+        finally:
+            self._lock.release()
 
     # -- flushing and closing ----------------------------------------------------------------
 
@@ -307,8 +346,8 @@ class SpoolingPipeline(WriterSide):
             figures: dict[str, t.Any] = {
                 "mode": "spooling",
                 "backend": self.backend.name,
-                "queue_depth": len(self._queue),
-                "queue_bytes": self._queue_bytes,
+                "queue_depth": len(self._queue) + len(self._staged),
+                "queue_bytes": self._queue_bytes + self._staged_bytes,
                 "memory_bytes": self._memory_bytes,
                 "unacknowledged": self._unacked,
                 "spilling": self._spill is not None,

@@ -26,20 +26,14 @@ def _ids(records: list) -> list[str]:  # type: ignore[type-arg]
     return [r.id for r in records]
 
 
-def test_round_trip_keeps_types_empty_strings_and_nulls(
-    sls_backend: AliyunSLSBackend, make_run: RunFactory
-) -> None:
-    run = make_run(
-        status="succeeded", error="", finished_at=None, elapsed_time=1.25, total_tokens=42, app_id=""
-    )
+def test_round_trip_keeps_types_empty_strings_and_nulls(sls_backend: AliyunSLSBackend, make_run: RunFactory) -> None:
+    run = make_run(status="succeeded", error="", finished_at=None, elapsed_time=1.25, total_tokens=42, app_id="")
     assert sls_backend.write([run]).written == 1
     got = sls_backend.get_latest(RecordKind.RUN, [run.id], Scope("t1"))[run.id]
     assert got.data == run.data and got.log_version == run.log_version
 
 
-def test_latest_version_is_picked_before_filtering(
-    sls_backend: AliyunSLSBackend, make_run: RunFactory
-) -> None:
+def test_latest_version_is_picked_before_filtering(sls_backend: AliyunSLSBackend, make_run: RunFactory) -> None:
     run_id = str(uuid.uuid4())
     first = make_run(id=run_id, status="running")
     final = make_run(id=run_id, status="succeeded")
@@ -47,9 +41,7 @@ def test_latest_version_is_picked_before_filtering(
     sls_backend.write([final, first, late_running])
     scope = Scope("t1", "a1")
     assert sls_backend.count(RecordKind.RUN, scope, [Filter("status", "eq", "running")]) == 0
-    page = sls_backend.search(
-        RecordQuery(RecordKind.RUN, scope, filters=(Filter("status", "eq", "succeeded"),))
-    )
+    page = sls_backend.search(RecordQuery(RecordKind.RUN, scope, filters=(Filter("status", "eq", "succeeded"),)))
     assert _ids(page.records) == [run_id] and page.records[0].data["status"] == "succeeded"
 
 
@@ -71,9 +63,7 @@ def test_paging_past_100_rows_and_past_the_sql_page(
     runs = [make_run(offset_s=i // 3) for i in range(260)]  # ties on created_at: id breaks them
     runs += [make_run(id=r.id, status="succeeded", offset_s=i // 3) for i, r in enumerate(runs[:40])]
     assert sls_backend.write(runs).ok
-    expected = sorted(
-        {r.id: r for r in runs}.values(), key=lambda r: (r.data["created_at"], r.id), reverse=True
-    )
+    expected = sorted({r.id: r for r in runs}.values(), key=lambda r: (r.data["created_at"], r.id), reverse=True)
 
     everything = sls_backend.search(RecordQuery(RecordKind.RUN, Scope("t1"), limit=None))
     assert _ids(everything.records) == [r.id for r in expected] and everything.next_after is None
@@ -91,18 +81,13 @@ def test_paging_past_100_rows_and_past_the_sql_page(
     assert len(sls_backend.get_latest(RecordKind.RUN, [r.id for r in runs], Scope("t1"))) == 260
 
 
-def test_payloads_longer_than_max_text_len_come_back_whole(
-    sls_backend: AliyunSLSBackend, make_run: RunFactory
-) -> None:
+def test_payloads_longer_than_max_text_len_come_back_whole(sls_backend: AliyunSLSBackend, make_run: RunFactory) -> None:
     big = '{"text": "' + "é" * 50_000 + '"}'
     run = make_run(outputs=big, graph='{"nodes": [' + ",".join(["{}"] * 5000) + "]}")
     sls_backend.write([run])
     page = sls_backend.search(RecordQuery(RecordKind.RUN, Scope("t1")))
     assert page.records[0].data["outputs"] == big
-    assert (
-        sls_backend.get_latest(RecordKind.RUN, [run.id], Scope("t1"))[run.id].data["graph"]
-        == run.data["graph"]
-    )
+    assert sls_backend.get_latest(RecordKind.RUN, [run.id], Scope("t1"))[run.id].data["graph"] == run.data["graph"]
     # SQL alone would have cut it at max_text_len (2048 in these tests).
     rows = sls_backend.reader.run("workflow_execution", _sql(sls_backend, "SELECT outputs FROM log LIMIT 1"))
     assert len(rows[0]["outputs"]) < len(big)
@@ -143,9 +128,7 @@ def test_aggregate_by_day_in_timezone(sls_backend: AliyunSLSBackend, make_run: R
         {"created_at_day": "2026-11-01", "count": 1, "sum_total_tokens": 3, "count_distinct_created_by": 1},
         {"created_at_day": "2026-11-02", "count": 2, "sum_total_tokens": 9, "count_distinct_created_by": 2},
     ]
-    empty = AggregateQuery(
-        RecordKind.RUN, Scope("nobody"), metrics=(Metric("count"), Metric("sum", "total_tokens"))
-    )
+    empty = AggregateQuery(RecordKind.RUN, Scope("nobody"), metrics=(Metric("count"), Metric("sum", "total_tokens")))
     assert sls_backend.aggregate(empty) == [{"count": 0, "sum_total_tokens": 0}]
 
 

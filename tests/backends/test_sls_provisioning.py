@@ -30,9 +30,7 @@ def test_fresh_project_is_created_with_every_logstore_and_index(sls_settings: Al
         "logstore:dify_workflow_execution",
     ]
     client = make_client(sls_settings)
-    assert not any(
-        p["projectName"] == sls_settings.project_name for p in client.list_project().get_projects()
-    )
+    assert not any(p["projectName"] == sls_settings.project_name for p in client.list_project().get_projects())
 
     report = backend.provision()
     created = {c.target for c in report.changes if c.action == "create"}
@@ -58,9 +56,7 @@ def test_existing_index_keeps_custom_keys_tuned_tokens_and_max_text_len(
     custom = IndexConfig(
         key_config_list={
             "my_custom": IndexKeyConfig(index_type="text", token_list=[","], doc_value=True),
-            "status": IndexKeyConfig(
-                index_type="text", token_list=["|"], case_sensitive=False, doc_value=True
-            ),
+            "status": IndexKeyConfig(index_type="text", token_list=["|"], case_sensitive=False, doc_value=True),
         }
     )
     custom.set_docvalue_max_text_len(8192)
@@ -120,9 +116,7 @@ def test_concurrent_starts_all_succeed_and_converge(sls_settings: AliyunSLSSetti
     assert errors == []
     final = AliyunSLSBackend(sls_settings).provision(dry_run=True)
     assert not final.changed
-    assert set(_index(sls_settings, "workflow_node_execution")["keys"]) >= set(
-        schema(RecordKind.NODE_EXECUTION).fields
-    )
+    assert set(_index(sls_settings, "workflow_node_execution")["keys"]) >= set(schema(RecordKind.NODE_EXECUTION).fields)
 
 
 def test_missing_project_is_not_created_when_not_permitted(sls_settings: AliyunSLSSettings) -> None:

@@ -142,10 +142,7 @@ def test_reference_null_semantics(builder: QueryBuilder) -> None:
     assert builder.predicate(Filter("finished_at", "ne", None)) == '"finished_at" IS NOT NULL'
     assert builder.predicate(Filter("status", "in", [])) == "FALSE"
     assert builder.predicate(Filter("status", "not_in", [])) == "TRUE"
-    assert (
-        builder.predicate(Filter("status", "not_in", ["a"]))
-        == '("status" IS NULL OR NOT ("status" IN (\'a\')))'
-    )
+    assert builder.predicate(Filter("status", "not_in", ["a"])) == '("status" IS NULL OR NOT ("status" IN (\'a\')))'
     assert builder.predicate(Filter("status", "eq", "a\x00")) == "FALSE"
 
 

@@ -34,9 +34,7 @@ class _CountingClient:
 def test_split_respects_count_and_bytes(make_run: RunFactory) -> None:
     writer = Writer(client=None, project="p", max_records=10_000, max_bytes=50_000)
     assert writer.max_records == MAX_LOGS_PER_REQUEST
-    items = [
-        (r, *encode(r, schema(RecordKind.RUN))) for r in (make_run(outputs="x" * 9_000) for _ in range(12))
-    ]
+    items = [(r, *encode(r, schema(RecordKind.RUN))) for r in (make_run(outputs="x" * 9_000) for _ in range(12))]
     batches = writer.split(items)
     assert all(sum(e[2] for e in b) <= 50_000 for b in batches) and sum(map(len, batches)) == 12
     assert len(batches) == 3
@@ -45,9 +43,7 @@ def test_split_respects_count_and_bytes(make_run: RunFactory) -> None:
     assert [len(b) for b in alone] == [1, 2]
 
 
-def test_large_batches_are_split_under_the_request_limits(
-    sls_backend: AliyunSLSBackend, make_run: RunFactory
-) -> None:
+def test_large_batches_are_split_under_the_request_limits(sls_backend: AliyunSLSBackend, make_run: RunFactory) -> None:
     spy = _CountingClient(sls_backend.client)
     sls_backend.writer.client = spy
     runs = [make_run(offset_s=i % 50, inputs="{}") for i in range(5000)]
@@ -57,9 +53,7 @@ def test_large_batches_are_split_under_the_request_limits(
     assert sls_backend.count(RecordKind.RUN, Scope("t1")) == 5000
 
 
-def test_a_record_too_large_even_alone_fails_alone(
-    sls_backend: AliyunSLSBackend, make_run: RunFactory
-) -> None:
+def test_a_record_too_large_even_alone_fails_alone(sls_backend: AliyunSLSBackend, make_run: RunFactory) -> None:
     too_big = make_run(outputs="z" * (MAX_REQUEST_BYTES + 1))
     fine = [make_run(offset_s=1), make_run(offset_s=2)]
     result = sls_backend.write([fine[0], too_big, fine[1]])

@@ -22,8 +22,6 @@ from flask_difylogstore.repositories.relational import LocalFileStore
 from flask_difylogstore.settings import LogStoreSettings
 from flask_difylogstore.testing.host_app import create_app
 
-pytestmark = pytest.mark.postgres
-
 #: Where the package's relational repositories keep payload files, under the instance path.
 STORE_DIR = "difylogstore-files"
 

@@ -23,6 +23,8 @@ from flask_difylogstore.records import RecordKind
 from tests.migration.conftest import Env, backend_of, cli
 from tests.migration.seed import START, seed
 
+pytestmark = pytest.mark.postgres
+
 
 def _ids(env: Env, model: type) -> set[str]:
     with env.engine.connect() as conn:

@@ -20,6 +20,8 @@ from tests.migration.journal import DELAY_ENV, JournalBackend, journal_path
 from tests.migration.run_cli import JOURNAL
 from tests.migration.seed import seed
 
+pytestmark = pytest.mark.postgres
+
 ROOT = Path(__file__).resolve().parents[2]
 RUNS, NODES_PER_RUN = 5000, 10
 

@@ -20,6 +20,8 @@ from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from tests.migration.conftest import Env, MakeApp, backend_of, cli
 from tests.migration.seed import seed
 
+pytestmark = pytest.mark.postgres
+
 ALL = Scope.unscoped()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -14,6 +15,8 @@ from flask_difylogstore.migration.verify import sample_ids
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from tests.migration.conftest import Env, backend_of, cli
 from tests.migration.seed import Seeded, seed
+
+pytestmark = pytest.mark.postgres
 
 
 def _migrated(app: Flask, env: Env, **kwargs: int) -> Seeded:
@@ -72,6 +75,11 @@ def test_a_record_missing_from_the_log_store_fails_counts_and_sample(app: Flask,
             "relational_hash": runs["first_mismatches"][0]["relational_hash"],
         }
     ]
+    table = cli(app, "verify", "--kind", "runs", "--sample", "0", "--groups")
+    assert table.exit_code == 1
+    short = [line.split() for line in table.stdout.splitlines() if line.endswith("SHORT")]
+    assert len(short) == 1 and short[0][1] == record.data["app_id"]
+    assert int(short[0][3]) == int(short[0][2]) - 1
 
 
 def test_a_newer_live_snapshot_is_not_a_mismatch(app: Flask, env: Env) -> None:

@@ -59,6 +59,7 @@ EDGES = {
 }
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

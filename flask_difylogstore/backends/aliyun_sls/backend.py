@@ -16,6 +16,7 @@ from flask_difylogstore.backends.aliyun_sls.query import (
     MAX_SQL_OFFSET,
     MAX_SQL_ROWS,
     QueryBuilder,
+    plain,
 )
 from flask_difylogstore.backends.aliyun_sls.reader import Reader, Winner, light_record, sql_value
 from flask_difylogstore.backends.aliyun_sls.writer import MAX_LOGS_PER_REQUEST, MAX_REQUEST_BYTES, Writer
@@ -70,9 +71,7 @@ class AliyunSLSBackend:
         self.schemas = dict(record_schemas or schemas())
         self.logstores = {kind: f"{settings.logstore_prefix}{kind.value}" for kind in self.schemas}
         self.builders = {kind: QueryBuilder(schema) for kind, schema in self.schemas.items()}
-        self.writer = Writer(
-            self.client, self.project, max_records=max_batch_records, max_bytes=max_batch_bytes
-        )
+        self.writer = Writer(self.client, self.project, max_records=max_batch_records, max_bytes=max_batch_bytes)
         self.max_batch_records = self.writer.max_records
         self.max_batch_bytes = self.writer.max_bytes
         self.reader = Reader(self.client, self.project)
@@ -110,11 +109,7 @@ class AliyunSLSBackend:
             finally:
                 t.cast(t.Any, probe)._session.close()
         except (OSError, LogException, TransportError) as exc:
-            error = (
-                f"{exc.get_error_code()}: {exc.get_error_message()}"
-                if isinstance(exc, LogException)
-                else str(exc)
-            )
+            error = f"{exc.get_error_code()}: {exc.get_error_message()}" if isinstance(exc, LogException) else str(exc)
             return PingResult(self.name, False, _ms(started), error)
         return PingResult(self.name, True, _ms(started))
 
@@ -138,8 +133,13 @@ class AliyunSLSBackend:
     def get_latest(self, kind: RecordKind, ids: Sequence[str], scope: Scope) -> dict[str, LogRecord]:
         unique = list(dict.fromkeys(str(i) for i in ids))
         found: dict[str, LogRecord] = {}
-        for i in range(0, len(unique), IDS_PER_QUERY):
-            chunk = unique[i : i + IDS_PER_QUERY]
+        simple = [i for i in unique if plain(i)]
+        for i in range(0, len(simple), IDS_PER_QUERY):
+            chunk = simple[i : i + IDS_PER_QUERY]
+            found.update(self.reader.latest(self.logstores[kind], self.builders[kind], scope, chunk))
+        odd = [i for i in unique if not plain(i)]
+        for i in range(0, len(odd), IDS_PER_QUERY):
+            chunk = odd[i : i + IDS_PER_QUERY]
             query = RecordQuery(
                 kind, scope, filters=(Filter("id", "in", chunk),), order_by=(("id", "asc"),), limit=None
             )
@@ -199,9 +199,7 @@ class AliyunSLSBackend:
     ) -> list[LogRecord]:
         if light_fields is not None:
             return [light_record(kind, schema, row, light_fields) for row in rows]
-        winners = [
-            Winner(row["id"], int(row["log_version"]), int(float(row.get("_time") or 0))) for row in rows
-        ]
+        winners = [Winner(row["id"], int(row["log_version"]), int(float(row.get("_time") or 0))) for row in rows]
         full = self.reader.fetch(self.logstores[kind], self.builders[kind], scope, winners)
         records = [full[w.id] for w in winners if w.id in full]
         if fields is not None:

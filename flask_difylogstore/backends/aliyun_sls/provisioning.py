@@ -77,8 +77,7 @@ class Provisioner:
                 self._index(report, name, self.schemas[kind], exists, dry_run)
         except LogException as exc:
             raise ProvisioningError(
-                f"SLS provisioning of project {self.project!r} failed: "
-                f"{_code(exc)}: {exc.get_error_message()}"
+                f"SLS provisioning of project {self.project!r} failed: {_code(exc)}: {exc.get_error_message()}"
             ) from exc
         except TransportError as exc:
             raise ProvisioningError(f"SLS endpoint unreachable while provisioning: {exc}") from exc
@@ -119,9 +118,7 @@ class Provisioner:
             ttl = getattr(info, "ttl", None)
             detail = "exists"
             if ttl is not None and int(ttl) != self.ttl:
-                detail = (
-                    f"exists with ttl {ttl} days (ALIYUN_SLS_LOGSTORE_TTL={self.ttl} is not applied to it)"
-                )
+                detail = f"exists with ttl {ttl} days (ALIYUN_SLS_LOGSTORE_TTL={self.ttl} is not applied to it)"
             report.changes.append(ProvisionChange(target, "keep", detail))
             return True
         report.changes.append(
@@ -137,9 +134,7 @@ class Provisioner:
             logger.debug("logstore %s was created concurrently", name)
         return True
 
-    def _index(
-        self, report: ProvisionReport, name: str, schema: RecordSchema, exists: bool, dry_run: bool
-    ) -> None:
+    def _index(self, report: ProvisionReport, name: str, schema: RecordSchema, exists: bool, dry_run: bool) -> None:
         target = f"index:{name}"
         existing = self._read_index(name) if exists else None
         if existing is None:

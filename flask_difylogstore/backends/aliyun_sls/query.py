@@ -347,9 +347,7 @@ class QueryBuilder:
     ) -> Statement:
         start, end, exact = self.window(time_range)
         inner, outer = self.owner_filters(scope, [*filters, *exact])
-        needed = (
-            [g.field for g in group_by] + [m.field for m in metrics if m.field] + [f.field for f in outer]
-        )
+        needed = [g.field for g in group_by] + [m.field for m in metrics if m.field] + [f.field for f in outer]
         groups = [self.group_expr(g) for g in group_by]
         select = [f"{e} AS {ident('g' + str(i))}" for i, e in enumerate(groups)]
         select += [f"{self.metric_expr(m)} AS {ident('m' + str(i))}" for i, m in enumerate(metrics)]
@@ -361,6 +359,12 @@ class QueryBuilder:
             sql += f" GROUP BY {positions} ORDER BY {order}"
         count = max(1, min(count, MAX_SQL_ROWS, MAX_SQL_OFFSET - offset))
         return Statement(self.search_part(inner), f"{sql} LIMIT {offset}, {count}", start, end)
+
+    def lookup(self, scope: Scope, ids: t.Sequence[str]) -> Statement:
+        """A raw-log search for every version of plain ``ids`` over the whole retention."""
+        start, end, _ = self.window(None)
+        search = self.search_part([*scope.owner_filters(), Filter("id", "in", list(ids))])
+        return Statement(search, None, start, end)
 
     def fetch(self, scope: Scope, ids: t.Sequence[str], times: t.Sequence[int]) -> Statement:
         """A raw-log search for ``ids`` (all versions; the caller keeps the exact winners).

@@ -95,10 +95,32 @@ class Reader:
                     break
                 offset += len(rows)
             if wanted:
-                logger.warning(
-                    "%d winning snapshots in %s were not readable as raw logs", len(wanted), logstore
-                )
+                logger.warning("%d winning snapshots in %s were not readable as raw logs", len(wanted), logstore)
         return found
+
+    def latest(self, logstore: str, builder: QueryBuilder, scope: Scope, ids: Sequence[str]) -> dict[str, LogRecord]:
+        """Latest visible snapshot of each plain id, from all its raw versions (one request usually)."""
+        best: dict[str, dict[str, str]] = {}
+        wanted = set(ids)
+        statement = builder.lookup(scope, ids)
+        offset = 0
+        while True:
+            rows = self.run(logstore, statement, offset=offset)
+            for row in rows:
+                rid, version = row.get("id"), _int(row.get("log_version"))
+                if rid not in wanted or version is None or not _owned(row, scope):
+                    continue
+                current = best.get(rid)
+                if current is None or version > int(current["log_version"]):
+                    best[rid] = row
+            if len(rows) < MAX_RAW_LINES:
+                break
+            offset += len(rows)
+        return {
+            rid: raw_record(builder.schema, row)
+            for rid, row in best.items()
+            if row.get("log_deleted", "0") in ("0", "")
+        }
 
 
 def _int(value: str | None) -> int | None:
@@ -146,9 +168,7 @@ def sql_value(schema: RecordSchema, name: str, value: str | None) -> t.Any:
     return value if type_ in _STRING_TYPES else coerce(type_, value)
 
 
-def light_record(
-    kind: RecordKind, schema: RecordSchema, row: t.Mapping[str, str], fields: Sequence[str]
-) -> LogRecord:
+def light_record(kind: RecordKind, schema: RecordSchema, row: t.Mapping[str, str], fields: Sequence[str]) -> LogRecord:
     """A record built from SQL columns only (used when no text or payload field is asked for)."""
     data = {name: sql_value(schema, name, row.get(name)) for name in fields if name not in META_FIELDS}
     return LogRecord(kind, data, int(row["log_version"]))

@@ -58,9 +58,7 @@ def _value(type_: FieldType | None, value: t.Any) -> str:
     if isinstance(value, Enum):
         value = value.value
     if isinstance(value, bool):
-        return (
-            ("1" if value else "0") if type_ in (FieldType.LONG, FieldType.BOOL, None) else str(value).lower()
-        )
+        return ("1" if value else "0") if type_ in (FieldType.LONG, FieldType.BOOL, None) else str(value).lower()
     if isinstance(value, str):
         return value
     if isinstance(value, int):
@@ -124,9 +122,7 @@ class Writer:
                 result.failed.append((record, f"cannot encode record: {exc}", False))
                 continue
             if size > MAX_REQUEST_BYTES:
-                reason = (
-                    f"record of about {size} bytes exceeds the SLS request limit ({MAX_REQUEST_BYTES} bytes)"
-                )
+                reason = f"record of about {size} bytes exceeds the SLS request limit ({MAX_REQUEST_BYTES} bytes)"
                 result.failed.append((record, reason, False))
                 continue
             encoded.append((record, item, size))
@@ -134,9 +130,7 @@ class Writer:
             self._send(logstore, batch, result)
         return result
 
-    def split(
-        self, items: list[tuple[LogRecord, LogItem, int]]
-    ) -> list[list[tuple[LogRecord, LogItem, int]]]:
+    def split(self, items: list[tuple[LogRecord, LogItem, int]]) -> list[list[tuple[LogRecord, LogItem, int]]]:
         """Consecutive batches within the record and byte limits (an oversized record goes alone)."""
         batches: list[list[tuple[LogRecord, LogItem, int]]] = []
         current: list[tuple[LogRecord, LogItem, int]] = []
@@ -164,9 +158,7 @@ class Writer:
                 result.failed.extend((e[0], message, retryable or code in _REQUEST_WIDE) for e in batch)
                 return
             # The content was rejected: find the offending record(s) by halving the request.
-            logger.warning(
-                "SLS rejected a batch of %d records (%s); isolating the bad ones", len(batch), code
-            )
+            logger.warning("SLS rejected a batch of %d records (%s); isolating the bad ones", len(batch), code)
             middle = len(batch) // 2
             self._send(logstore, batch[:middle], result)
             self._send(logstore, batch[middle:], result)

@@ -91,9 +91,7 @@ def route(
     raise SLSError(404, "RouteNotFound", f"unsupported {method} /{'/'.join(parts)}")
 
 
-def _route_project(
-    store: Store, method: str, params: dict[str, str], body: bytes, project: str | None
-) -> _Reply:
+def _route_project(store: Store, method: str, params: dict[str, str], body: bytes, project: str | None) -> _Reply:
     if method == "GET" and project:
         return 200, store.project_info(project), None
     if method == "GET":

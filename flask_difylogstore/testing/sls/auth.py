@@ -62,9 +62,7 @@ def _verify_v1(
     ak, _, signature = credential.partition(":")
     _check_key(ak, access_key_id)
     canonical_headers = "".join(
-        f"{name}:{headers[name]}\n"
-        for name in sorted(headers)
-        if _is_signed_header(name) and name != "x-log-date"
+        f"{name}:{headers[name]}\n" for name in sorted(headers) if _is_signed_header(name) and name != "x-log-date"
     )
     resource = path
     if params:

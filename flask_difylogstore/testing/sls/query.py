@@ -52,9 +52,7 @@ def _to_str(value: Any) -> str:
 class _Context:
     """The filtered view of one logstore that a query runs against."""
 
-    def __init__(
-        self, store: Store, project: str | None, logstore: str, start: int, end: int, topic: str
-    ) -> None:
+    def __init__(self, store: Store, project: str | None, logstore: str, start: int, end: int, topic: str) -> None:
         ls = store.logstore(project, logstore)
         index = ls["_index"]
         if index is None:
@@ -62,8 +60,9 @@ class _Context:
         self.name = logstore
         self.table = ls["_table"]
         store.flush_table(self.table)
-        columns = set(store.table_columns(self.table))
-        self.raw_columns = [c for c in store.table_columns(self.table) if c.startswith("k_")]
+        all_columns = store.table_columns(self.table)
+        columns = set(all_columns)
+        self.raw_columns = [c for c in all_columns if c.startswith("k_")]
         self.max_text_len = int(index.get("max_text_len") or DEFAULT_MAX_TEXT_LEN)
         keys: dict[str, KeyInfo] = {}
         for key, conf in (index.get("keys") or {}).items():
@@ -124,8 +123,7 @@ def _sql_error(exc: duckdb.Error) -> SLSError:
     if m:
         return bad_request(
             "ParameterInvalid",
-            f"line 1:1: Column '{m.group(1)}' cannot be resolved;"
-            "please add the column in the index attribute",
+            f"line 1:1: Column '{m.group(1)}' cannot be resolved;please add the column in the index attribute",
         )
     return bad_request("ParameterInvalid", f"line 1:1: {text}")
 
@@ -151,9 +149,7 @@ def get_logs(
         con = store.db
         try:
             if sql is not None:
-                processed = con.execute(
-                    f"SELECT count(*) FROM {quote_ident(ctx.table)} WHERE {where}"
-                ).fetchone()
+                processed = con.execute(f"SELECT count(*) FROM {quote_ident(ctx.table)} WHERE {where}").fetchone()
                 statement = translate(sql, ctx.name, _RELATION)
                 cte = f"{_RELATION} AS ({ctx.relation(where)})"
                 if re.match(r"\s*with\s", statement, re.I):
@@ -244,7 +240,5 @@ def get_histograms(
             raise _sql_error(exc) from exc
     buckets = []
     for i, lo in enumerate(range(start, max(end, start + 1), step)):
-        buckets.append(
-            {"from": lo, "to": min(lo + step, end), "count": int(counts.get(i, 0)), "progress": "Complete"}
-        )
+        buckets.append({"from": lo, "to": min(lo + step, end), "count": int(counts.get(i, 0)), "progress": "Complete"})
     return buckets

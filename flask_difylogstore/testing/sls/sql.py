@@ -71,9 +71,7 @@ def tokenize(sql: str) -> list[Tok]:
     while pos < len(sql):
         m = _TOKEN_RE.match(sql, pos)
         if m is None or m.lastgroup is None:
-            raise bad_request(
-                "ParameterInvalid", f"line 1:{pos + 1}: cannot parse SQL near {sql[pos : pos + 20]!r}"
-            )
+            raise bad_request("ParameterInvalid", f"line 1:{pos + 1}: cannot parse SQL near {sql[pos : pos + 20]!r}")
         if m.lastgroup == "str" and not m.group().endswith("'"):
             raise bad_request("ParameterInvalid", "unterminated string literal in SQL")
         out.append(Tok(m.lastgroup, m.group()))

@@ -96,6 +96,7 @@ class Store:
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.lock = threading.RLock()
         self._pending: dict[str, _Pending] = {}
+        self._columns: dict[str, list[str]] = {}
         self.meta: dict[str, Any] = {"projects": {}}
         self.con: duckdb.DuckDBPyConnection | None = self._connect()
         _OPEN_STORES.add(self)
@@ -108,6 +109,7 @@ class Store:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def _connect(self) -> duckdb.DuckDBPyConnection:
+        self._columns = {}
         if self.data_dir is None:
             con = duckdb.connect(":memory:")
         else:
@@ -126,9 +128,7 @@ class Store:
             for ls in project["logstores"].values():
                 tbl = quote_ident(ls["_table"])
                 con.execute(
-                    f"CREATE TABLE IF NOT EXISTS {tbl} ("
-                    + ", ".join(f"{c} {t}" for c, t in _FIXED_COLUMNS)
-                    + ")"
+                    f"CREATE TABLE IF NOT EXISTS {tbl} (" + ", ".join(f"{c} {t}" for c, t in _FIXED_COLUMNS) + ")"
                 )
                 row = con.execute(f"SELECT max(__seq__) FROM {tbl}").fetchone()
                 stored = row[0] if row and row[0] is not None else -1
@@ -240,6 +240,7 @@ class Store:
                 if optional in body:
                     record[optional] = body[optional]
             tbl = quote_ident(record["_table"])
+            self._columns.pop(record["_table"], None)
             self.db.execute(f"DROP TABLE IF EXISTS {tbl}")
             self.db.execute(f"CREATE TABLE {tbl} (" + ", ".join(f"{c} {t}" for c, t in _FIXED_COLUMNS) + ")")
             proj["logstores"][name] = record
@@ -268,6 +269,7 @@ class Store:
         with self.lock:
             ls = self.logstore(project, name)
             self._pending.pop(ls["_table"], None)
+            self._columns.pop(ls["_table"], None)
             self.db.execute(f"DROP TABLE IF EXISTS {quote_ident(ls['_table'])}")
             del self.project(project)["logstores"][name]
             self._save_meta()
@@ -351,10 +353,14 @@ class Store:
             self._flush(table)
 
     def table_columns(self, table: str) -> list[str]:
-        rows = self.db.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND NOT internal", [table]
-        ).fetchall()
-        return [r[0] for r in rows]
+        """Column names of a logstore table (cached: the catalog lookup costs a millisecond)."""
+        cols = self._columns.get(table)
+        if cols is None:
+            rows = self.db.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND NOT internal", [table]
+            ).fetchall()
+            cols = self._columns[table] = [r[0] for r in rows]
+        return list(cols)
 
     def _flush(self, table: str) -> None:
         pending = self._pending.pop(table, None)
@@ -389,6 +395,7 @@ class Store:
             col = key_column(key)
             if col not in existing:
                 self.db.execute(f"ALTER TABLE {tbl} ADD COLUMN {quote_ident(col)} VARCHAR")
+                self._columns.setdefault(table, []).append(col)
             columns.append(quote_ident(col))
             values.append([row.get(key) for row in rows])
             types.append("VARCHAR")
@@ -396,10 +403,7 @@ class Store:
         if pyarrow is not None and USE_ARROW:
             arrow_types = {"BIGINT": pyarrow.int64(), "VARCHAR": pyarrow.string()}
             batch = pyarrow.table(
-                {
-                    f"c{i}": pyarrow.array(v, arrow_types[t])
-                    for i, (v, t) in enumerate(zip(values, types, strict=True))
-                }
+                {f"c{i}": pyarrow.array(v, arrow_types[t]) for i, (v, t) in enumerate(zip(values, types, strict=True))}
             )
             self.db.register("__sls_batch", batch)
             try:
