@@ -98,7 +98,7 @@ class Target:
             }
         elif self.name == "elasticsearch":
             values["elasticsearch"] = {"hosts": [f"http://127.0.0.1:{self.port}"], "index_prefix": f"bench-{suffix}"}
-        backend = create_backend(LogStoreSettings(_env_file=None, **values))  # type: ignore[call-arg]
+        backend = create_backend(LogStoreSettings(_env_file=None, **values))
         backend.provision()
         return backend
 

@@ -94,9 +94,7 @@ def _items(start: int, count: int, payload: int, versions: int) -> list[LogItem]
     return items
 
 
-def _put(
-    client: Any, logstore: str, total: int, batch: int, payload: int, versions: int, threads: int
-) -> float:
+def _put(client: Any, logstore: str, total: int, batch: int, payload: int, versions: int, threads: int) -> float:
     batches = [_items(s, min(batch, total - s), payload, versions) for s in range(0, total, batch)]
     requests = [PutLogsRequest(PROJECT, logstore, logitems=b) for b in batches]
     began = time.perf_counter()
@@ -106,9 +104,7 @@ def _put(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=20_000, help="5 KB records for the ingest test")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows for the latest-version query")
     parser.add_argument("--threads", type=int, default=2, help="concurrent client threads")
@@ -128,9 +124,7 @@ def main() -> None:
         ingest_s = _put(client, "ingest", args.records, 1000, 5000, 3, args.threads)
         # Make the ingest measurement include the server's append to DuckDB.
         flush_began = time.perf_counter()
-        client.get_logs(
-            GetLogsRequest(PROJECT, "ingest", 0, int(time.time()) + 60, query="* | select count(*)")
-        )
+        client.get_logs(GetLogsRequest(PROJECT, "ingest", 0, int(time.time()) + 60, query="* | select count(*)"))
         ingest_s += time.perf_counter() - flush_began
         ingest_cpu = _cpu_seconds(proc.pid) - cpu_before
         client_cpu = time.process_time() - client_cpu_before

@@ -129,18 +129,32 @@ def is_skipped(block: Block) -> bool:
 def test_python_blocks_run(page: str) -> None:
     namespace: dict[str, t.Any] = {"__name__": f"docs_{page.removesuffix('.md').replace('-', '_')}"}
     ran = 0
-    for block in parse_blocks(DOCS / page):
-        if block.lang != "python" or is_skipped(block):
-            continue
-        try:
-            exec(compile(block.code, block.id, "exec"), namespace)
-        except Exception as exc:
-            raise AssertionError(f"the example at docs/{block.id} failed: {type(exc).__name__}: {exc}") from exc
-        ran += 1
-    hook = PAGE_CHECKS.get(page)
-    if hook is not None:
-        hook(namespace)
+    try:
+        for block in parse_blocks(DOCS / page):
+            if block.lang != "python" or is_skipped(block):
+                continue
+            try:
+                exec(compile(block.code, block.id, "exec"), namespace)
+            except Exception as exc:
+                raise AssertionError(f"the example at docs/{block.id} failed: {type(exc).__name__}: {exc}") from exc
+            ran += 1
+        hook = PAGE_CHECKS.get(page)
+        if hook is not None:
+            hook(namespace)
+    finally:
+        _close_apps(namespace)
     assert ran or page in {p for p, _ in KNOWN_FRAGMENTS}, f"docs/{page} has no runnable python block left"
+
+
+def _close_apps(namespace: dict[str, t.Any]) -> None:
+    """Flush and stop the extension of every Flask app an example created."""
+    from flask import Flask
+
+    from flask_difylogstore import DifyLogStore
+
+    for value in list(namespace.values()):
+        if isinstance(value, Flask):
+            DifyLogStore.close(value)
 
 
 def test_known_fragments_still_exist() -> None:
@@ -222,6 +236,29 @@ def _check_operations(namespace: dict[str, t.Any]) -> None:
 
 
 PAGE_CHECKS: dict[str, Callable[[dict[str, t.Any]], None]] = {"operations.md": _check_operations}
+
+
+def test_health_report_fields_are_documented(tmp_path: Path) -> None:
+    """The health-report table of the operations page names exactly the figures the pipeline reports."""
+    from flask import Flask
+
+    from flask_difylogstore import DifyLogStore, LogStoreSettings
+    from flask_difylogstore.health import build_health_report
+
+    documented: set[str] = set()
+    for line in (DOCS / "operations.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("| `pipeline."):
+            first_cell = line.split("|")[1]
+            documented.update(name.removeprefix("pipeline.") for name in re.findall(r"`([^`]+)`", first_cell))
+    app = Flask("health_fields")
+    DifyLogStore(app, settings=LogStoreSettings(_env_file=None, backend="memory", spool_dir=tmp_path / "spool"))
+    try:
+        reported = set(build_health_report(DifyLogStore.state(app)).pipeline)
+    finally:
+        DifyLogStore.close(app)
+    assert documented == reported, (
+        f"undocumented: {sorted(reported - documented)}, no longer reported: {sorted(documented - reported)}"
+    )
 
 
 # -- sample data --------------------------------------------------------------------------------
@@ -319,7 +356,7 @@ def _write_sample(app: t.Any) -> Sample:
                     sample.intents[(_day(node.created_at), json.loads(node.outputs)["class_name"])] += 1
         sample.tokens = {key: (value[0], value[1]) for key, value in tokens.items()}
         sample.funnel = {n: (steps[n], len(reached[n]), len(failed[n])) for n in reached}
-    assert sample.run_status["failed"] and sample.intents and len(sample.tokens) == 3
+    assert sample.run_status["failed"] and sample.intents and sample.tokens
     return sample
 
 

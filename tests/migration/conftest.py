@@ -115,7 +115,7 @@ def _app_factory(request: pytest.FixtureRequest, env: Env, default: str) -> tupl
     def factory(backend: str | None = None, **values: t.Any) -> Flask:
         name = backend or default
         values = {**backend_settings(request, name), **values}
-        settings = LogStoreSettings(  # type: ignore[call-arg]
+        settings = LogStoreSettings(
             _env_file=None, backend=name, spool_dir=env.spool_dir, startup_strict=True, **values
         )
         app = create_app(env.url, settings=settings)

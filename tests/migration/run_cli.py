@@ -17,7 +17,7 @@ JOURNAL = "tests.migration.journal.JournalBackend"
 
 def main() -> None:
     database_url, spool_dir, instance_path, *args = sys.argv[1:]
-    settings = LogStoreSettings(_env_file=None, backend=JOURNAL, spool_dir=spool_dir)  # type: ignore[call-arg]
+    settings = LogStoreSettings(_env_file=None, backend=JOURNAL, spool_dir=spool_dir)
     app = create_app(database_url, settings=settings)
     app.instance_path = instance_path
     FlaskGroup(create_app=lambda: app, add_default_commands=False, load_dotenv=False).main(args=args, prog_name="flask")

@@ -18,7 +18,7 @@ from flask_difylogstore.dify.models import (
     WorkflowNodeExecutionOffload,
     WorkflowRun,
 )
-from flask_difylogstore.migration import cleanup
+from flask_difylogstore.migration import cleanup, compare
 from flask_difylogstore.records import RecordKind
 from tests.migration.conftest import Env, backend_of, cli
 from tests.migration.seed import START, seed
@@ -68,7 +68,7 @@ def test_deletes_verified_rows_with_their_offloads_and_keeps_unproven_ones(app: 
     changed = data.node_ids[4]
     with env.engine.begin() as conn:
         conn.execute(
-            sa.update(WorkflowNodeExecutionModel.__table__)
+            sa.update(WorkflowNodeExecutionModel)
             .where(WorkflowNodeExecutionModel.id == changed)
             .values(title="renamed")
         )
@@ -143,14 +143,14 @@ def test_each_batch_is_checked_again_right_before_deleting(
     backend.delete(RecordKind.PAYLOAD, Scope(tenant), [Filter("node_execution_id", "eq", lost)])
     # ... and another row changes between the backend check and the delete
     racer = data.node_ids[-1]
-    real_check = cleanup.check_rows
+    real_check = compare.check_rows
 
     def check_then_change(*args: t.Any, **kwargs: t.Any) -> t.Any:
         verdicts = real_check(*args, **kwargs)
         if racer in verdicts:
             with env.engine.begin() as conn:
                 conn.execute(
-                    sa.update(WorkflowNodeExecutionModel.__table__)
+                    sa.update(WorkflowNodeExecutionModel)
                     .where(WorkflowNodeExecutionModel.id == racer)
                     .values(status="failed")
                 )

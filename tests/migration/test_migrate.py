@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import typing as t
 from collections.abc import Sequence
 
 import orjson
@@ -143,7 +142,7 @@ def test_failed_rows_exit_non_zero_and_resume_retries_them(make_memory_app: Make
     [checkpoint] = [c for c in CheckpointStore(env.engine).all("migrate:runs")]
     assert set(checkpoint.failures) == bad and checkpoint.status == "failed"
 
-    t.cast(RejectingBackend, state.backend).reject = set()
+    state.backend.reject = set()
     resumed = cli(app, "migrate", "--kind", "runs", "--resume", "--json")
     assert resumed.exit_code == 0, resumed.output
     assert orjson.loads(resumed.stdout)["kinds"][0]["migrated"] == 2  # only the retried rows

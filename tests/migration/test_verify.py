@@ -19,8 +19,8 @@ from tests.migration.seed import Seeded, seed
 pytestmark = pytest.mark.postgres
 
 
-def _migrated(app: Flask, env: Env, **kwargs: int) -> Seeded:
-    data = seed(env.engine, **{"runs": 40, "nodes_per_run": 3, **kwargs}, store=env.store, offload_every=15)
+def _migrated(app: Flask, env: Env) -> Seeded:
+    data = seed(env.engine, runs=40, nodes_per_run=3, store=env.store, offload_every=15)
     assert cli(app, "migrate").exit_code == 0
     return data
 
@@ -44,7 +44,7 @@ def test_a_tampered_row_is_named_with_its_field(app: Flask, env: Env) -> None:
     victim = data.node_ids[7]
     with env.engine.begin() as conn:
         conn.execute(
-            sa.update(WorkflowNodeExecutionModel.__table__)
+            sa.update(WorkflowNodeExecutionModel)
             .where(WorkflowNodeExecutionModel.id == victim)
             .values(outputs='{"y": -1}')
         )

@@ -1,5 +1,9 @@
 """Test doubles for the write pipeline: an in-memory backend with switchable faults, a file backend
-for crash tests across processes, and a record factory."""
+for crash tests across processes, and record factories.
+
+:class:`FakeBackend` is also the ``fake`` harness of the fault tests; ``pipeline_servers`` has the
+same harness for the real backends on the local SLS / Elasticsearch servers.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from flask_difylogstore.backends.base import PingResult, ProvisionReport, WriteResult
-from flask_difylogstore.records import LogRecord, RecordKind, default_clock
+from flask_difylogstore.records import LogRecord, RecordKind, default_clock, supersedes
 
 PAYLOAD_5K = orjson.dumps({"text": "x" * 5000}).decode()
 
@@ -53,6 +57,22 @@ def make_record(
     return LogRecord(kind, data, version)
 
 
+def make_app_log(i: int, *, run: str = "run-1") -> LogRecord:
+    """A workflow-app-log snapshot (a second kind, so a batch spans two logstores / indices)."""
+    data: dict[str, t.Any] = {
+        "id": f"log-{i}",
+        "tenant_id": "tenant-1",
+        "app_id": "app-1",
+        "workflow_id": "wf-1",
+        "workflow_run_id": run,
+        "created_from": "service-api",
+        "created_by_role": "account",
+        "created_by": "user-1",
+        "created_at": datetime(2026, 1, 1, 12, 0, 0),
+    }
+    return LogRecord(RecordKind.APP_LOG, data, default_clock.version_for(RecordKind.APP_LOG, "succeeded"))
+
+
 class _Unsupported:
     def provision(self, *, dry_run: bool = False) -> ProvisionReport:
         return ProvisionReport(backend=t.cast(str, getattr(self, "name", "fake")), dry_run=dry_run)
@@ -71,9 +91,13 @@ class _Unsupported:
 
 class FakeBackend(_Unsupported):
     """In-memory LogBackend with faults: down (raises), fail_next (whole-batch 5xx/429 results),
-    partial (every n-th record fails retryably), reject (predicate -> non-retryable), delay."""
+    partial (every n-th record fails retryably), reject (predicate -> non-retryable), delay.
+
+    It is its own harness (``backend`` is itself); see ``conftest.Harness``.
+    """
 
     name = "fake"
+    visibility_delay_s = 0.0
 
     def __init__(self, *, max_batch_records: int = 4096, max_batch_bytes: int = 5 * 1024 * 1024) -> None:
         self.max_batch_records = max_batch_records
@@ -90,6 +114,11 @@ class FakeBackend(_Unsupported):
         self.reject: t.Callable[[LogRecord], bool] | None = None
         self.thread_ids: set[int] = set()
         self.failed_once: set[tuple[str, int]] = set()
+        self.partial_budget = -1  # retryable record failures left for `partial_every` (-1: no limit)
+
+    @property
+    def backend(self) -> FakeBackend:
+        return self
 
     # faults -----------------------------------------------------------------------------
     def go_down(self) -> None:
@@ -103,6 +132,20 @@ class FakeBackend(_Unsupported):
 
     def slow(self, seconds: float) -> None:
         self.delay_s = seconds
+
+    def fail_some(self) -> None:
+        """Some records of the next batches fail retryably, the others of the same batch are stored."""
+        self.partial_every, self.partial_budget = 3, 40
+
+    def bad_record(self, i: int) -> LogRecord:
+        """A record this backend refuses for good."""
+        record = make_record(i)
+        self.reject = lambda r: r.id == record.id
+        return record
+
+    def error_text(self, status: int) -> str:
+        """What the pipeline's ``last_error`` says after ``fail_next(n, status)``."""
+        return str(status)
 
     # LogBackend -------------------------------------------------------------------------
     def write(self, records: Sequence[LogRecord]) -> WriteResult:
@@ -125,7 +168,8 @@ class FakeBackend(_Unsupported):
         for n, record in enumerate(records):
             if self.reject is not None and self.reject(record):
                 result.failed.append((record, "400 InvalidRecord", False))
-            elif self.partial_every and n % self.partial_every == 0 and self._first_try(record):
+            elif self.partial_every and n % self.partial_every == 0 and self.partial_budget and self._first_try(record):
+                self.partial_budget -= 1
                 result.failed.append((record, "500 InternalServerError", True))
             else:
                 stored.append((record.kind, record.id, record.log_version))
@@ -145,9 +189,13 @@ class FakeBackend(_Unsupported):
 
     # reading back -----------------------------------------------------------------------
     def delivered(self) -> set[tuple[str, int]]:
-        """Distinct (id, log_version) pairs stored: what a deduplicating reader sees."""
+        """The winning (id, log_version) per id stored: what a reader sees."""
+        latest: dict[str, int] = {}
         with self.lock:
-            return {(i, v) for _, i, v in self.writes}
+            for _, i, v in self.writes:
+                if i not in latest or supersedes(v, latest[i]):
+                    latest[i] = v
+        return set(latest.items())
 
     def raw_count(self) -> int:
         with self.lock:

@@ -66,9 +66,7 @@ def test_index_config_round_trip(sls_client: LogClient, project: str) -> None:
     with pytest.raises(LogException) as exc:
         sls_client.get_index_config(project, "runs")
     assert _error(exc) == ("IndexConfigNotExist", 404)
-    sent = make_index(
-        {"id": "text", "log_version": "long", "elapsed": "double", "inputs": "json"}, max_text_len=4096
-    )
+    sent = make_index({"id": "text", "log_version": "long", "elapsed": "double", "inputs": "json"}, max_text_len=4096)
     sls_client.create_index(project, "runs", sent)
     got: IndexConfig = sls_client.get_index_config(project, "runs").get_index_config()
     assert got.docvalue_max_text_len == 4096

@@ -40,9 +40,7 @@ def test_topic_source_tags_and_unicode_survive(sls_client: LogClient, project: s
             logitems=[LogItem(int(time.time()), [("q", "你好 world")])],
         )
     )  # fmt: skip
-    logs = sls_client.get_log(
-        project, "meta", 0, int(time.time()) + 60, query="q: 你好 and q: world"
-    ).get_logs()
+    logs = sls_client.get_log(project, "meta", 0, int(time.time()) + 60, query="q: 你好 and q: world").get_logs()
     assert len(logs) == 1
     assert logs[0].get_source() == "10.0.0.9"
     contents = logs[0].get_contents()
@@ -51,9 +49,7 @@ def test_topic_source_tags_and_unicode_survive(sls_client: LogClient, project: s
     assert contents["__tag__:env"] == "test"
 
 
-def _raw_put(
-    server: LocalSLSServer, project: str, logstore: str, body: bytes, headers: dict[str, str]
-) -> int:
+def _raw_put(server: LocalSLSServer, project: str, logstore: str, body: bytes, headers: dict[str, str]) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         conn.request(

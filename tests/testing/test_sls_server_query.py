@@ -88,9 +88,7 @@ def test_raw_search_paging_order_topic_and_window(sls_client: LogClient, project
     assert query(sls_client, project, "events", "*", start=base + 1, end=base + 3)[0]["__topic__"] == "t1"
 
 
-def test_sql_latest_version_with_row_number_and_max_by(
-    sls_client: LogClient, project: str, runs: str
-) -> None:
+def test_sql_latest_version_with_row_number_and_max_by(sls_client: LogClient, project: str, runs: str) -> None:
     latest = query(
         sls_client, project, runs,
         "* | SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY id ORDER BY log_version DESC) AS rn "
@@ -193,9 +191,7 @@ def test_sql_truncates_text_at_max_text_len(sls_client: LogClient, project: str)
 def test_sql_types_nulls_and_strings(sls_client: LogClient, project: str) -> None:
     make_logstore(sls_client, project, "typed", {"n": "long", "x": "double", "s": "text", "missing": "text"})
     put(sls_client, project, "typed", [{"n": "9", "x": "0.5", "s": "b"}, {"n": "10", "x": "1.5", "s": "a"}])
-    rows = query(
-        sls_client, project, "typed", "* | select n, x, s, missing, n > 9 as big from log order by n"
-    )
+    rows = query(sls_client, project, "typed", "* | select n, x, s, missing, n > 9 as big from log order by n")
     assert rows == [
         {"n": "9", "x": "0.5", "s": "b", "missing": "null", "big": "false"},
         {"n": "10", "x": "1.5", "s": "a", "missing": "null", "big": "true"},
@@ -242,9 +238,7 @@ def test_missing_logstore_and_project(sls_client: LogClient, project: str) -> No
 def test_response_meta(sls_client: LogClient, project: str, runs: str) -> None:
     now = int(time.time())
     resp = sls_client.get_logs(
-        GetLogsRequest(
-            project, runs, 0, now + 60, query="status: running | select id, count(*) as c group by id"
-        )
+        GetLogsRequest(project, runs, 0, now + 60, query="status: running | select id, count(*) as c group by id")
     )
     meta = resp.get_meta()
     assert meta.get_progress() == "Complete"
@@ -267,9 +261,7 @@ def test_get_logs_v1_form(sls_client: LogClient, project: str, runs: str) -> Non
 
 def test_histograms(sls_client: LogClient, project: str, runs: str) -> None:
     now = int(time.time())
-    resp = sls_client.get_histograms(
-        GetHistogramsRequest(project, runs, now - 600, now + 60, query="status: running")
-    )
+    resp = sls_client.get_histograms(GetHistogramsRequest(project, runs, now - 600, now + 60, query="status: running"))
     assert resp.is_completed()
     assert resp.get_total_count() == 6
     assert sum(h.get_count() for h in resp.get_histograms()) == 6

@@ -78,10 +78,7 @@ def test_data_dir_survives_a_new_server(tmp_path: Path) -> None:
         put(client, "durable", "kept", [{"k": "one", "n": "1"}, {"k": "two", "n": "2"}])
     with LocalSLSServer(data_dir=tmp_path) as second:
         client = second.client()
-        assert (
-            client.get_index_config("durable", "kept").get_index_config().key_config_list["n"].index_type
-            == "long"
-        )
+        assert client.get_index_config("durable", "kept").get_index_config().key_config_list["n"].index_type == "long"
         assert query(client, "durable", "kept", "n > 1 | select k") == [{"k": "two"}]
         put(client, "durable", "kept", [{"k": "three", "n": "3"}])
         assert query(client, "durable", "kept", "* | select count(*) as c") == [{"c": "3"}]

@@ -3,8 +3,9 @@
 Each logstore is one DuckDB table: fixed columns (``__seq__`` ingest order, ``__time__``,
 ``__time_ns__``, ``__topic__``, ``__source__``, ``__tags__``) plus one VARCHAR column per log key
 ever written (named ``k_<hex of the key>`` so any key, in any case, is a distinct column). Decoded
-logs are buffered in memory and appended column-wise in bulk (``INSERT … SELECT unnest(list)``),
-which is what keeps PutLogs fast. Metadata lives in a JSON document next to the database.
+logs are buffered in memory and appended column-wise in bulk (through pyarrow when installed,
+else ``INSERT … SELECT unnest(list)``), which is what keeps PutLogs fast. Metadata lives in a
+JSON document next to the database.
 """
 
 from __future__ import annotations
