@@ -69,7 +69,7 @@ class SpoolingPipeline(WriterSide):
         self._segment_bytes = segment_bytes
         self._segment_age_s = segment_age_s
         self.memory_max_bytes = settings.memory_max_bytes
-        self.visibility_delay_s = max(0.0, float(getattr(backend, "visibility_delay_s", 0.0) or 0.0))
+        self.visibility_delay_s = 0.0
         self.closed = False
         self._reset()
         lifecycle.register(self)

@@ -115,6 +115,7 @@ class FakeBackend(_Unsupported):
         self.thread_ids: set[int] = set()
         self.failed_once: set[tuple[str, int]] = set()
         self.partial_budget = -1  # retryable record failures left for `partial_every` (-1: no limit)
+        self.stored: dict[tuple[RecordKind, str], LogRecord] = {}
 
     @property
     def backend(self) -> FakeBackend:
@@ -173,11 +174,20 @@ class FakeBackend(_Unsupported):
                 result.failed.append((record, "500 InternalServerError", True))
             else:
                 stored.append((record.kind, record.id, record.log_version))
+                with self.lock:
+                    current = self.stored.get((record.kind, record.id))
+                    if current is None or supersedes(record.log_version, current.log_version):
+                        self.stored[(record.kind, record.id)] = record
         with self.lock:
             self.writes.extend(stored)
             self.batches.append(len(records))
         result.written = len(stored)
         return result
+
+    def get_latest(self, kind: RecordKind, ids: Sequence[str], scope: t.Any) -> dict[str, LogRecord]:
+        with self.lock:
+            found = [self.stored.get((kind, i)) for i in ids]
+        return {r.id: r for r in found if r is not None}
 
     def _first_try(self, record: LogRecord) -> bool:
         key = (record.id, record.log_version)

@@ -263,7 +263,11 @@ class Cluster:
 
     # ---- ILM ----------------------------------------------------------------------------------
     def apply_lifecycle(self, now: float | None = None) -> list[str]:
-        """Delete indices whose ILM policy's delete phase ``min_age`` has passed since creation."""
+        """Delete indices whose ILM policy's delete phase ``min_age`` has passed.
+
+        Age counts from ``index.lifecycle.origination_date`` when the index sets it (epoch
+        milliseconds, as in Elasticsearch), otherwise from the index's creation.
+        """
         now_ms = int((time.time() if now is None else now) * 1000)
         deleted = []
         for name, store in list(self.indices.items()):
@@ -273,7 +277,9 @@ class Cluster:
             phase = policy["policy"].get("phases", {}).get("delete")
             if not phase or "delete" not in (phase.get("actions") or {}):
                 continue
-            if store.created_ms + parse_duration_ms(str(phase.get("min_age", "0ms"))) <= now_ms:
+            origin = store.settings.get("index.lifecycle.origination_date")
+            origin_ms = int(origin) if origin not in (None, "") else store.created_ms
+            if origin_ms + parse_duration_ms(str(phase.get("min_age", "0ms"))) <= now_ms:
                 del self.indices[name]
                 deleted.append(name)
         return deleted
