@@ -56,9 +56,7 @@ def node_record(i: int) -> LogRecord:
         "created_by_role": "account",
         "created_by": "user-1",
     }
-    return LogRecord(
-        RecordKind.NODE_EXECUTION, data, default_clock.version_for(RecordKind.NODE_EXECUTION, "succeeded")
-    )
+    return LogRecord(RecordKind.NODE_EXECUTION, data, default_clock.version_for(RecordKind.NODE_EXECUTION, "succeeded"))
 
 
 class NullBackend:
@@ -128,9 +126,7 @@ def es_backend() -> Iterator[LogBackend]:
 
     with (
         LocalElasticsearchServer() as server,
-        settings_backend(
-            "elasticsearch", elasticsearch={"hosts": [server.url], "index_prefix": "bench"}
-        ) as backend,
+        settings_backend("elasticsearch", elasticsearch={"hosts": [server.url], "index_prefix": "bench"}) as backend,
     ):
         yield backend
 
@@ -144,9 +140,7 @@ BACKENDS: dict[str, Callable[[], contextlib.AbstractContextManager[LogBackend]]]
 SCENARIOS = [("1 thread", 1), ("8 threads", 8)]
 
 
-def run(
-    backend: LogBackend, records: list[LogRecord], threads: int, settings: PipelineSettings
-) -> dict[str, t.Any]:
+def run(backend: LogBackend, records: list[LogRecord], threads: int, settings: PipelineSettings) -> dict[str, t.Any]:
     with tempfile.TemporaryDirectory() as directory:
         pipeline = SpoolingPipeline(backend, settings, Path(directory))
         pipeline.start()
@@ -195,9 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--backends", default="fake,memory,aliyun_sls,elasticsearch")
-    parser.add_argument(
-        "--fsync-ms", type=int, default=50, help="spool group-commit interval (0: every save)"
-    )
+    parser.add_argument("--fsync-ms", type=int, default=50, help="spool group-commit interval (0: every save)")
     args = parser.parse_args(argv)
     settings = PipelineSettings(fsync_interval_ms=args.fsync_ms)
     records = [node_record(i) for i in range(args.records)]

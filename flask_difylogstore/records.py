@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -37,6 +37,7 @@ _COUNTER_BITS = 11
 _TAG_BITS = 8
 _LOW_BITS = _COUNTER_BITS + _TAG_BITS
 _COUNTER_MAX = (1 << _COUNTER_BITS) - 1
+_EPOCH = datetime(1970, 1, 1)
 
 
 class RecordKind(StrEnum):
@@ -112,6 +113,16 @@ def supersedes(candidate: int, current: int | None) -> bool:
 def clock_part(version: int) -> int:
     """The hybrid-logical-clock bits of a ``log_version``."""
     return version & CLOCK_MASK
+
+
+def clock_at(moment: datetime) -> int:
+    """The clock reading of ``moment`` (naive UTC) with counter and process tag zero.
+
+    Used for snapshots rebuilt from history (migration): any live write, made later, is newer.
+    """
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return ((moment - _EPOCH) // timedelta(milliseconds=1)) << _LOW_BITS
 
 
 def version_time_ms(version: int) -> int:

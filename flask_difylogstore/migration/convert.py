@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 from flask_difylogstore import payloads
 from flask_difylogstore.conversions import PAYLOAD_TYPES
@@ -21,21 +20,10 @@ from flask_difylogstore.migration.storage import PayloadStore
 from flask_difylogstore.records import (
     LogRecord,
     RecordKind,
+    clock_at,
     compose_version,
     is_final_status,
-    version_time_ms,
 )
-
-_EPOCH = datetime(1970, 1, 1)
-#: Bit position of the milliseconds inside a clock reading (read off the public decoder).
-_MS_SHIFT = next(shift for shift in range(62) if version_time_ms(1 << shift) == 1)
-
-
-def clock_at(moment: datetime) -> int:
-    """The clock reading of ``moment`` (naive UTC) with counter and process tag zero."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return ((moment - _EPOCH) // timedelta(milliseconds=1)) << _MS_SHIFT
 
 
 def migrated_version(kind: RecordKind, data: t.Mapping[str, t.Any]) -> int:

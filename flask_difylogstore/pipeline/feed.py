@@ -119,9 +119,7 @@ class WriterSide:
             if segment is None:
                 return
             end = segment.size
-        payloads, skipped = spool.read_segment(
-            segment, end, max_bytes=max(64 * 1024, self.memory_max_bytes // 4)
-        )
+        payloads, skipped = spool.read_segment(segment, end, max_bytes=max(64 * 1024, self.memory_max_bytes // 4))
         entries: list[Entry] = []
         broken = 0
         now = time.monotonic()

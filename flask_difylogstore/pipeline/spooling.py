@@ -69,7 +69,7 @@ class SpoolingPipeline(WriterSide):
         self._segment_bytes = segment_bytes
         self._segment_age_s = segment_age_s
         self.memory_max_bytes = settings.memory_max_bytes
-        self.visibility_delay_s = 0.0
+        self.visibility_delay_s = max(0.0, float(getattr(backend, "visibility_delay_s", 0.0) or 0.0))
         self.closed = False
         self._reset()
         lifecycle.register(self)
@@ -268,17 +268,14 @@ class SpoolingPipeline(WriterSide):
             if now - self._last_drop_log > 10:
                 self._last_drop_log = now
                 logger.error(
-                    "flask-difylogstore: spool full, dropping new records (policy drop_newest; "
-                    "%d dropped so far): %s",
+                    "flask-difylogstore: spool full, dropping new records (policy drop_newest; %d dropped so far): %s",
                     self.metrics.dropped,
                     exc,
                 )
             return
         self.metrics.add(rejected=len(records))
         self._counter("pipeline.rejected", len(records))
-        logger.error(
-            "flask-difylogstore: spool full, refusing %d records (policy %s): %s", len(records), policy, exc
-        )
+        logger.error("flask-difylogstore: spool full, refusing %d records (policy %s): %s", len(records), policy, exc)
         raise BackendUnavailableError(
             f"the log-store spool is full and the backend is not keeping up ({exc}); "
             "raise LOGSTORE_SPOOL_MAX_BYTES or check the backend"

@@ -149,9 +149,7 @@ class Writer:
             self.consecutive_failures += 1
             if raised or not ok:
                 self.breaker.failure()
-            self.retry_at = time.monotonic() + backoff_delay(
-                self.consecutive_failures, self.max_retry_delay_s
-            )
+            self.retry_at = time.monotonic() + backoff_delay(self.consecutive_failures, self.max_retry_delay_s)
             if self.consecutive_failures in (1, 10) or self.consecutive_failures % 100 == 0:
                 logger.warning(
                     "flask-difylogstore: %s write failed (%d of %d records, attempt %d), retrying: %s",

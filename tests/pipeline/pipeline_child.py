@@ -2,6 +2,8 @@
 
 pipeline_child.py crash <spool_dir> <out_file>    save forever, print each accepted record
 pipeline_child.py replay <spool_dir> <out_file>   replay what is left, flush, print stats
+pipeline_child.py crash-sls <spool_dir> <endpoint> <project>    the same with the aliyun_sls backend
+pipeline_child.py replay-sls <spool_dir> <endpoint> <project>   (a LocalSLSServer's endpoint)
 pipeline_child.py gevent <spool_dir>              saves under monkey-patching, print hub stalls
 """
 
@@ -17,6 +19,7 @@ if len(sys.argv) > 1 and sys.argv[1] == "gevent":
 import json
 import threading
 import time
+import typing as t
 from pathlib import Path
 
 from pipeline_fakes import FakeBackend, FileBackend, make_record
@@ -27,8 +30,22 @@ from flask_difylogstore.settings import PipelineSettings
 SETTINGS = PipelineSettings(flush_interval_ms=20, fsync_interval_ms=20, max_retry_delay_s=0.2)
 
 
-def crash(spool_dir: Path, out: Path) -> None:
-    pipeline = SpoolingPipeline(FileBackend(out, delay_s=0.03), SETTINGS, spool_dir, segment_bytes=256 * 1024)
+def sls_backend(endpoint: str, project: str) -> t.Any:
+    from flask_difylogstore.backends.aliyun_sls import AliyunSLSBackend
+    from flask_difylogstore.settings import AliyunSLSSettings
+
+    settings = AliyunSLSSettings(
+        access_key_id="local-ak",
+        access_key_secret="local-sk",  # type: ignore[arg-type]
+        endpoint=endpoint,
+        region="cn-hangzhou",
+        project_name=project,
+    )
+    return AliyunSLSBackend(settings)
+
+
+def crash(spool_dir: Path, backend: t.Any) -> None:
+    pipeline = SpoolingPipeline(backend, SETTINGS, spool_dir, segment_bytes=256 * 1024)
     pipeline.start()
     i = 0
     while True:
@@ -41,8 +58,8 @@ def crash(spool_dir: Path, out: Path) -> None:
             time.sleep(0.005)
 
 
-def replay(spool_dir: Path, out: Path) -> None:
-    pipeline = SpoolingPipeline(FileBackend(out), SETTINGS, spool_dir)
+def replay(spool_dir: Path, backend: t.Any) -> None:
+    pipeline = SpoolingPipeline(backend, SETTINGS, spool_dir)
     pipeline.start()
     ok = pipeline.flush(20)
     stats = pipeline.stats()
@@ -104,8 +121,12 @@ def run_gevent(spool_dir: Path) -> None:
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "crash":
-        crash(Path(sys.argv[2]), Path(sys.argv[3]))
+        crash(Path(sys.argv[2]), FileBackend(Path(sys.argv[3]), delay_s=0.03))
     elif mode == "replay":
-        replay(Path(sys.argv[2]), Path(sys.argv[3]))
+        replay(Path(sys.argv[2]), FileBackend(Path(sys.argv[3])))
+    elif mode == "crash-sls":
+        crash(Path(sys.argv[2]), sls_backend(sys.argv[3], sys.argv[4]))
+    elif mode == "replay-sls":
+        replay(Path(sys.argv[2]), sls_backend(sys.argv[3], sys.argv[4]))
     else:
         run_gevent(Path(sys.argv[2]))

@@ -81,9 +81,7 @@ def test_a_read_right_after_the_acknowledgement_still_sees_the_record(
     assert wait_until(lambda: not list(pipeline.pending(RecordKind.NODE_EXECUTION)), delay + 2)
 
 
-def test_waits_for_provisioning_before_the_first_write(
-    harness: Harness, make_pipeline: MakePipeline
-) -> None:
+def test_waits_for_provisioning_before_the_first_write(harness: Harness, make_pipeline: MakePipeline) -> None:
     gate = threading.Event()
     pipeline = make_pipeline(harness.backend, gate=gate)
     pipeline.submit([make_record(1)])
@@ -105,9 +103,7 @@ def test_error_responses_are_retried(harness: Harness, make_pipeline: MakePipeli
     assert harness.error_text(status) in (pipeline.stats()["last_error"] or "")
 
 
-def test_partial_failures_and_slow_backend_lose_nothing(
-    harness: Harness, make_pipeline: MakePipeline
-) -> None:
+def test_partial_failures_and_slow_backend_lose_nothing(harness: Harness, make_pipeline: MakePipeline) -> None:
     harness.fail_some()
     harness.slow(0.05)
     pipeline = make_pipeline(harness.backend, batch_max_records=50)
@@ -158,9 +154,7 @@ def test_outage_of_thousands_of_saves_never_blocks_and_loses_nothing(
 
 
 @pytest.mark.parametrize("policy", ["drop_newest", "fail"])
-def test_spool_cap_applies_the_policy_and_counts(
-    harness: Harness, make_pipeline: MakePipeline, policy: str
-) -> None:
+def test_spool_cap_applies_the_policy_and_counts(harness: Harness, make_pipeline: MakePipeline, policy: str) -> None:
     harness.go_down()
     pipeline = make_pipeline(harness.backend, spool_max_bytes=1024 * 1024, overflow_policy=policy)
     accepted = refused = 0

@@ -1,4 +1,5 @@
-"""Real processes: kill -9 mid-stream and replay, concurrent replayers, gevent hub never blocked."""
+"""Real processes: kill -9 mid-stream and replay (also with the aliyun_sls backend on a LocalSLSServer
+in this process), concurrent replayers, gevent hub never blocked."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 
 import pytest
 from pipeline_fakes import FileBackend, encode_torn_tail
+from pipeline_servers import SLSHarness
+
+from flask_difylogstore.testing.sls import LocalSLSServer
 
 CHILD = Path(__file__).with_name("pipeline_child.py")
 ROOT = Path(__file__).parents[2]
@@ -26,10 +30,11 @@ def _run(*args: str | Path) -> dict[str, object]:
     return result
 
 
-def _crash_child(spool: Path, out: Path, accepted: int) -> set[tuple[str, int]]:
+def _crash_child(spool: Path, out: Path | str, accepted: int, *more: str) -> set[tuple[str, int]]:
     """Start a saving child, kill -9 it after ``accepted`` saves returned; return what it accepted."""
+    mode = "crash-sls" if more else "crash"
     proc = subprocess.Popen(
-        [sys.executable, str(CHILD), "crash", str(spool), str(out)],
+        [sys.executable, str(CHILD), mode, str(spool), str(out), *more],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -67,6 +72,31 @@ def test_kill_9_mid_stream_then_a_new_process_delivers_everything(tmp_path: Path
     delivered = FileBackend.read(out)
     assert accepted <= set(delivered)  # every save that returned was delivered: 0 lost
     assert not list(spool.glob("seg-*.log"))  # and the spool was cleaned up
+
+
+@pytest.mark.slow
+def test_kill_9_with_the_sls_backend_then_readers_see_every_accepted_record_once(
+    tmp_path: Path, pipeline_sls_server: LocalSLSServer
+) -> None:
+    harness = SLSHarness(pipeline_sls_server)  # a fresh, provisioned project
+    spool, endpoint, project = tmp_path / "spool", pipeline_sls_server.endpoint, harness.settings.project_name
+    try:
+        pipeline_sls_server.faults.delay(0.02, api="PutLogs")  # the backend falls behind the saves
+        accepted = _crash_child(spool, endpoint, 1500, project)
+        pipeline_sls_server.faults.clear()
+        assert len(harness.delivered()) < len(accepted), "the backend should have been behind"
+        assert sorted(spool.glob("seg-*.log"))
+
+        result = _run("replay-sls", spool, endpoint, project)
+        assert result["flushed"] is True and result["replayed"] > 0
+        records = harness.records()  # read back through the backend, as Dify's readers do
+        seen = [r.id for r in records]
+        assert len(seen) == len(set(seen))  # once per entity, even where a replay sent it again
+        assert accepted <= {(r.id, r.log_version) for r in records}  # 0 lost
+        assert harness.raw_count() >= len(accepted)
+        assert not list(spool.glob("seg-*.log"))
+    finally:
+        harness.close()
 
 
 @pytest.mark.slow

@@ -406,11 +406,14 @@ class Store:
             batch = pyarrow.table(
                 {f"c{i}": pyarrow.array(v, arrow_types[t]) for i, (v, t) in enumerate(zip(values, types, strict=True))}
             )
-            self.db.register("__sls_batch", batch)
+            # A cursor of its own: the shared connection may hold a partly fetched result, which
+            # makes DuckDB refuse register() on it.
+            cursor = self.db.cursor()
             try:
-                self.db.execute(f"{target} SELECT * FROM __sls_batch")
+                cursor.register("__sls_batch", batch)
+                cursor.execute(f"{target} SELECT * FROM __sls_batch")
             finally:
-                self.db.unregister("__sls_batch")
+                cursor.close()
         else:
             select = ", ".join(f"unnest(${i + 1}::{t}[])" for i, t in enumerate(types))
             self.db.execute(f"{target} SELECT {select}", values)
