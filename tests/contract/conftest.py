@@ -52,11 +52,10 @@ def aliyun_sls_backend(tmp: Path) -> Iterator[dict[str, t.Any]]:
 #: backend name -> context manager yielding the backend's settings values (a local server may run inside).
 BACKENDS: dict[str, SettingsFactory] = {
     "memory": memory_backend,
-}
-#: Backends not yet in the default run; ``DIFYLOGSTORE_CONTRACT_BACKENDS=aliyun_sls`` adds them.
-EXTRA_BACKENDS: dict[str, SettingsFactory] = {
     "aliyun_sls": aliyun_sls_backend,
 }
+#: Backends outside the default run, added with ``DIFYLOGSTORE_CONTRACT_BACKENDS=name,...``.
+EXTRA_BACKENDS: dict[str, SettingsFactory] = {}
 
 
 def selected_backends() -> list[str]:
