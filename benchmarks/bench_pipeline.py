@@ -326,39 +326,44 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
                 "server_cpu_us_per_record": round((server.cpu_seconds() - cpu_before) / len(records) * 1e6, 1),
             }
 
-            # outage: saves at the ingest rate while the server refuses, then the drain
+            # outage: saves at the ingest rate while the server refuses, then the drain with saves continuing
             outage_items = work.entities(int(args.rate * args.outage_s))
+            after = work.entities(int(args.rate * args.outage_s))  # reused in turn while draining
             server.command("refuse")
             down = work.save(outage_items, rate=args.rate)
-            backlog = sink.stats()["unacknowledged"]
+            before = sink.stats()
+            backlog = before["unacknowledged"]
             server.command("accept")
             came_back = time.perf_counter()
             during: list[float] = []
-            after = work.entities(int(args.rate * 60))
-            saved_after = 0
             interval = 1.0 / args.rate
             repository = work.repository()
-            next_at = time.perf_counter()
-            while sink.stats()["unacknowledged"] > 0 and saved_after < len(after):
-                for _ in range(max(1, int(args.rate / 100))):
-                    delay = next_at - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    next_at += interval
-                    new_run, node = after[saved_after]
-                    if new_run:
-                        repository = work.repository()
-                    began = time.perf_counter()
-                    repository.save(node)
-                    during.append(time.perf_counter() - began)
-                    saved_after += 1
+            next_at = came_back
+            saved_after = 0
+            deadline = came_back + 300
+            while time.perf_counter() < deadline:
+                if saved_after % 20 == 0 and sink.stats()["unacknowledged"] == 0:
+                    break
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                next_at += interval
+                new_run, node = after[saved_after % len(after)]
+                if new_run:
+                    repository = work.repository()
+                began = time.perf_counter()
+                repository.save(node)
+                during.append(time.perf_counter() - began)
+                saved_after += 1
             drain_s = time.perf_counter() - came_back
             drained = backlog + saved_after
+            after_stats = sink.stats()
             result["outage"] = {
                 "outage_s": args.outage_s,
                 "ingest_rps": args.rate,
                 "backlog": backlog,
-                "spilled_to_disk": sink.stats()["spilled"],
+                "spilled_to_disk": after_stats["spilled"] - before["spilled"] + before["spilled"],
+                "breaker_opens": after_stats["breaker"]["opens"],
                 "drain_s": round(drain_s, 2),
                 "drain_rps": round(drained / drain_s) if drain_s > 0 else None,
                 "drain_ratio": round(drained / drain_s / args.rate, 1) if drain_s > 0 else None,

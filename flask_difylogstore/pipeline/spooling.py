@@ -81,6 +81,7 @@ class SpoolingPipeline(WriterSide):
         self.breaker = CircuitBreaker(max_open_s=self.settings.max_retry_delay_s)
         self._wake = lifecycle.Wakeup()
         self._fsync_wake = lifecycle.Wakeup()
+        self._fsync_idle = True
         self.spool = Spool(
             self.directory,
             max_bytes=self.settings.spool_max_bytes,
@@ -141,23 +142,36 @@ class SpoolingPipeline(WriterSide):
         self.writer.run()
 
     def _fsync_loop(self) -> None:
+        """Group commit: while appends come in, one fsync per interval; idle, a wait for the next append.
+
+        Saves wake this thread only when it is idle: a wake-up per save would make it contend for
+        the GIL with the saving threads all the time.
+        """
         interval = self.settings.fsync_interval_ms / 1000.0
         last = 0.0
         while True:
-            self._fsync_wake.wait(1.0)
+            if self._fsync_idle:
+                self._fsync_wake.wait(1.0)
             delay = last + interval - time.monotonic()
             if delay > 0:
                 lifecycle.native_sleep(delay)
             last = time.monotonic()
-            self._sync_now()
+            synced = self._sync_now()
             if self.stopping:
                 return
             self._keep_spare()
+            self._fsync_idle = not synced
 
-    def _sync_now(self) -> None:
+    def _sync_now(self) -> bool:
         with self._lock:
             dirty, dir_dirty = self.spool.dirty_segments()
         spool.sync(dirty, self.directory if dir_dirty else None, self._spool_error)
+        return bool(dirty)
+
+    def _wake_fsync(self) -> None:
+        if self._fsync_idle:
+            self._fsync_idle = False
+            self._fsync_wake.set()
 
     def _keep_spare(self) -> None:
         """Prepare the next segment ahead of time, so a rotation in ``submit`` costs no I/O."""
@@ -192,7 +206,7 @@ class SpoolingPipeline(WriterSide):
         if not self._threads and not self.closed:
             self.start()
         try:
-            payloads = [orjson.dumps([r.kind.value, r.to_wire()], default=_default) for r in records]
+            payloads = [orjson.dumps([r.kind.value, r.data, r.log_version], default=_default) for r in records]
         except (TypeError, orjson.JSONEncodeError) as exc:
             self.metrics.add(rejected=len(records))
             raise RecordRejectedError(f"record cannot be serialised: {exc}") from exc

@@ -1,4 +1,8 @@
-"""``API_WORKFLOW_RUN_REPOSITORY``: the console's and the cleanup tasks' view of workflow runs."""
+"""``API_WORKFLOW_RUN_REPOSITORY``: the console's and the cleanup tasks' view of workflow runs.
+
+With dual read on, every read also sees runs that are only in the relational database (see
+:mod:`flask_difylogstore.repositories.dual` for the rule); deletes reach both stores.
+"""
 
 from __future__ import annotations
 
@@ -11,47 +15,15 @@ from flask_difylogstore import conversions
 from flask_difylogstore.backends.base import Filter, RecordQuery, Scope, TimeRange
 from flask_difylogstore.dify import compat
 from flask_difylogstore.records import FINAL_RUN_STATUSES, LogRecord, RecordKind
-from flask_difylogstore.repositories._context import StateMixin, enum_value, scope
-from flask_difylogstore.repositories._reads import Reader
+from flask_difylogstore.repositories._context import enum_value, scope
+from flask_difylogstore.repositories.dual import ListSpec, RelationalDelegate, larger
 from flask_difylogstore.repositories.statistics import RunStatistics, naive_utc, triggered_from_filter
 
 logger = logging.getLogger(__name__)
 
-#: How long maintenance deletes wait for pending writes first (so a deleted run can't reappear).
-DELETE_FLUSH_TIMEOUT_S = 30.0
+__all__ = ["LogStoreAPIWorkflowRunRepository", "RelationalDelegate"]
 
-
-class RelationalDelegate(StateMixin):
-    """Access to the relational repository for dual read and the methods that need a SQL Session."""
-
-    _session_maker: t.Any = None
-    _relational_key = "api_workflow_run"
-    _relational_cache: t.Any = None
-
-    def _relational(self) -> t.Any:
-        if self._relational_cache is None:
-            from flask_difylogstore.repositories.relational import resolve_session_factory
-
-            cls = compat.relational_repositories()[self._relational_key]
-            self._relational_cache = cls(session_maker=self._session_maker or resolve_session_factory(None))
-        return self._relational_cache
-
-    def _dual_read(self, method: str, *args: t.Any) -> t.Any:
-        """The relational answer for data older than the log store, when dual read is on."""
-        if not self.state.settings.dual_read_enabled:
-            return None
-        try:
-            return getattr(self._relational(), method)(*args)
-        except Exception:
-            logger.exception("flask-difylogstore: dual read %s from the relational database failed", method)
-            return None
-
-    def _reader(self) -> Reader:
-        return Reader(self.backend, self.state.sink)
-
-    def _flush_before_delete(self) -> None:
-        if self.state.sink is not None:
-            self.state.sink.flush(DELETE_FLUSH_TIMEOUT_S)
+_RELATED_KEYS = ("runs", "node_executions", "offloads", "app_logs", "trigger_logs", "pauses", "pause_reasons")
 
 
 class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
@@ -83,54 +55,30 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
         last_id: str | None = None,
         status: str | None = None,
     ) -> t.Any:
-        """Newest first by ``(created_at, id)``; ``last_id`` continues after that run."""
-        run_scope = scope(tenant_id, app_id)
-        after = None
-        if last_id:
-            last = self._reader().get_one(RecordKind.RUN, last_id, run_scope)
-            if last is None:
-                raise ValueError("Last workflow run not exists")
-            after = (last.data["created_at"], last.id)
+        """Newest first by ``(created_at, id)``; ``last_id`` continues after that run (in either store)."""
         filters = [triggered_from_filter(triggered_from)]
         if status:
             filters.append(Filter("status", "eq", status))
-        page = self._reader().search(
-            RecordQuery(
-                RecordKind.RUN,
-                run_scope,
-                tuple(filters),
-                order_by=(("created_at", "desc"), ("id", "desc")),
-                limit=limit,
-                after=after,
-            )
-        )
-        runs = [conversions.run_model(r) for r in page.records]
-        return compat.InfiniteScrollPagination(data=runs, limit=limit, has_more=page.next_after is not None)
+        spec = ListSpec(RecordKind.RUN, scope(tenant_id, app_id), tuple(filters))
+        try:
+            runs, has_more = self._merger().page(spec, limit, cursor_id=last_id or None)
+        except LookupError:
+            raise ValueError("Last workflow run not exists") from None
+        return compat.InfiniteScrollPagination(data=runs, limit=limit, has_more=has_more)
 
     def get_workflow_run_by_id(self, tenant_id: str, app_id: str, run_id: str) -> t.Any:
         record = self._reader().get_one(RecordKind.RUN, run_id, scope(tenant_id, app_id))
-        if record is None:
-            return self._dual_read("get_workflow_run_by_id", tenant_id, app_id, run_id)
-        return conversions.run_model(record)
+        return self._by_id(record, "get_workflow_run_by_id", tenant_id, app_id, run_id)
 
     def get_workflow_run_by_id_without_tenant(self, run_id: str) -> t.Any:
         record = self._reader().get_one(RecordKind.RUN, run_id, Scope.unscoped())
-        if record is None:
-            return self._dual_read("get_workflow_run_by_id_without_tenant", run_id)
-        return conversions.run_model(record)
+        return self._by_id(record, "get_workflow_run_by_id_without_tenant", run_id)
 
     def get_expired_runs_batch(self, tenant_id: str, before_date: datetime, batch_size: int = 1000) -> Sequence[t.Any]:
         """Up to ``batch_size`` runs created before ``before_date``, oldest first."""
-        page = self._reader().search(
-            RecordQuery(
-                RecordKind.RUN,
-                scope(tenant_id),
-                time_range=TimeRange(until=naive_utc(before_date)),
-                order_by=(("created_at", "asc"), ("id", "asc")),
-                limit=batch_size,
-            )
-        )
-        return [conversions.run_model(r) for r in page.records]
+        window = TimeRange(until=naive_utc(before_date))
+        spec = ListSpec(RecordKind.RUN, scope(tenant_id), window=window, descending=False)
+        return self._merger().page(spec, batch_size)[0]
 
     def get_runs_batch_by_time_range(
         self,
@@ -148,19 +96,10 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
             filters.append(Filter("type", "in", [enum_value(v) for v in run_types]))
         if tenant_ids:
             filters.append(Filter("tenant_id", "in", list(tenant_ids)))
-        after = (naive_utc(last_seen[0]), last_seen[1]) if last_seen else None
-        page = self._reader().search(
-            RecordQuery(
-                RecordKind.RUN,
-                Scope.unscoped(),
-                tuple(filters),
-                TimeRange(naive_utc(start_from), naive_utc(end_before)),
-                order_by=(("created_at", "asc"), ("id", "asc")),
-                limit=batch_size,
-                after=after,
-            )
-        )
-        return [conversions.run_model(r) for r in page.records]
+        window = TimeRange(naive_utc(start_from), naive_utc(end_before))
+        spec = ListSpec(RecordKind.RUN, Scope.unscoped(), tuple(filters), window, descending=False)
+        after = (t.cast(datetime, naive_utc(last_seen[0])), str(last_seen[1])) if last_seen else None
+        return self._merger().page(spec, batch_size, after=after)[0]
 
     # -- maintenance ----------------------------------------------------------------------------
 

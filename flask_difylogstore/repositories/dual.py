@@ -1,0 +1,370 @@
+"""Dual write and dual read: the log store and the relational database as one store during a grey migration.
+
+**Dual write** (``LOGSTORE_DUAL_WRITE_ENABLED``): every save goes to the log store (through the
+pipeline) and then to the relational repository; deletes go to both whenever dual write *or* dual
+read is on (otherwise the fallback would bring deleted data back, and Dify's cleanup tasks would
+find the same expired runs forever). A relational failure never fails the caller: it is logged
+with the entity's kind, id, tenant and app (never payloads or SQL parameters) and counted as
+``dual_write_failures`` in ``flask logstore health``.
+
+**Dual read** (``LOGSTORE_DUAL_READ_ENABLED``) answers every read from both stores:
+
+* ``LOGSTORE_CUTOVER_AT`` set (time *C*): entities created before *C* are read from the relational
+  database, entities created at or after *C* from the log store, whatever else either store holds
+  (migrated copies, dual-written rows). The halves are disjoint by construction, so a list is the
+  log-store half followed by the relational half in key order (the relational half is only queried
+  when a page reaches past *C*) and aggregates are added group by group.
+* unset: per entity. By id, the log store answers and the relational database is asked only
+  when it has nothing. Lists and aggregates are the union where an entity found in both stores
+  (migrated and dual-written ones are) is taken once, with the log store's snapshot: the
+  relational rows of a page or an aggregate are looked up by id in the log store and dropped
+  when it has them.
+
+Lists keep their order, ``has_more`` and cursors across the two stores: each store returns
+``limit + 1`` rows after the cursor, and the merged page never extends past the last row of a store
+that returned a full batch, because rows beyond it are unknown. Without a cut-over, a relational
+row that matches a filter on a changing field (``status``) while the log store's newer snapshot
+does not, is dropped; such rows can make a page shorter than ``limit`` (still in order, with
+``has_more`` set), never wrong. Every read issues at most one relational statement; a relational
+failure is logged, counted as ``dual_read_failures``, and the read answers from the log store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing as t
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask_difylogstore import conversions
+from flask_difylogstore.backends.base import AggregateQuery, Filter, RecordQuery, Scope, TimeRange
+from flask_difylogstore.backends.memory import aggregate_records
+from flask_difylogstore.dify import compat
+from flask_difylogstore.extension import LogStoreState
+from flask_difylogstore.records import LogRecord, RecordKind
+from flask_difylogstore.repositories import dual_sql
+from flask_difylogstore.repositories._context import StateMixin
+from flask_difylogstore.repositories._reads import Reader
+from flask_difylogstore.repositories.dual_sql import Key, Sessions
+
+logger = logging.getLogger(__name__)
+
+#: Fields fixed when an entity is created: a filter on them selects the same entities in both stores.
+IMMUTABLE_FIELDS = frozenset(
+    {"id", "tenant_id", "app_id", "workflow_id", "workflow_run_id", "node_id", "triggered_from", "type"}
+    | {"created_at", "created_by", "created_by_role", "created_from"}
+)
+#: Ids per log-store lookup when checking which relational rows the log store has.
+PRESENT_CHUNK = 500
+#: Above this many relational ids, enumerating the log store's ids may be cheaper (decided by a count).
+ENUMERATE_ABOVE = 2000
+#: How long maintenance deletes wait for pending writes first (so a deleted entity can't reappear).
+DELETE_FLUSH_TIMEOUT_S = 30.0
+
+TO_MODEL: dict[RecordKind, Callable[[LogRecord], t.Any]] = {
+    RecordKind.RUN: conversions.run_model,
+    RecordKind.NODE_EXECUTION: conversions.node_model,
+    RecordKind.APP_LOG: conversions.app_log_model,
+}
+
+
+def cutover_of(settings: t.Any) -> datetime | None:
+    """``LOGSTORE_CUTOVER_AT`` as naive UTC (how every ``created_at`` is stored)."""
+    value: datetime | None = settings.cutover_at
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def describe(exc: BaseException) -> str:
+    """Exception class and the first line of the driver's message: SQLAlchemy appends the statement's
+    parameters (payloads) to its own message, so that is never logged."""
+    inner = getattr(exc, "orig", None) or exc
+    lines = str(inner).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}".rstrip(": ")
+
+
+def report_write_failure(state: LogStoreState, action: str, exc: BaseException, **context: t.Any) -> None:
+    """Log and count a relational write that failed; the caller carries on."""
+    state.count("dual_write_failures")
+    where = ", ".join(f"{k}={v}" for k, v in context.items() if v is not None)
+    logger.error("flask-difylogstore: dual write %s to the relational database failed (%s): %s", action, where, describe(exc))
+
+
+def report_read_failure(state: LogStoreState, action: str, exc: BaseException) -> None:
+    """Log and count a relational read that failed; the read answers from the log store alone."""
+    state.count("dual_read_failures")
+    logger.error("flask-difylogstore: dual read %s from the relational database failed: %s", action, describe(exc))
+
+
+def relational_sessions(source: t.Any) -> Sessions | None:
+    """The relational session factory, or ``None`` when there is no relational database to ask."""
+    from flask import current_app, has_app_context
+
+    from flask_difylogstore.repositories.relational import resolve_session_factory
+
+    if source is None and not (has_app_context() and current_app.extensions.get("sqlalchemy") is not None):
+        return None
+    return resolve_session_factory(source)
+
+
+def narrow(window: TimeRange, since: datetime | None = None, until: datetime | None = None) -> TimeRange:
+    """``window`` intersected with ``[since, until)``."""
+    lower = max((v for v in (window.since, since) if v is not None), default=None)
+    upper = min((v for v in (window.until, until) if v is not None), default=None)
+    return TimeRange(lower, upper)
+
+
+def row_key(row: t.Any) -> Key:
+    return row.created_at, str(row.id)
+
+
+def combine(
+    logstore: list[t.Any], relational: list[t.Any], dropped: set[str], limit: int, descending: bool
+) -> tuple[list[t.Any], bool]:
+    """One page from two sorted batches of ``limit + 1`` rows each (see the module docstring)."""
+    full = [row_key(rows[-1]) for rows in (logstore, relational) if len(rows) > limit]
+    merged = sorted([*logstore, *(r for r in relational if str(r.id) not in dropped)], key=row_key, reverse=descending)
+    if full:
+        frontier = max(full) if descending else min(full)
+        merged = [r for r in merged if (row_key(r) >= frontier if descending else row_key(r) <= frontier)]
+    return merged[:limit], len(merged) > limit or bool(full)
+
+
+def merge_groups(
+    first: list[dict[str, t.Any]], second: list[dict[str, t.Any]], query: AggregateQuery
+) -> list[dict[str, t.Any]]:
+    """Aggregate rows of disjoint sets of entities, added group by group (counts and sums)."""
+    if not second:
+        return first
+    names = [g.name for g in query.group_by]
+    merged: dict[tuple[t.Any, ...], dict[str, t.Any]] = {}
+    for row in [*first, *second]:
+        key = tuple(row.get(n) for n in names)
+        current = merged.setdefault(key, {**row, **{m.name: None for m in query.metrics}})
+        for metric in query.metrics:
+            a, b = current.get(metric.name), row.get(metric.name)
+            if metric.function in ("count", "sum"):
+                current[metric.name] = (a or 0) + (b or 0)
+            elif metric.function in ("max", "min"):
+                values = [v for v in (a, b) if v is not None]
+                current[metric.name] = (max if metric.function == "max" else min)(values) if values else None
+            else:
+                raise ValueError(f"{metric.function} of two stores cannot be merged; group by the field instead")
+    return [merged[k] for k in sorted(merged, key=lambda k: tuple((v is None, "" if v is None else v) for v in k))]
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """A list read, described once for both stores: the kind, owner, filters, window and direction."""
+
+    kind: RecordKind
+    scope: Scope
+    filters: tuple[Filter, ...] = ()
+    window: TimeRange = dataclasses.field(default_factory=TimeRange)
+    descending: bool = True
+
+
+class Merger:
+    """One merged read: the log store through ``reader``, the relational database through ``sessions``."""
+
+    def __init__(self, reader: Reader, sessions: Sessions | None, cutover: datetime | None, state: LogStoreState):
+        self.reader = reader
+        self.sessions = sessions
+        self.cutover = cutover
+        self.state = state
+
+    def present(
+        self, kind: RecordKind, scope: Scope, ids: Sequence[str], filters: Sequence[Filter] = (), window: TimeRange | None = None
+    ) -> set[str]:
+        """Which of ``ids`` the log store has, in any state. ``filters`` / ``window`` bound the entities
+        ``ids`` came from, so that many ids can be answered by listing the log store's side instead."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return set()
+        if len(ids) > ENUMERATE_ABOVE:
+            fixed = tuple(f for f in filters if f.field in IMMUTABLE_FIELDS)
+            if self.reader.count(kind, scope, fixed, window) < len(ids):
+                query = RecordQuery(kind, scope, fixed, window or TimeRange(), (("id", "asc"),), None, fields=("id",))
+                return {r.id for r in self.reader.iterate(query, page_size=5000)} & set(ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), PRESENT_CHUNK):
+            chunk = ids[start : start + PRESENT_CHUNK]
+            query = RecordQuery(kind, scope, (Filter("id", "in", chunk),), order_by=(("id", "asc"),), limit=None, fields=("id",))
+            found.update(r.id for r in self.reader.search_all(query))
+        return found
+
+    def _relational_page(
+        self, spec: ListSpec, size: int, after: Key | None = None, cursor: str | None = None
+    ) -> tuple[Key | None, list[t.Any]]:
+        assert self.sessions is not None
+        model = dual_sql.model_of(spec.kind)
+        where = dual_sql.conditions(model, spec.scope, spec.filters, narrow(spec.window, until=self.cutover))
+        try:
+            return dual_sql.keyset_rows(
+                self.sessions,
+                model,
+                where,
+                descending=spec.descending,
+                limit=size,
+                after=after,
+                cursor=(cursor, spec.scope) if cursor else None,
+            )
+        except LookupError:
+            raise
+        except Exception as exc:
+            report_read_failure(self.state, f"{spec.kind.value} list", exc)
+            if cursor:
+                raise LookupError(cursor) from exc
+            return None, []
+
+    def page(
+        self, spec: ListSpec, limit: int, *, after: Key | None = None, cursor_id: str | None = None
+    ) -> tuple[list[t.Any], bool]:
+        """``(rows, has_more)``: up to ``limit`` rows after the key ``after`` or the entity ``cursor_id``
+        (``LookupError`` when neither store has it within the scope)."""
+        size = limit + 1
+        prefetched: list[t.Any] | None = None
+        if cursor_id:
+            record = self.reader.get_one(spec.kind, cursor_id, spec.scope)
+            if record is not None:
+                after = (record.created_at, record.id)
+            elif self.sessions is None:
+                raise LookupError(cursor_id)
+            else:
+                after, prefetched = self._relational_page(spec, size, cursor=cursor_id)
+        order = (("created_at", "desc"), ("id", "desc")) if spec.descending else (("created_at", "asc"), ("id", "asc"))
+
+        def logstore(since: datetime | None) -> list[t.Any]:
+            window = narrow(spec.window, since=since)
+            query = RecordQuery(spec.kind, spec.scope, spec.filters, window, order, size, after)
+            return [TO_MODEL[spec.kind](r) for r in self.reader.search(query).records]
+
+        def relational() -> list[t.Any]:
+            return prefetched if prefetched is not None else self._relational_page(spec, size, after)[1]
+
+        if self.sessions is None:
+            return combine(logstore(None), [], set(), limit, spec.descending)
+        cutover = self.cutover
+        if cutover is None:
+            ls_rows, rel_rows = logstore(None), relational()
+            known = {str(r.id) for r in ls_rows}
+            candidates = [str(r.id) for r in rel_rows if str(r.id) not in known]
+            return combine(ls_rows, rel_rows, known | self.present(spec.kind, spec.scope, candidates), limit, spec.descending)
+        wanted = {
+            "ls": spec.window.until is None or spec.window.until > cutover,
+            "rel": spec.window.since is None or spec.window.since < cutover,
+        }
+        if after is not None and spec.descending and after[0] < cutover:
+            wanted["ls"] = False  # everything after the cursor is older than the cut-over
+        if after is not None and not spec.descending and after[0] >= cutover:
+            wanted["rel"] = False
+        rows: dict[str, list[t.Any]] = {"ls": [], "rel": []}
+        for side in ("ls", "rel") if spec.descending else ("rel", "ls"):
+            if wanted[side]:
+                rows[side] = logstore(cutover) if side == "ls" else relational()
+                if len(rows[side]) >= size:
+                    break  # this half fills the page; the other one comes later in the order
+        return combine(rows["ls"], rows["rel"], set(), limit, spec.descending)
+
+    def aggregate(self, query: AggregateQuery) -> list[dict[str, t.Any]]:
+        """``query`` over both stores, each entity counted once (``count`` / ``sum`` / ``max`` / ``min``)."""
+        cutover, window = self.cutover, query.time_range
+        if self.sessions is None:
+            return self.reader.aggregate(query)
+        if cutover is not None:
+            after_cutover = window.until is None or window.until > cutover
+            ls = self.reader.aggregate(dataclasses.replace(query, time_range=narrow(window, since=cutover))) if after_cutover else []
+            if window.since is not None and window.since >= cutover:
+                return ls
+        else:
+            ls = self.reader.aggregate(query)
+        model = dual_sql.model_of(query.kind)
+        where = dual_sql.conditions(model, query.scope, query.filters, narrow(window, until=cutover))
+        try:
+            if cutover is not None:
+                rel = dual_sql.aggregate(self.sessions, where, query)
+            else:
+                fields = [g.field for g in query.group_by] + [m.field for m in query.metrics if m.field]
+                found = dual_sql.records(self.sessions, query.kind, where, fields)
+                have = self.present(query.kind, query.scope, [r.id for r in found], query.filters, window)
+                rel = aggregate_records([r for r in found if r.id not in have], query)
+        except Exception as exc:
+            report_read_failure(self.state, f"{query.kind.value} aggregate", exc)
+            rel = []
+        return merge_groups(ls, rel, query)
+
+
+class RelationalDelegate(StateMixin):
+    """The relational side of the API repositories: dual read, deletes on both sides, Session-based methods."""
+
+    _session_maker: t.Any = None
+    _relational_key = "api_workflow_run"
+    _relational_cache: t.Any = None
+
+    def _relational(self) -> t.Any:
+        if self._relational_cache is None:
+            from flask_difylogstore.repositories.relational import resolve_session_factory
+
+            cls = compat.relational_repositories()[self._relational_key]
+            self._relational_cache = cls(session_maker=self._session_maker or resolve_session_factory(None))
+        return self._relational_cache
+
+    def _reader(self) -> Reader:
+        return Reader(self.backend, self.state.sink)
+
+    def _dual_read_sessions(self) -> Sessions | None:
+        if not self.state.settings.dual_read_enabled:
+            return None
+        try:
+            return relational_sessions(self._session_maker)
+        except Exception as exc:
+            report_read_failure(self.state, "session factory", exc)
+            return None
+
+    def _merger(self) -> Merger:
+        return Merger(self._reader(), self._dual_read_sessions(), cutover_of(self.state.settings), self.state)
+
+    def _dual_read(self, method: str, *args: t.Any) -> t.Any:
+        """The relational repository's own answer, when dual read is on (``None`` on failure)."""
+        if self._dual_read_sessions() is None:
+            return None
+        try:
+            return getattr(self._relational(), method)(*args)
+        except Exception as exc:
+            report_read_failure(self.state, method, exc)
+            return None
+
+    def _by_id(self, record: LogRecord | None, method: str, *args: t.Any) -> t.Any:
+        """The by-id rule: the log store's entity unless it predates the cut-over or is missing."""
+        cutover = cutover_of(self.state.settings)
+        if record is not None and (cutover is None or record.created_at >= cutover):
+            return TO_MODEL[record.kind](record)
+        row = self._dual_read(method, *args)
+        if row is not None and (cutover is None or row.created_at < cutover):
+            return row
+        return None if record is None else TO_MODEL[record.kind](record)
+
+    def _relational_write(self, method: str, *args: t.Any, context: dict[str, t.Any] | None = None, **kwargs: t.Any) -> t.Any:
+        """Run a delete on the relational side too (see the module docstring); ``None`` when skipped or failed."""
+        settings = self.state.settings
+        if not (settings.dual_write_enabled or settings.dual_read_enabled):
+            return None
+        try:
+            if relational_sessions(self._session_maker) is None and not settings.dual_write_enabled:
+                return None
+            return getattr(self._relational(), method)(*args, **kwargs)
+        except Exception as exc:
+            report_write_failure(self.state, method, exc, **(context or {}))
+            return None
+
+    def _flush_before_delete(self) -> None:
+        if self.state.sink is not None:
+            self.state.sink.flush(DELETE_FLUSH_TIMEOUT_S)
+
+
+def larger(logstore: int, relational: t.Any) -> int:
+    """A delete's count over both stores: an entity deleted from both is one entity."""
+    return max(int(logstore or 0), int(relational or 0))
