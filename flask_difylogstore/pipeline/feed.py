@@ -125,9 +125,7 @@ class WriterSide:
         now = time.monotonic()
         for payload in payloads:
             try:
-                kind_value, wire = orjson.loads(payload)
-                kind = RecordKind(kind_value)
-                record = LogRecord.from_wire(kind, wire, self._schema_for(kind))
+                record = self._decode(payload)
                 entries.append(Entry(record, segment, len(payload), now))
             except Exception as exc:
                 broken += 1
@@ -158,6 +156,13 @@ class WriterSide:
         self._staged.extend(entries)
         self._staged_bytes += total
         spool.delete(done)
+
+    def _decode(self, payload: bytes) -> LogRecord:
+        """A spooled record: ``[kind, data, log_version]`` (or ``[kind, wire form]`` from older versions)."""
+        item = orjson.loads(payload)
+        kind = RecordKind(item[0])
+        wire = item[1] if len(item) == 2 else {**item[1], "log_version": item[2]}
+        return LogRecord.from_wire(kind, wire, self._schema_for(kind))
 
     def next_batch(self, max_records: int, max_bytes: int) -> tuple[list[Entry] | None, float]:
         staged = self._staged

@@ -160,7 +160,10 @@ class SpoolingPipeline(WriterSide):
             if self.stopping:
                 return
             self._keep_spare()
-            self._fsync_idle = not synced
+            if not synced:
+                self._fsync_idle = True
+                if any(seg.dirty for seg in list(self.spool.segments)):  # appended since: no wait
+                    self._fsync_idle = False
 
     def _sync_now(self) -> bool:
         with self._lock:
@@ -231,7 +234,7 @@ class SpoolingPipeline(WriterSide):
             fd = segment.fd
             lifecycle.offload(lambda: _fsync_quietly(fd))
         else:
-            self._fsync_wake.set()
+            self._wake_fsync()
 
     def _append(self, entries: list[Entry], frames: bytes) -> Segment:
         """Copy ``frames`` into the spool and queue ``entries`` (or leave them on disk when memory is full)."""
@@ -270,7 +273,7 @@ class SpoolingPipeline(WriterSide):
         if wake:
             self._wake.set()
         if not spare:
-            self._fsync_wake.set()
+            self._wake_fsync()
         return segment
 
     def _overflow(self, records: Sequence[LogRecord], exc: Exception) -> None:

@@ -1,4 +1,8 @@
-"""``API_WORKFLOW_NODE_EXECUTION_REPOSITORY``: the console's tracing panel, "last run", and cleanup."""
+"""``API_WORKFLOW_NODE_EXECUTION_REPOSITORY``: the console's tracing panel, "last run", and cleanup.
+
+With dual read on, every read also sees node executions only the relational database has (rule in
+:mod:`flask_difylogstore.repositories.dual`); deletes reach both stores.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,16 @@ from flask_difylogstore import conversions
 from flask_difylogstore.backends.base import Filter, RecordQuery, Scope, TimeRange
 from flask_difylogstore.records import LogRecord, RecordKind
 from flask_difylogstore.repositories._context import scope
+from flask_difylogstore.repositories.dual import (
+    ListSpec,
+    RelationalDelegate,
+    cutover_of,
+    larger,
+    merge_entities,
+    report_read_failure,
+    report_write_failure,
+)
 from flask_difylogstore.repositories.statistics import naive_utc
-from flask_difylogstore.repositories.workflow_run import RelationalDelegate
 
 
 class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
@@ -47,18 +59,9 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
 
     def get_node_last_execution(self, tenant_id: str, app_id: str, workflow_id: str, node_id: str) -> t.Any:
         """The most recent execution of a node (the draft "last run" panel)."""
-        page = self._reader().search(
-            RecordQuery(
-                RecordKind.NODE_EXECUTION,
-                scope(tenant_id, app_id),
-                (Filter("workflow_id", "eq", workflow_id), Filter("node_id", "eq", node_id)),
-                order_by=(("created_at", "desc"), ("id", "desc")),
-                limit=1,
-            )
-        )
-        if not page.records:
-            return self._dual_read("get_node_last_execution", tenant_id, app_id, workflow_id, node_id)
-        return conversions.node_model(page.records[0])
+        filters = (Filter("workflow_id", "eq", workflow_id), Filter("node_id", "eq", node_id))
+        rows, _ = self._merger().page(ListSpec(RecordKind.NODE_EXECUTION, scope(tenant_id, app_id), filters), 1)
+        return rows[0] if rows else None
 
     def get_executions_by_workflow_run(self, tenant_id: str, app_id: str, workflow_run_id: str) -> Sequence[t.Any]:
         """Every node execution of a run, ``created_at`` ascending (the SQL order), no row cap."""
@@ -71,32 +74,21 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
                 limit=None,
             )
         )
-        if not records:
-            fallback = self._dual_read("get_executions_by_workflow_run", tenant_id, app_id, workflow_run_id)
-            return list(fallback or [])
-        return self._models(records)
+        relational = self._dual_read("get_executions_by_workflow_run", tenant_id, app_id, workflow_run_id)
+        return merge_entities(self._models(records), list(relational or ()), cutover_of(self.state.settings))
 
     def get_execution_by_id(self, execution_id: str, tenant_id: str | None = None) -> t.Any:
         record = self._reader().get_one(RecordKind.NODE_EXECUTION, execution_id, scope(tenant_id))
-        if record is None:
-            return self._dual_read("get_execution_by_id", execution_id, tenant_id)
-        return conversions.node_model(record)
+        return self._by_id(record, "get_execution_by_id", execution_id, tenant_id)
 
     def get_expired_executions_batch(
         self, tenant_id: str, before_date: datetime, batch_size: int = 1000
     ) -> Sequence[t.Any]:
-        page = self._reader().search(
-            RecordQuery(
-                RecordKind.NODE_EXECUTION,
-                scope(tenant_id),
-                time_range=TimeRange(until=naive_utc(before_date)),
-                order_by=(("created_at", "asc"), ("id", "asc")),
-                limit=batch_size,
-            )
-        )
-        return self._models(page.records)
+        window = TimeRange(until=naive_utc(before_date))
+        spec = ListSpec(RecordKind.NODE_EXECUTION, scope(tenant_id), window=window, descending=False)
+        return self._merger().page(spec, batch_size)[0]
 
-    # -- maintenance ----------------------------------------------------------------------------
+    # -- maintenance (both stores) ----------------------------------------------------------------
 
     def _delete_payloads(self, node_ids: Sequence[str]) -> None:
         for start in range(0, len(node_ids), 500):
@@ -110,17 +102,22 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
         self._flush_before_delete()
         window = TimeRange(until=naive_utc(before_date))
         self.backend.delete(RecordKind.PAYLOAD, scope(tenant_id), time_range=window)
-        return self.backend.delete(RecordKind.NODE_EXECUTION, scope(tenant_id), time_range=window)
+        deleted = self.backend.delete(RecordKind.NODE_EXECUTION, scope(tenant_id), time_range=window)
+        relational = self._relational_write(
+            "delete_expired_executions", tenant_id, before_date, batch_size, context={"tenant_id": tenant_id}
+        )
+        return larger(deleted, relational)
 
     def delete_executions_by_app(self, tenant_id: str, app_id: str, batch_size: int = 1000) -> int:
         self._flush_before_delete()
         self.backend.delete(RecordKind.PAYLOAD, scope(tenant_id, app_id))
-        return self.backend.delete(RecordKind.NODE_EXECUTION, scope(tenant_id, app_id))
+        deleted = self.backend.delete(RecordKind.NODE_EXECUTION, scope(tenant_id, app_id))
+        context = {"tenant_id": tenant_id, "app_id": app_id}
+        return larger(
+            deleted, self._relational_write("delete_executions_by_app", tenant_id, app_id, batch_size, context=context)
+        )
 
-    def delete_executions_by_ids(self, execution_ids: Sequence[str]) -> int:
-        if not execution_ids:
-            return 0
-        self._flush_before_delete()
+    def _delete_logstore_nodes(self, execution_ids: Sequence[str]) -> int:
         self._delete_payloads(execution_ids)
         total = 0
         for start in range(0, len(execution_ids), 500):
@@ -131,7 +128,30 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
             )
         return total
 
-    # -- S3 (the Session argument is not needed: the rows live in the log store) ----------------
+    def delete_executions_by_ids(self, execution_ids: Sequence[str]) -> int:
+        if not execution_ids:
+            return 0
+        self._flush_before_delete()
+        total = self._delete_logstore_nodes(execution_ids)
+        context = {"node_executions": len(execution_ids)}
+        return larger(total, self._relational_write("delete_executions_by_ids", execution_ids, context=context))
+
+    # -- S3: the caller's Session is used for the relational side, inside a savepoint -----------
+
+    def _in_session(self, session: t.Any, method: str, run_ids: Sequence[str], *, write: bool) -> t.Any:
+        """The relational repository's ``method(session, ...)``; a failure rolls back only its savepoint."""
+        settings = self.state.settings
+        if not (settings.dual_read_enabled or (write and settings.dual_write_enabled)):
+            return None
+        try:
+            with session.begin_nested():
+                return getattr(self._relational(), method)(session, list(run_ids))
+        except Exception as exc:
+            if write:
+                report_write_failure(self.state, method, exc, ids=len(run_ids))
+            else:
+                report_read_failure(self.state, method, exc)
+            return None
 
     def _by_runs(self, run_ids: Sequence[str]) -> list[LogRecord]:
         records: list[LogRecord] = []
@@ -149,18 +169,29 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
         return records
 
     def count_by_runs(self, session: t.Any, run_ids: Sequence[str]) -> tuple[int, int]:
-        """(node executions, offloaded payloads) of the runs."""
+        """(node executions, offloaded payloads) of the runs (the larger count of the two stores)."""
         records = self._by_runs(run_ids)
-        return len(records), sum(len(conversions.truncated_types(r.data)) for r in records)
+        counts = (len(records), sum(len(conversions.truncated_types(r.data)) for r in records))
+        relational = self._in_session(session, "count_by_runs", run_ids, write=True)
+        return counts if relational is None else (larger(counts[0], relational[0]), larger(counts[1], relational[1]))
 
     def delete_by_runs(self, session: t.Any, run_ids: Sequence[str]) -> tuple[int, int]:
-        """Delete the runs' node executions and full payloads; (executions, offloads) deleted."""
+        """Delete the runs' node executions and full payloads in both stores; (executions, offloads)."""
+        self._flush_before_delete()
         records = self._by_runs(run_ids)
-        offloads = sum(len(conversions.truncated_types(r.data)) for r in records)
-        deleted = self.delete_executions_by_ids([r.id for r in records])
-        return deleted, offloads
+        counts = (
+            self._delete_logstore_nodes([r.id for r in records]),
+            sum(len(conversions.truncated_types(r.data)) for r in records),
+        )
+        relational = self._in_session(session, "delete_by_runs", run_ids, write=True)
+        return counts if relational is None else (larger(counts[0], relational[0]), larger(counts[1], relational[1]))
 
     def get_offloads_by_execution_ids(self, session: t.Any, node_execution_ids: Sequence[str]) -> Sequence[t.Any]:
-        """Offload rows synthesised from the truncation flags (the full values are PAYLOAD records)."""
+        """Offload rows: synthesised from the truncation flags for the log store's node executions
+        (the full values are payload records), the relational rows for the others."""
         found = self._reader().get(RecordKind.NODE_EXECUTION, list(node_execution_ids), Scope.unscoped())
-        return [offload for record in found.values() for offload in conversions.node_model(record).offload_data]
+        offloads = [offload for record in found.values() for offload in conversions.node_model(record).offload_data]
+        missing = [i for i in node_execution_ids if i not in found]
+        if missing:
+            offloads.extend(self._in_session(session, "get_offloads_by_execution_ids", missing, write=False) or ())
+        return offloads

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask_difylogstore import conversions
-from flask_difylogstore.backends.base import AggregateQuery, Filter, RecordQuery, Scope, TimeRange
+from flask_difylogstore.backends.base import AggregateQuery, Direction, Filter, RecordQuery, Scope, TimeRange
 from flask_difylogstore.backends.memory import aggregate_records
 from flask_difylogstore.dify import compat
 from flask_difylogstore.extension import LogStoreState
@@ -90,7 +90,9 @@ def report_write_failure(state: LogStoreState, action: str, exc: BaseException, 
     """Log and count a relational write that failed; the caller carries on."""
     state.count("dual_write_failures")
     where = ", ".join(f"{k}={v}" for k, v in context.items() if v is not None)
-    logger.error("flask-difylogstore: dual write %s to the relational database failed (%s): %s", action, where, describe(exc))
+    logger.error(
+        "flask-difylogstore: dual write %s to the relational database failed (%s): %s", action, where, describe(exc)
+    )
 
 
 def report_read_failure(state: LogStoreState, action: str, exc: BaseException) -> None:
@@ -131,6 +133,24 @@ def combine(
         frontier = max(full) if descending else min(full)
         merged = [r for r in merged if (row_key(r) >= frontier if descending else row_key(r) <= frontier)]
     return merged[:limit], len(merged) > limit or bool(full)
+
+
+def merge_entities(
+    logstore: Sequence[t.Any],
+    relational: Sequence[t.Any],
+    cutover: datetime | None,
+    *,
+    key: Callable[[t.Any], t.Any] = row_key,
+    reverse: bool = False,
+) -> list[t.Any]:
+    """All entities of a bounded read (one run's node executions), the by-id rule applied to each."""
+    if not relational:
+        return list(logstore)
+    chosen = {str(r.id): r for r in relational if cutover is None or r.created_at < cutover}
+    for row in logstore:
+        if cutover is None or row.created_at >= cutover or str(row.id) not in chosen:
+            chosen[str(row.id)] = row
+    return sorted(chosen.values(), key=key, reverse=reverse)
 
 
 def merge_groups(
@@ -177,7 +197,12 @@ class Merger:
         self.state = state
 
     def present(
-        self, kind: RecordKind, scope: Scope, ids: Sequence[str], filters: Sequence[Filter] = (), window: TimeRange | None = None
+        self,
+        kind: RecordKind,
+        scope: Scope,
+        ids: Sequence[str],
+        filters: Sequence[Filter] = (),
+        window: TimeRange | None = None,
     ) -> set[str]:
         """Which of ``ids`` the log store has, in any state. ``filters`` / ``window`` bound the entities
         ``ids`` came from, so that many ids can be answered by listing the log store's side instead."""
@@ -192,7 +217,9 @@ class Merger:
         found: set[str] = set()
         for start in range(0, len(ids), PRESENT_CHUNK):
             chunk = ids[start : start + PRESENT_CHUNK]
-            query = RecordQuery(kind, scope, (Filter("id", "in", chunk),), order_by=(("id", "asc"),), limit=None, fields=("id",))
+            query = RecordQuery(
+                kind, scope, (Filter("id", "in", chunk),), order_by=(("id", "asc"),), limit=None, fields=("id",)
+            )
             found.update(r.id for r in self.reader.search_all(query))
         return found
 
@@ -235,7 +262,8 @@ class Merger:
                 raise LookupError(cursor_id)
             else:
                 after, prefetched = self._relational_page(spec, size, cursor=cursor_id)
-        order = (("created_at", "desc"), ("id", "desc")) if spec.descending else (("created_at", "asc"), ("id", "asc"))
+        direction: Direction = "desc" if spec.descending else "asc"
+        order = (("created_at", direction), ("id", direction))
 
         def logstore(since: datetime | None) -> list[t.Any]:
             window = narrow(spec.window, since=since)
@@ -252,7 +280,14 @@ class Merger:
             ls_rows, rel_rows = logstore(None), relational()
             known = {str(r.id) for r in ls_rows}
             candidates = [str(r.id) for r in rel_rows if str(r.id) not in known]
-            return combine(ls_rows, rel_rows, known | self.present(spec.kind, spec.scope, candidates), limit, spec.descending)
+            dropped = known | self.present(spec.kind, spec.scope, candidates)
+            rows, more = combine(ls_rows, rel_rows, dropped, limit, spec.descending)
+            if len(rows) < limit and len(rel_rows) >= size and len(ls_rows) < size:
+                # The relational batch held rows whose newer log-store snapshot no longer matches (a
+                # stale status); everything up to its last row is settled, so go on from there.
+                rest, more = self.page(spec, limit - len(rows), after=row_key(rel_rows[-1]))
+                rows = rows + rest
+            return rows, more
         wanted = {
             "ls": spec.window.until is None or spec.window.until > cutover,
             "rel": spec.window.since is None or spec.window.since < cutover,
@@ -261,13 +296,13 @@ class Merger:
             wanted["ls"] = False  # everything after the cursor is older than the cut-over
         if after is not None and not spec.descending and after[0] >= cutover:
             wanted["rel"] = False
-        rows: dict[str, list[t.Any]] = {"ls": [], "rel": []}
+        halves: dict[str, list[t.Any]] = {"ls": [], "rel": []}
         for side in ("ls", "rel") if spec.descending else ("rel", "ls"):
             if wanted[side]:
-                rows[side] = logstore(cutover) if side == "ls" else relational()
-                if len(rows[side]) >= size:
+                halves[side] = logstore(cutover) if side == "ls" else relational()
+                if len(halves[side]) >= size:
                     break  # this half fills the page; the other one comes later in the order
-        return combine(rows["ls"], rows["rel"], set(), limit, spec.descending)
+        return combine(halves["ls"], halves["rel"], set(), limit, spec.descending)
 
     def aggregate(self, query: AggregateQuery) -> list[dict[str, t.Any]]:
         """``query`` over both stores, each entity counted once (``count`` / ``sum`` / ``max`` / ``min``)."""
@@ -276,7 +311,11 @@ class Merger:
             return self.reader.aggregate(query)
         if cutover is not None:
             after_cutover = window.until is None or window.until > cutover
-            ls = self.reader.aggregate(dataclasses.replace(query, time_range=narrow(window, since=cutover))) if after_cutover else []
+            ls = (
+                self.reader.aggregate(dataclasses.replace(query, time_range=narrow(window, since=cutover)))
+                if after_cutover
+                else []
+            )
             if window.since is not None and window.since >= cutover:
                 return ls
         else:
@@ -347,7 +386,9 @@ class RelationalDelegate(StateMixin):
             return row
         return None if record is None else TO_MODEL[record.kind](record)
 
-    def _relational_write(self, method: str, *args: t.Any, context: dict[str, t.Any] | None = None, **kwargs: t.Any) -> t.Any:
+    def _relational_write(
+        self, method: str, *args: t.Any, context: dict[str, t.Any] | None = None, **kwargs: t.Any
+    ) -> t.Any:
         """Run a delete on the relational side too (see the module docstring); ``None`` when skipped or failed."""
         settings = self.state.settings
         if not (settings.dual_write_enabled or settings.dual_read_enabled):

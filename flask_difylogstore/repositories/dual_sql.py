@@ -97,9 +97,7 @@ def keyset_rows(
     its position and the page in one round trip, and returns the row's key (``LookupError``
     when no such row exists in ``scope``).
     """
-    order = (
-        [model.created_at.desc(), model.id.desc()] if descending else [model.created_at.asc(), model.id.asc()]
-    )
+    order = [model.created_at.desc(), model.id.desc()] if descending else [model.created_at.asc(), model.id.asc()]
     condition = sa.and_(sa.true(), *where)
     if after is not None:
         condition = sa.and_(condition, _after(model, after[0], after[1], descending))
@@ -136,7 +134,9 @@ def records(
     stmt = sa.select(*[_column(model, model, n) for n in names]).where(*where)
     with sessions() as session:
         rows = session.execute(stmt).all()
-    return [LogRecord(kind, {n: (str(v) if n == "id" else v) for n, v in zip(names, row, strict=True)}, 0) for row in rows]
+    return [
+        LogRecord(kind, {n: (str(v) if n == "id" else v) for n, v in zip(names, row, strict=True)}, 0) for row in rows
+    ]
 
 
 def _metric(model: t.Any, metric: Metric) -> t.Any:
@@ -148,7 +148,9 @@ def _metric(model: t.Any, metric: Metric) -> t.Any:
     return getattr(sa.func, metric.function)(column)
 
 
-def aggregate(sessions: Sessions, where: Sequence[sa.ColumnElement[bool]], query: AggregateQuery) -> list[dict[str, t.Any]]:
+def aggregate(
+    sessions: Sessions, where: Sequence[sa.ColumnElement[bool]], query: AggregateQuery
+) -> list[dict[str, t.Any]]:
     """``query`` over the matching rows: grouped by the database (days too on PostgreSQL)."""
     model = model_of(query.kind)
     with sessions() as session:
@@ -224,11 +226,6 @@ def app_log_rows(
         with sessions() as session:
             return [(row, None) for row in session.scalars(sa.select(model).where(*where).order_by(*order))]
     flag = sa.case((run.id.is_(None), sa.null()), (run_match, sa.true()), else_=sa.false())
-    stmt = (
-        sa.select(model, flag)
-        .outerjoin(run, run.id == model.workflow_run_id)
-        .where(*where)
-        .order_by(*order)
-    )
+    stmt = sa.select(model, flag).outerjoin(run, run.id == model.workflow_run_id).where(*where).order_by(*order)
     with sessions() as session:
         return [(row, matched) for row, matched in session.execute(stmt).all()]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import typing as t
 from dataclasses import dataclass
 
@@ -13,8 +12,13 @@ from flask_difylogstore.dify.enums import WorkflowNodeExecutionTriggeredFrom
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock, schema
 from flask_difylogstore.repositories._context import StateMixin, creator_of, enum_value, scope, tenant_of
 from flask_difylogstore.repositories._reads import Reader
-
-logger = logging.getLogger(__name__)
+from flask_difylogstore.repositories.dual import (
+    cutover_of,
+    merge_entities,
+    relational_sessions,
+    report_read_failure,
+    report_write_failure,
+)
 
 #: How long ``save_synchronously`` waits for the backend to acknowledge.
 SYNC_TIMEOUT_S = 30.0
@@ -103,7 +107,8 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
 
     def save_synchronously(self, execution: t.Any) -> None:
         """:meth:`save`, then wait until the backend has it (S3 uses this before reading back)."""
-        self.save(execution)
+        self._persist(execution, load_missing=False)
+        self._dual_write("save_synchronously", execution)
         self.sink.flush(SYNC_TIMEOUT_S)
 
     def _persist(self, execution: t.Any, *, load_missing: bool) -> None:
@@ -163,24 +168,30 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
             for name in conversions.PAYLOAD_TYPES
         }
 
+    def _relational_repository(self) -> t.Any:
+        if self._relational is None:
+            from flask_difylogstore.dify import compat
+            from flask_difylogstore.repositories.relational import resolve_session_factory
+
+            cls = compat.relational_repositories()["workflow_node_execution"]
+            self._relational = cls(
+                session_factory=self._session_factory or resolve_session_factory(None),
+                user=self._user,
+                app_id=self._app_id,
+                triggered_from=self._triggered_from_raw,
+            )
+        return self._relational
+
     def _dual_write(self, method: str, execution: t.Any) -> None:
         if not self.state.settings.dual_write_enabled:
             return
         try:
-            if self._relational is None:
-                from flask_difylogstore.dify import compat
-                from flask_difylogstore.repositories.relational import resolve_session_factory
-
-                cls = compat.relational_repositories()["workflow_node_execution"]
-                self._relational = cls(
-                    session_factory=self._session_factory or resolve_session_factory(None),
-                    user=self._user,
-                    app_id=self._app_id,
-                    triggered_from=self._triggered_from_raw,
-                )
-            getattr(self._relational, method)(execution)
-        except Exception:
-            logger.exception("flask-difylogstore: dual write of node execution %s failed", execution.id)
+            repository = self._relational_repository()
+            # Dify lines without save_synchronously save synchronously anyway.
+            (getattr(repository, method, None) or repository.save)(execution)
+        except Exception as exc:
+            context = {"id": execution.id, "run": execution.workflow_execution_id, "tenant_id": self._tenant_id}
+            report_write_failure(self.state, f"{method} of node execution", exc, **context)
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -215,14 +226,41 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
         """Every node execution of a run as domain entities, full payloads restored (no row cap)."""
         records = self.get_db_records_by_workflow_run(workflow_run_id, order_config, triggered_from)
         full = full_payloads(self._reader(), records, self._tenant_id)
-        return [conversions.node_entity(r.data, full.get(r.id)) for r in records]
+        entities = [conversions.node_entity(r.data, full.get(r.id)) for r in records]
+        relational = self._dual_read_list(workflow_run_id, order_config, triggered_from)
+        if not relational:
+            return entities
+        order = order_from_config(order_config)
+        return merge_entities(
+            entities,
+            relational,
+            cutover_of(self.state.settings),
+            key=lambda e: (tuple(_sortable(getattr(e, name, None)) for name, _ in order), str(e.id)),
+            reverse=order[0][1] == "desc",
+        )
+
+    def _dual_read_list(self, workflow_run_id: str, order_config: t.Any, triggered_from: t.Any) -> list[t.Any]:
+        """The relational repository's entities of the run (its own payload loading), when dual read is on."""
+        if not self.state.settings.dual_read_enabled:
+            return []
+        try:
+            if self._session_factory is None and relational_sessions(None) is None:
+                return []
+            repository = self._relational_repository()
+            if enum_value(triggered_from) != WorkflowNodeExecutionTriggeredFrom.WORKFLOW_RUN.value:
+                return list(repository.get_by_workflow_run(workflow_run_id, order_config, triggered_from))
+            read = getattr(repository, "get_by_workflow_execution", None) or repository.get_by_workflow_run
+            return list(read(workflow_run_id, order_config))
+        except Exception as exc:
+            report_read_failure(self.state, "node executions of a run", exc)
+            return []
 
     def get_by_workflow_execution(self, workflow_execution_id: str, order_config: t.Any = None) -> t.Sequence[t.Any]:
         """S3 name of :meth:`get_by_workflow_run`."""
         return self.get_by_workflow_run(workflow_execution_id, order_config)
 
     def get_max_index(self, workflow_execution_id: str) -> int:
-        """Highest ``index`` among the run's node executions (0 when there are none)."""
+        """Highest ``index`` among the run's node executions in either store (0 when there are none)."""
         query = RecordQuery(
             RecordKind.NODE_EXECUTION,
             scope(self._tenant_id, self._app_id),
@@ -232,4 +270,25 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
             fields=("index",),
         )
         page = self._reader().search(query)
-        return int(page.records[0].data.get("index") or 0) if page.records else 0
+        found = int(page.records[0].data.get("index") or 0) if page.records else 0
+        return max(found, self._dual_read_max_index(workflow_execution_id))
+
+    def _dual_read_max_index(self, workflow_execution_id: str) -> int:
+        if not self.state.settings.dual_read_enabled:
+            return 0
+        try:
+            if self._session_factory is None and relational_sessions(None) is None:
+                return 0
+            repository = self._relational_repository()
+            if hasattr(repository, "get_max_index"):
+                return int(repository.get_max_index(workflow_execution_id) or 0)
+        except Exception as exc:
+            report_read_failure(self.state, "get_max_index", exc)
+            return 0
+        entities = self._dual_read_list(workflow_execution_id, None, WorkflowNodeExecutionTriggeredFrom.WORKFLOW_RUN)
+        return max((int(e.index or 0) for e in entities), default=0)
+
+
+def _sortable(value: t.Any) -> tuple[bool, t.Any]:
+    """Sort key that puts ``None`` last (ascending), as PostgreSQL does."""
+    return (value is None, "" if value is None else getattr(value, "value", value))

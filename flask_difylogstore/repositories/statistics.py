@@ -3,10 +3,15 @@
 Days are calendar days of the run's creation time in the caller's time zone (Dify's SQL uses
 ``created_at AT TIME ZONE 'UTC' AT TIME ZONE :tz``); ``start_date`` / ``end_date`` bound the
 creation time (inclusive / exclusive), as naive UTC.
+
+With dual read on, both stores are aggregated and added group by group (each run counted once, see
+:mod:`flask_difylogstore.repositories.dual`). Distinct creators per day are not additive across two
+stores, so the charts are then built from runs and tokens per ``(day, creator)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing as t
 from collections.abc import Sequence
@@ -17,6 +22,9 @@ from flask_difylogstore.dify.entities import naive_utc_now
 from flask_difylogstore.records import RecordKind
 from flask_difylogstore.repositories._context import enum_value, scope
 from flask_difylogstore.repositories._reads import Reader
+
+if t.TYPE_CHECKING:
+    from flask_difylogstore.repositories.dual import Merger
 
 RUN_STATUS_KEYS = ("running", "succeeded", "failed", "stopped", "partial-succeeded")
 _TIME_RANGE = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")
@@ -44,10 +52,34 @@ def triggered_from_filter(triggered_from: t.Any) -> Filter:
     return Filter("triggered_from", "in", [enum_value(v) for v in triggered_from])
 
 
+def _from_creators(
+    rows: list[dict[str, t.Any]], metrics: tuple[Metric, ...], keep_creators: bool
+) -> list[dict[str, t.Any]]:
+    """Rows per ``(date, created_by)`` with ``runs`` / ``token_count``, reshaped to what ``metrics`` asks."""
+    if keep_creators:
+        return rows
+    days: dict[str, dict[str, t.Any]] = {}
+    for row in rows:
+        day = days.setdefault(str(row["date"]), {"date": row["date"], "runs": 0, "token_count": 0, "creators": set()})
+        day["runs"] += int(row["runs"] or 0)
+        day["token_count"] += int(row["token_count"] or 0)
+        day["creators"].add(row.get("created_by"))
+    result = []
+    for day in (days[d] for d in sorted(days)):
+        out = {"date": day["date"]}
+        for metric in metrics:
+            out[metric.name] = len(day["creators"]) if metric.function == "count_distinct" else day[metric.name]
+        result.append(out)
+    return result
+
+
 class RunStatistics:
     """Counts and daily statistics of runs (mixed into the API run repository)."""
 
     def _reader(self) -> Reader:
+        raise NotImplementedError
+
+    def _merger(self) -> Merger:
         raise NotImplementedError
 
     def get_workflow_runs_count(
@@ -63,7 +95,7 @@ class RunStatistics:
         filters = [triggered_from_filter(triggered_from)]
         if status:
             filters.append(Filter("status", "eq", status))
-        rows = self._reader().aggregate(
+        rows = self._merger().aggregate(
             AggregateQuery(
                 RecordKind.RUN,
                 scope(tenant_id, app_id),
@@ -91,16 +123,23 @@ class RunStatistics:
         metrics: tuple[Metric, ...],
         extra_group: tuple[GroupBy, ...] = (),
     ) -> list[dict[str, t.Any]]:
-        return self._reader().aggregate(
-            AggregateQuery(
-                RecordKind.RUN,
-                scope(tenant_id, app_id),
-                metrics,
-                (GroupBy("created_at", day_in_timezone=timezone or "UTC", alias="date"), *extra_group),
-                (triggered_from_filter(triggered_from),),
-                TimeRange(naive_utc(start_date), naive_utc(end_date)),
-            )
+        query = AggregateQuery(
+            RecordKind.RUN,
+            scope(tenant_id, app_id),
+            metrics,
+            (GroupBy("created_at", day_in_timezone=timezone or "UTC", alias="date"), *extra_group),
+            (triggered_from_filter(triggered_from),),
+            TimeRange(naive_utc(start_date), naive_utc(end_date)),
         )
+        merger = self._merger()
+        if merger.sessions is None:
+            return merger.reader.aggregate(query)
+        per_creator = dataclasses.replace(
+            query,
+            metrics=(Metric("count", alias="runs"), Metric("sum", "total_tokens", alias="token_count")),
+            group_by=(query.group_by[0], GroupBy("created_by")),
+        )
+        return _from_creators(merger.aggregate(per_creator), metrics, bool(extra_group))
 
     def get_daily_runs_statistics(
         self,

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 import typing as t
 
 from flask_difylogstore import conversions
+from flask_difylogstore.dify import compat
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from flask_difylogstore.repositories._context import StateMixin, creator_of, enum_value, scope, tenant_of
 from flask_difylogstore.repositories._reads import Reader
-
-logger = logging.getLogger(__name__)
+from flask_difylogstore.repositories.dual import (
+    cutover_of,
+    relational_sessions,
+    report_read_failure,
+    report_write_failure,
+)
 
 
 class LogStoreWorkflowExecutionRepository(StateMixin):
     """Saves each state of a run as a full snapshot; the newest (or final) snapshot wins on read.
 
     Accepts Dify's S1/S2 constructor (``session_factory, user, app_id, triggered_from``) and the S3
-    one (plus ``tenant_id``). ``session_factory`` is only used for dual write.
+    one (plus ``tenant_id``). ``session_factory`` is only used for dual write and dual read.
     """
 
     def __init__(
@@ -40,7 +44,8 @@ class LogStoreWorkflowExecutionRepository(StateMixin):
         self._relational: t.Any = None
 
     def save(self, execution: t.Any) -> None:
-        """Hand a full snapshot of ``execution`` to the write pipeline (no network on this thread)."""
+        """Hand a full snapshot of ``execution`` to the write pipeline (no network on this thread);
+        with dual write, then save it through the relational repository too (failures logged, counted)."""
         data = conversions.run_data(execution, self._owner, put_graph=self.state.settings.enable_put_graph_field)
         version = default_clock.version_for(RecordKind.RUN, data["status"])
         self.submit([LogRecord(RecordKind.RUN, data, version)])
@@ -52,13 +57,33 @@ class LogStoreWorkflowExecutionRepository(StateMixin):
         record = Reader(self.backend, self.sink).get_one(
             RecordKind.RUN, execution_id, scope(self._tenant_id, self._app_id)
         )
+        cutover = cutover_of(self.state.settings)
+        if record is not None and (cutover is None or record.created_at >= cutover):
+            return conversions.run_entity(record.data)
+        row = self._dual_read(execution_id)
+        if row is not None and (cutover is None or row.created_at < cutover):
+            return conversions.run_entity(conversions.model_to_data(row))
         return None if record is None else conversions.run_entity(record.data)
+
+    def _dual_read(self, execution_id: str) -> t.Any:
+        if not self.state.settings.dual_read_enabled:
+            return None
+        try:
+            sessions = relational_sessions(self._session_factory)
+            if sessions is None:
+                return None
+            cls = compat.relational_repositories()["api_workflow_run"]
+            row = cls(session_maker=sessions).get_workflow_run_by_id_without_tenant(execution_id)
+        except Exception as exc:
+            report_read_failure(self.state, "get_workflow_run_by_id_without_tenant", exc)
+            return None
+        if row is None or str(row.tenant_id) != self._tenant_id or (self._app_id and str(row.app_id) != self._app_id):
+            return None
+        return row
 
     def _dual_write(self, execution: t.Any) -> None:
         try:
             if self._relational is None:
-                from flask_difylogstore.dify import compat
-
                 cls = compat.relational_repositories()["workflow_execution"]
                 self._relational = cls(
                     session_factory=self._session_factory or _app_session_factory(),
@@ -67,10 +92,9 @@ class LogStoreWorkflowExecutionRepository(StateMixin):
                     triggered_from=self._triggered_from_raw,
                 )
             self._relational.save(execution)
-        except Exception:
-            logger.exception(
-                "flask-difylogstore: dual write of run %s to the relational database failed", execution.id_
-            )
+        except Exception as exc:
+            context = {"id": execution.id_, "tenant_id": self._tenant_id, "app_id": self._app_id}
+            report_write_failure(self.state, "save of run", exc, **context)
 
 
 def _app_session_factory() -> t.Any:

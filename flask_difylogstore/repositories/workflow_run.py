@@ -101,17 +101,23 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
         after = (t.cast(datetime, naive_utc(last_seen[0])), str(last_seen[1])) if last_seen else None
         return self._merger().page(spec, batch_size, after=after)[0]
 
-    # -- maintenance ----------------------------------------------------------------------------
+    # -- maintenance (both stores: see the dual module) ---------------------------------------
 
     def delete_runs_by_ids(self, run_ids: Sequence[str]) -> int:
         if not run_ids:
             return 0
         self._flush_before_delete()
-        return self.backend.delete(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", list(run_ids))])
+        deleted = self.backend.delete(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", list(run_ids))])
+        context = {"runs": len(run_ids)}
+        return larger(deleted, self._relational_write("delete_runs_by_ids", run_ids, context=context))
 
     def delete_runs_by_app(self, tenant_id: str, app_id: str, batch_size: int = 1000) -> int:
         self._flush_before_delete()
-        return self.backend.delete(RecordKind.RUN, scope(tenant_id, app_id))
+        deleted = self.backend.delete(RecordKind.RUN, scope(tenant_id, app_id))
+        context = {"tenant_id": tenant_id, "app_id": app_id}
+        return larger(
+            deleted, self._relational_write("delete_runs_by_app", tenant_id, app_id, batch_size, context=context)
+        )
 
     def _related_ids(self, kind: RecordKind, run_ids: list[str]) -> list[LogRecord]:
         records: list[LogRecord] = []
@@ -131,17 +137,20 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
     def _related_counts(self, runs: Sequence[t.Any]) -> tuple[dict[str, int], list[LogRecord]]:
         run_ids = [str(r.id) for r in runs]
         nodes = self._related_ids(RecordKind.NODE_EXECUTION, run_ids)
-        offloads = sum(len(conversions.truncated_types(n.data)) for n in nodes)
-        counts = {
-            "runs": len(run_ids),
-            "node_executions": len(nodes),
-            "offloads": offloads,
-            "app_logs": len(self._related_ids(RecordKind.APP_LOG, run_ids)),
-            "trigger_logs": 0,
-            "pauses": 0,
-            "pause_reasons": 0,
-        }
+        counts = dict.fromkeys(_RELATED_KEYS, 0)
+        counts.update(
+            runs=len(run_ids),
+            node_executions=len(nodes),
+            offloads=sum(len(conversions.truncated_types(n.data)) for n in nodes),
+            app_logs=len(self._related_ids(RecordKind.APP_LOG, run_ids)),
+        )
         return counts, nodes
+
+    @staticmethod
+    def _merge_counts(logstore: dict[str, int], relational: t.Any) -> dict[str, int]:
+        if not isinstance(relational, dict):
+            return logstore
+        return {key: larger(logstore.get(key, 0), relational.get(key, 0)) for key in {*logstore, *relational}}
 
     def count_runs_with_related(
         self,
@@ -150,8 +159,18 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
         count_trigger_logs: t.Any = None,
         **extra: t.Any,
     ) -> dict[str, int]:
-        """What :meth:`delete_runs_with_related` would delete from the log store."""
-        return self._related_counts(runs)[0]
+        """What :meth:`delete_runs_with_related` would delete (the larger count of the two stores)."""
+        counts = self._related_counts(runs)[0]
+        if not runs:
+            return counts
+        relational = self._relational_write(
+            "count_runs_with_related",
+            runs,
+            count_node_executions=count_node_executions,
+            count_trigger_logs=count_trigger_logs,
+            context={"runs": len(runs)},
+        )
+        return self._merge_counts(counts, relational)
 
     def delete_runs_with_related(
         self,
@@ -160,21 +179,14 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
         delete_trigger_logs: Callable[..., int] | None = None,
         **extra: t.Any,
     ) -> dict[str, int]:
-        """Delete runs with their node executions, full payloads and app logs (tombstones).
+        """Delete runs with their node executions, full payloads and app logs, in both stores.
 
-        Trigger logs and pauses live in Dify's relational tables; the relational repository
-        removes them when given callbacks, so their counts come from there.
+        Trigger logs and pauses live in Dify's relational tables: the relational repository deletes
+        them in its transaction (with the rows it holds), or, when it is not involved, the
+        ``delete_trigger_logs`` callback runs in a session of its own.
         """
         if not runs:
-            return {
-                "runs": 0,
-                "node_executions": 0,
-                "offloads": 0,
-                "app_logs": 0,
-                "trigger_logs": 0,
-                "pauses": 0,
-                "pause_reasons": 0,
-            }
+            return dict.fromkeys(_RELATED_KEYS, 0)
         self._flush_before_delete()
         counts, nodes = self._related_counts(runs)
         run_ids = [str(r.id) for r in runs]
@@ -185,9 +197,28 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
             self.backend.delete(RecordKind.NODE_EXECUTION, Scope.unscoped(), [Filter("id", "in", chunk)])
         self.backend.delete(RecordKind.APP_LOG, Scope.unscoped(), [Filter("workflow_run_id", "in", run_ids)])
         counts["runs"] = self.backend.delete(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", run_ids)])
-        if delete_trigger_logs is not None:
+        relational = self._relational_write(
+            "delete_runs_with_related",
+            runs,
+            delete_node_executions=delete_node_executions or self._relational_node_deleter(),
+            delete_trigger_logs=delete_trigger_logs,
+            context={"runs": len(runs)},
+        )
+        if relational is None and delete_trigger_logs is not None:
             counts["trigger_logs"] = self._with_session(lambda s: delete_trigger_logs(s, run_ids))
-        return counts
+        return self._merge_counts(counts, relational)
+
+    def _relational_node_deleter(self) -> Callable[[t.Any, Sequence[t.Any]], tuple[int, int]]:
+        """Deletes the runs' relational node executions inside the relational repository's transaction."""
+
+        def delete(session: t.Any, runs: Sequence[t.Any]) -> tuple[int, int]:
+            from flask_difylogstore.repositories.relational import resolve_session_factory
+
+            cls = compat.relational_repositories()["api_workflow_node_execution"]
+            repository = cls(session_maker=resolve_session_factory(self._session_maker))
+            return t.cast(tuple[int, int], repository.delete_by_runs(session, [str(r.id) for r in runs]))
+
+        return delete
 
     def _with_session(self, work: Callable[[t.Any], int]) -> int:
         from flask_difylogstore.repositories.relational import resolve_session_factory

@@ -38,8 +38,12 @@ USER_AGENT = f"flask-difylogstore/{__version__} elasticsearch-py/{CLIENT_VERSION
 
 
 def is_retryable_status(status: int | None) -> bool:
-    """Whether a request or bulk item failing with ``status`` may succeed when sent again."""
-    return status is None or status == 429 or status >= 500
+    """Whether a request or bulk item failing with ``status`` may succeed when sent again.
+
+    Authentication and authorisation failures (401/403) count as transient: the operator fixes the
+    credentials or the role, and the records waiting in the spool are delivered then.
+    """
+    return status is None or status in (401, 403, 408, 429) or status >= 500
 
 
 def is_retryable(error: BaseException) -> bool:
