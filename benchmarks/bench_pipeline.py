@@ -1,4 +1,4 @@
-"""The save path: ``save()`` latency against the SQL repository, throughput to acknowledged writes, drain after an outage.
+"""The save path: ``save()`` latency against SQL, throughput to acknowledged writes, drain after an outage.
 
 Everything goes through the real stack: a Flask app from ``testing.host_app.create_app`` on
 PostgreSQL, ``LogStoreWorkflowNodeExecutionRepository.save()`` of a node execution with a 5 KB
@@ -30,6 +30,7 @@ Prints a table, then one JSON line with every figure and whether each target was
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -40,7 +41,7 @@ import tempfile
 import time
 import typing as t
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -109,10 +110,8 @@ class ServerProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BrokenPipeError, OSError):
             self.command("quit")
-        except (BrokenPipeError, OSError):
-            pass
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -312,9 +311,9 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
                 state.sink = sink
 
             # ceiling of client + server: the backend's largest batches, written directly
-            records = [r for r in _records_of(work, args.records, backend)]
+            records = records_of(work, args.records)
             batch = backend.max_batch_records
-            cpu_before = server.cpu_seconds()
+            cpu_before, client_before = server.cpu_seconds(), time.process_time()
             started = time.perf_counter()
             for at in range(0, len(records), batch):
                 outcome = backend.write(records[at : at + batch])
@@ -323,27 +322,33 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
             result["ceiling"] = {
                 "direct_batched_rps": round(len(records) / direct),
                 "batch": batch,
+                "client_cpu_us_per_record": round((time.process_time() - client_before) / len(records) * 1e6, 1),
                 "server_cpu_us_per_record": round((server.cpu_seconds() - cpu_before) / len(records) * 1e6, 1),
             }
 
             # outage: saves at the ingest rate while the server refuses, then the drain with saves continuing
             outage_items = work.entities(int(args.rate * args.outage_s))
-            after = work.entities(int(args.rate * args.outage_s))  # reused in turn while draining
+            after = work.entities(int(args.rate * args.outage_s))  # saved in turn (new versions) while draining
+            spilled_before = sink.stats()["spilled"]
             server.command("refuse")
             down = work.save(outage_items, rate=args.rate)
             before = sink.stats()
-            backlog = before["unacknowledged"]
+            backlog, target, acked_before = before["unacknowledged"], before["accepted"], _acked(before)
             server.command("accept")
             came_back = time.perf_counter()
+            first_ack: float | None = None
             during: list[float] = []
             interval = 1.0 / args.rate
             repository = work.repository()
             next_at = came_back
             saved_after = 0
-            deadline = came_back + 300
-            while time.perf_counter() < deadline:
-                if saved_after % 20 == 0 and sink.stats()["unacknowledged"] == 0:
-                    break
+            while time.perf_counter() - came_back < 300:
+                if saved_after % 10 == 0:
+                    acked = _acked(sink.stats())
+                    if first_ack is None and acked > acked_before:
+                        first_ack = time.perf_counter()
+                    if acked >= target:  # everything saved before the server came back is stored
+                        break
                 delay = next_at - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
@@ -355,18 +360,21 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
                 repository.save(node)
                 during.append(time.perf_counter() - began)
                 saved_after += 1
-            drain_s = time.perf_counter() - came_back
-            drained = backlog + saved_after
-            after_stats = sink.stats()
+            ended = time.perf_counter()
+            moved = acked - acked_before
+            first_ack = first_ack or ended
+            pumping = max(ended - first_ack, 1e-9)
             result["outage"] = {
                 "outage_s": args.outage_s,
                 "ingest_rps": args.rate,
                 "backlog": backlog,
-                "spilled_to_disk": after_stats["spilled"] - before["spilled"] + before["spilled"],
-                "breaker_opens": after_stats["breaker"]["opens"],
-                "drain_s": round(drain_s, 2),
-                "drain_rps": round(drained / drain_s) if drain_s > 0 else None,
-                "drain_ratio": round(drained / drain_s / args.rate, 1) if drain_s > 0 else None,
+                "spilled_to_disk": sink.stats()["spilled"] - spilled_before,
+                "breaker_opens": before["breaker"]["opens"],
+                "recovery_s": round(first_ack - came_back, 2),
+                "drain_s": round(ended - came_back, 2),
+                "drain_rps": round(moved / pumping),
+                "drain_ratio": round(moved / pumping / args.rate, 1),
+                "drain_ratio_incl_recovery": round(moved / (ended - came_back) / args.rate, 1),
                 "all_acked": wait_idle(sink, 120),
             }
             result["latency_down"] = percentiles(down)
@@ -378,10 +386,103 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
     return result
 
 
-def _records_of(work: Workload, count: int, backend: t.Any) -> Iterator[t.Any]:
-    """``count`` stored-form records of fresh node executions (what the repository hands the pipeline)."""
-    from flask_difylogstore.backends.base import LogBackend
-    from flask_difylogstore.pipeline.base import RecordSink
+class NullBackend:
+    """Acknowledges every batch at once: what is left is the pipeline's own cost."""
+
+    name = "null"
+    max_batch_records = 4096
+    max_batch_bytes = 9 * 1024 * 1024
+
+    def write(self, records: t.Any) -> t.Any:
+        from flask_difylogstore.backends.base import WriteResult
+
+        return WriteResult(written=len(records))
+
+
+def node_record(i: int) -> t.Any:
+    from flask_difylogstore.records import LogRecord, RecordKind, default_clock
+
+    data = {
+        "id": f"node-{i}",
+        "tenant_id": "tenant-1",
+        "app_id": "app-1",
+        "workflow_id": "wf-1",
+        "triggered_from": "workflow-run",
+        "workflow_run_id": f"run-{i // 20}",
+        "index": i % 20,
+        "node_id": f"n{i % 20}",
+        "node_type": "llm",
+        "title": "LLM",
+        "inputs": "{}",
+        "outputs": '{"text": "' + "x" * 5000 + '"}',
+        "status": "succeeded",
+        "elapsed_time": 0.5,
+        "created_at": datetime(2026, 1, 1, 12),
+        "created_by_role": "account",
+        "created_by": "user-1",
+    }
+    return LogRecord(RecordKind.NODE_EXECUTION, data, default_clock.version_for(RecordKind.NODE_EXECUTION, "succeeded"))
+
+
+def submit_contention(count: int, threads: int, *, pipeline: bool, repeat: int = 1) -> dict[str, float]:
+    """``submit`` of prebuilt 5 KB records from ``threads`` threads in a tight loop (null backend).
+
+    With ``pipeline=False`` the threads only serialise each record ``repeat`` times (no lock, no
+    spool, no writer): the interpreter's own scheduling floor for that much CPU work per call.
+    """
+    import threading
+
+    import orjson
+
+    from flask_difylogstore.pipeline import SpoolingPipeline
+    from flask_difylogstore.settings import PipelineSettings
+
+    records = [node_record(i) for i in range(count)]
+    with tempfile.TemporaryDirectory() as directory:
+        sink = SpoolingPipeline(t.cast(t.Any, NullBackend()), PipelineSettings(), Path(directory))
+        sink.start()
+
+        def call(record: t.Any) -> None:
+            if pipeline:
+                sink.submit([record])
+            else:
+                for _ in range(repeat):
+                    orjson.dumps([record.kind.value, record.data, record.log_version], default=str)
+
+        took: list[list[float]] = [[] for _ in range(threads)]
+        barrier = threading.Barrier(threads + 1)
+
+        def work(n: int) -> None:
+            own = took[n]
+            barrier.wait()
+            for record in records[n::threads]:
+                started = time.perf_counter()
+                call(record)
+                own.append(time.perf_counter() - started)
+
+        workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        barrier.wait()
+        started = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - started
+        assert sink.flush(120)
+        sink.close(10)
+    ordered = sorted(x for own in took for x in own)
+    q = statistics.quantiles(ordered, n=1000)
+    return {
+        "p50_us": round(q[499] * 1e6, 1),
+        "p99_us": round(q[989] * 1e6, 1),
+        "p999_us": round(q[998] * 1e6, 1),
+        "per_s": round(count / elapsed),
+    }
+
+
+def records_of(work: Workload, count: int) -> list[t.Any]:
+    """``count`` records of fresh node executions as the repository hands them to its sink."""
+    from flask_difylogstore.extension import get_state
 
     captured: list[t.Any] = []
 
@@ -392,17 +493,18 @@ def _records_of(work: Workload, count: int, backend: t.Any) -> Iterator[t.Any]:
         def pending(self, kind: t.Any) -> tuple[()]:
             return ()
 
-    from flask_difylogstore.extension import get_state
-
     state = get_state()
     original = state.sink
-    state.sink = t.cast(RecordSink, Capture())
+    state.sink = t.cast(t.Any, Capture())
     try:
         work.save(work.entities(count), rate=None)
     finally:
         state.sink = original
-    assert isinstance(backend, LogBackend) or hasattr(backend, "write")
-    yield from captured
+    return captured
+
+
+def _acked(stats: dict[str, t.Any]) -> int:
+    return int(stats["written"]) + int(stats["stale"]) + int(stats["dead_lettered"])
 
 
 # -- report --------------------------------------------------------------------------------------------
@@ -415,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-saves", type=int, default=3_000)
     parser.add_argument("--rate", type=float, default=1_000, help="saves per second (latency, ingest)")
     parser.add_argument("--outage-s", type=float, default=5.0)
+    parser.add_argument("--submit-records", type=int, default=20_000, help="records of the submit() contention run")
     parser.add_argument("--backends", default="aliyun_sls,elasticsearch")
     parser.add_argument("--pg", default=os.environ.get("DIFYLOGSTORE_TEST_PG_URL", PG_URL))
     parser.add_argument("--serve", choices=["aliyun_sls", "elasticsearch"], help=argparse.SUPPRESS)
@@ -423,6 +526,16 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args.serve)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    # the control does as much CPU work per call as submit() does on one thread
+    alone = submit_contention(2000, 1, pipeline=True)["p50_us"]
+    repeat = max(1, round(alone / submit_contention(2000, 1, pipeline=False)["p50_us"]))
+    contention = {
+        f"{threads} threads{'' if pipeline else f' (control x{repeat})'}": submit_contention(
+            args.submit_records, threads, pipeline=pipeline, repeat=repeat
+        )
+        for threads in (1, 8)
+        for pipeline in (True, False)
+    }
     sql = relational_latency(args.pg, args.latency_saves, args.rate)
     results: dict[str, t.Any] = {}
     for kind in [k.strip() for k in args.backends.split(",") if k.strip()]:
@@ -444,26 +557,41 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         f"throughput, records/s ({args.records} saves, one thread; server in its own process)",
-        f"{'backend':<16}{'acked':>10}{'saves':>10}{'sync/save':>11}{'ratio':>8}{'ceiling':>10}{'srv us/rec':>12}",
+        "acked: first save() to last acknowledgement; sync/save: one synchronous backend write per save();",
+        "ceiling: the backend's largest batches written directly (client + server), CPU per record of each",
+        f"{'backend':<16}{'acked':>9}{'saves':>9}{'sync/save':>11}{'ratio':>8}{'ceiling':>9}{'of ceiling':>12}"
+        f"{'client us':>11}{'server us':>11}",
     ]
     for kind, r in results.items():
         tp, ceiling = r["throughput"], r["ceiling"]
         ratio = tp["acked_rps"] / r["sync_per_save_rps"]
+        share = tp["acked_rps"] / ceiling["direct_batched_rps"]
         lines.append(
-            f"{kind:<16}{tp['acked_rps']:>10}{tp['save_rps']:>10}{r['sync_per_save_rps']:>11}{ratio:>7.1f}x"
-            f"{ceiling['direct_batched_rps']:>10}{ceiling['server_cpu_us_per_record']:>12}"
+            f"{kind:<16}{tp['acked_rps']:>9}{tp['save_rps']:>9}{r['sync_per_save_rps']:>11}{ratio:>7.1f}x"
+            f"{ceiling['direct_batched_rps']:>9}{share:>11.0%}{ceiling['client_cpu_us_per_record']:>11}"
+            f"{ceiling['server_cpu_us_per_record']:>11}"
         )
     lines += [
         "",
-        f"outage of {args.outage_s:.0f} s at {args.rate:.0f} saves/s, then the drain (saves continuing)",
-        f"{'backend':<16}{'backlog':>9}{'spilled':>9}{'drain s':>9}{'drain/s':>9}{'vs ingest':>11}",
+        f"outage of {args.outage_s:.0f} s at {args.rate:.0f} saves/s, then the drain (saves continuing);",
+        "recovery: until the circuit breaker's next probe finds the server back",
+        f"{'backend':<16}{'backlog':>9}{'spilled':>9}{'recovery s':>12}{'drain s':>9}{'drain/s':>9}"
+        f"{'vs ingest':>11}{'incl. recovery':>16}",
     ]
     for kind, r in results.items():
         o = r["outage"]
         lines.append(
-            f"{kind:<16}{o['backlog']:>9}{o['spilled_to_disk']:>9}{o['drain_s']:>9}{o['drain_rps']:>9}"
-            f"{o['drain_ratio']:>10}x"
+            f"{kind:<16}{o['backlog']:>9}{o['spilled_to_disk']:>9}{o['recovery_s']:>12}{o['drain_s']:>9}"
+            f"{o['drain_rps']:>9}{o['drain_ratio']:>10}x{o['drain_ratio_incl_recovery']:>15}x"
         )
+    lines += [
+        "",
+        "the pipeline alone: submit() of a prebuilt 5 KB record in a tight loop, null backend, microseconds;",
+        "control: the same threads only serialising the record (the interpreter's scheduling floor)",
+        f"{'threads':<22}{'p50':>9}{'p99':>9}{'p99.9':>9}{'per s':>9}",
+    ]
+    for label, fig in contention.items():
+        lines.append(f"{label:<22}{fig['p50_us']:>9}{fig['p99_us']:>9}{fig['p999_us']:>9}{fig['per_s']:>9}")
     print("\n".join(lines))
 
     met: dict[str, bool] = {}
@@ -481,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cpus": os.cpu_count(),
                 "relational": sql,
                 "results": results,
+                "submit_contention": contention,
                 "targets": TARGETS,
                 "met": met,
                 "all_acked": ok,

@@ -110,6 +110,8 @@ class WriterSide:
 
     def refill(self) -> None:
         """Read spilled or adopted records from disk while memory has room."""
+        if self._spill is None and not self.spool.adopted:
+            return  # the common case, decided without the lock (both only change on this thread or under it)
         with self._lock:
             if self._memory_bytes > self.memory_max_bytes // 2:
                 return

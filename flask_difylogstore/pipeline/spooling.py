@@ -82,6 +82,7 @@ class SpoolingPipeline(WriterSide):
         self._wake = lifecycle.Wakeup()
         self._fsync_wake = lifecycle.Wakeup()
         self._fsync_idle = True
+        self._spare_requested = False
         self.spool = Spool(
             self.directory,
             max_bytes=self.settings.spool_max_bytes,
@@ -144,22 +145,23 @@ class SpoolingPipeline(WriterSide):
     def _fsync_loop(self) -> None:
         """Group commit: while appends come in, one fsync per interval; idle, a wait for the next append.
 
-        Saves wake this thread only when it is idle: a wake-up per save would make it contend for
-        the GIL with the saving threads all the time.
+        This thread also keeps a spare segment ready. Saves wake it only when it is idle or when a
+        rotation took the spare: a wake-up per save would make it contend for the GIL with the
+        saving threads all the time.
         """
         interval = self.settings.fsync_interval_ms / 1000.0
         last = 0.0
         while True:
             if self._fsync_idle:
                 self._fsync_wake.wait(1.0)
+            self._keep_spare()
             delay = last + interval - time.monotonic()
-            if delay > 0:
-                lifecycle.native_sleep(delay)
+            if delay > 0 and self._fsync_wake.wait(delay):  # cut short by a rotation that took the spare
+                self._keep_spare()
             last = time.monotonic()
             synced = self._sync_now()
             if self.stopping:
                 return
-            self._keep_spare()
             if not synced:
                 self._fsync_idle = True
                 if any(seg.dirty for seg in list(self.spool.segments)):  # appended since: no wait
@@ -180,6 +182,7 @@ class SpoolingPipeline(WriterSide):
         """Prepare the next segment ahead of time, so a rotation in ``submit`` costs no I/O."""
         with self._lock:
             wanted = self.spool.wants_spare()
+        self._spare_requested = False
         if not wanted:
             return
         try:
@@ -272,8 +275,10 @@ class SpoolingPipeline(WriterSide):
             self._lock.release()
         if wake:
             self._wake.set()
-        if not spare:
-            self._wake_fsync()
+        if not spare and not self._spare_requested:
+            self._spare_requested = True
+            self._fsync_idle = False
+            self._fsync_wake.set()
         return segment
 
     def _overflow(self, records: Sequence[LogRecord], exc: Exception) -> None:

@@ -13,7 +13,9 @@ with the entity's kind, id, tenant and app (never payloads or SQL parameters) an
   database, entities created at or after *C* from the log store, whatever else either store holds
   (migrated copies, dual-written rows). The halves are disjoint by construction, so a list is the
   log-store half followed by the relational half in key order (the relational half is only queried
-  when a page reaches past *C*) and aggregates are added group by group.
+  when a page reaches past *C*) and aggregates are added group by group. By id (and within one
+  run's node executions) an entity created before *C* comes from the relational database when it
+  has it, else from the log store.
 * unset: per entity. By id, the log store answers and the relational database is asked only
   when it has nothing. Lists and aggregates are the union where an entity found in both stores
   (migrated and dual-written ones are) is taken once, with the log store's snapshot: the
@@ -22,11 +24,12 @@ with the entity's kind, id, tenant and app (never payloads or SQL parameters) an
 
 Lists keep their order, ``has_more`` and cursors across the two stores: each store returns
 ``limit + 1`` rows after the cursor, and the merged page never extends past the last row of a store
-that returned a full batch, because rows beyond it are unknown. Without a cut-over, a relational
-row that matches a filter on a changing field (``status``) while the log store's newer snapshot
-does not, is dropped; such rows can make a page shorter than ``limit`` (still in order, with
-``has_more`` set), never wrong. Every read issues at most one relational statement; a relational
-failure is logged, counted as ``dual_read_failures``, and the read answers from the log store.
+that returned a full batch, because rows beyond it are unknown. Every read issues at most one
+relational statement, with one exception: without a cut-over, a relational row that matches a
+filter on a changing field (``status``) while the log store's newer snapshot does not is dropped,
+and when a whole relational batch is dropped that way the page continues after it with another
+statement (never an empty page that has more). A relational failure is logged, counted as
+``dual_read_failures``, and the read answers from the log store alone.
 """
 
 from __future__ import annotations
@@ -47,7 +50,24 @@ from flask_difylogstore.records import LogRecord, RecordKind
 from flask_difylogstore.repositories import dual_sql
 from flask_difylogstore.repositories._context import StateMixin
 from flask_difylogstore.repositories._reads import Reader
+from flask_difylogstore.repositories.dual_merge import combine, merge_entities, merge_groups, narrow, row_key
 from flask_difylogstore.repositories.dual_sql import Key, Sessions
+
+__all__ = [
+    "ListSpec",
+    "Merger",
+    "RelationalDelegate",
+    "combine",
+    "cutover_of",
+    "larger",
+    "merge_entities",
+    "merge_groups",
+    "narrow",
+    "relational_sessions",
+    "report_read_failure",
+    "report_write_failure",
+    "row_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -110,70 +130,6 @@ def relational_sessions(source: t.Any) -> Sessions | None:
     if source is None and not (has_app_context() and current_app.extensions.get("sqlalchemy") is not None):
         return None
     return resolve_session_factory(source)
-
-
-def narrow(window: TimeRange, since: datetime | None = None, until: datetime | None = None) -> TimeRange:
-    """``window`` intersected with ``[since, until)``."""
-    lower = max((v for v in (window.since, since) if v is not None), default=None)
-    upper = min((v for v in (window.until, until) if v is not None), default=None)
-    return TimeRange(lower, upper)
-
-
-def row_key(row: t.Any) -> Key:
-    return row.created_at, str(row.id)
-
-
-def combine(
-    logstore: list[t.Any], relational: list[t.Any], dropped: set[str], limit: int, descending: bool
-) -> tuple[list[t.Any], bool]:
-    """One page from two sorted batches of ``limit + 1`` rows each (see the module docstring)."""
-    full = [row_key(rows[-1]) for rows in (logstore, relational) if len(rows) > limit]
-    merged = sorted([*logstore, *(r for r in relational if str(r.id) not in dropped)], key=row_key, reverse=descending)
-    if full:
-        frontier = max(full) if descending else min(full)
-        merged = [r for r in merged if (row_key(r) >= frontier if descending else row_key(r) <= frontier)]
-    return merged[:limit], len(merged) > limit or bool(full)
-
-
-def merge_entities(
-    logstore: Sequence[t.Any],
-    relational: Sequence[t.Any],
-    cutover: datetime | None,
-    *,
-    key: Callable[[t.Any], t.Any] = row_key,
-    reverse: bool = False,
-) -> list[t.Any]:
-    """All entities of a bounded read (one run's node executions), the by-id rule applied to each."""
-    if not relational:
-        return list(logstore)
-    chosen = {str(r.id): r for r in relational if cutover is None or r.created_at < cutover}
-    for row in logstore:
-        if cutover is None or row.created_at >= cutover or str(row.id) not in chosen:
-            chosen[str(row.id)] = row
-    return sorted(chosen.values(), key=key, reverse=reverse)
-
-
-def merge_groups(
-    first: list[dict[str, t.Any]], second: list[dict[str, t.Any]], query: AggregateQuery
-) -> list[dict[str, t.Any]]:
-    """Aggregate rows of disjoint sets of entities, added group by group (counts and sums)."""
-    if not second:
-        return first
-    names = [g.name for g in query.group_by]
-    merged: dict[tuple[t.Any, ...], dict[str, t.Any]] = {}
-    for row in [*first, *second]:
-        key = tuple(row.get(n) for n in names)
-        current = merged.setdefault(key, {**row, **{m.name: None for m in query.metrics}})
-        for metric in query.metrics:
-            a, b = current.get(metric.name), row.get(metric.name)
-            if metric.function in ("count", "sum"):
-                current[metric.name] = (a or 0) + (b or 0)
-            elif metric.function in ("max", "min"):
-                values = [v for v in (a, b) if v is not None]
-                current[metric.name] = (max if metric.function == "max" else min)(values) if values else None
-            else:
-                raise ValueError(f"{metric.function} of two stores cannot be merged; group by the field instead")
-    return [merged[k] for k in sorted(merged, key=lambda k: tuple((v is None, "" if v is None else v) for v in k))]
 
 
 @dataclass(frozen=True)

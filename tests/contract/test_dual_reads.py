@@ -114,6 +114,7 @@ def world(
     logstore_ids = {r for r, p in placement.items() if p != "legacy"}
     tmp = tmp_path_factory.mktemp("dual-reads")
     reset_tables(pg_schema_engine)
+    reset_tables(oracle_sessions.kw["bind"])
     with logstore_app(backend_values, tmp, dual_read_enabled=True) as app:
         # The relational side's payload objects live where its repositories look by default.
         store = LocalFileStore(Path(app.instance_path) / "difylogstore-files")
@@ -128,7 +129,9 @@ def world(
             functools.partial(LogStoreWorkflowExecutionRepository, session_factory=pg_sessions),
             functools.partial(LogStoreWorkflowNodeExecutionRepository, session_factory=pg_sessions),
         )
-        yield SplitWorld(scenario, placement, ls, relational_side(oracle_sessions, LocalFileStore(tmp / "oracle-files")))
+        yield SplitWorld(
+            scenario, placement, ls, relational_side(oracle_sessions, LocalFileStore(tmp / "oracle-files"))
+        )
 
 
 @pytest.fixture(params=["per-entity", "cutover"])

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
+import orjson
 from flask import Flask
-from pipeline_fakes import make_record
+from pipeline_fakes import FakeBackend, make_record
 
 from flask_difylogstore import DifyLogStore, LogStoreSettings
 from flask_difylogstore.backends.base import Scope
-from flask_difylogstore.pipeline import SpoolingPipeline
+from flask_difylogstore.pipeline import SpoolingPipeline, lifecycle, spool
 from flask_difylogstore.pipeline.breaker import CircuitBreaker
 from flask_difylogstore.pipeline.pending import PendingIndex
 from flask_difylogstore.pipeline.writer import backoff_delay
 from flask_difylogstore.records import RecordKind
+from flask_difylogstore.settings import PipelineSettings
 
 
 def test_pending_index_keeps_latest_per_id_within_its_cap() -> None:
@@ -71,3 +75,36 @@ def test_extension_builds_the_pipeline_and_reads_see_own_writes(tmp_path: Path) 
         assert (tmp_path / "memory").is_dir()
     finally:
         state.close(5)
+
+
+def test_spooled_records_of_the_older_format_are_replayed(tmp_path: Path) -> None:
+    """Segments written before the spool stored ``[kind, data, log_version]`` held ``[kind, wire]``."""
+    old, new = make_record(1), make_record(2)
+    frames = spool.encode_frame(orjson.dumps([old.kind.value, old.to_wire()]))
+    frames += spool.encode_frame(orjson.dumps([new.kind.value, new.data, new.log_version], default=str))
+    (tmp_path / "seg-999999-1-000001.log").write_bytes(frames)  # left by a process that is gone
+    backend = FakeBackend()
+    pipeline = SpoolingPipeline(backend, PipelineSettings(flush_interval_ms=10), tmp_path)
+    pipeline.start()
+    try:
+        assert pipeline.flush(5)
+        assert backend.delivered() == {(old.id, old.log_version), (new.id, new.log_version)}
+        assert backend.get_latest(RecordKind.NODE_EXECUTION, [old.id], None)[old.id].data == old.data
+    finally:
+        pipeline.close(2)
+
+
+def test_acquire_takes_a_free_lock_and_waits_for_a_held_one() -> None:
+    lock = lifecycle.native_lock()
+    lifecycle.acquire(lock)
+    released: list[float] = []
+
+    def release_later() -> None:
+        time.sleep(0.05)
+        released.append(time.monotonic())
+        lock.release()
+
+    threading.Thread(target=release_later).start()
+    lifecycle.acquire(lock)  # spins, then blocks until the other thread lets go
+    assert released and time.monotonic() >= released[0]
+    lock.release()

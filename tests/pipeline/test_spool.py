@@ -1,11 +1,14 @@
-"""The spool's on-disk format: frames survive torn tails and damage; segments are adopted once."""
+"""The spool's on-disk format: frames survive torn tails and damage; segments are mapped, cut, adopted once."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from flask_difylogstore.pipeline.spool import Spool, decode_frames, encode_frame, read_segment
+import pytest
+
+from flask_difylogstore.pipeline import spool as spool_module
+from flask_difylogstore.pipeline.spool import Spool, decode_frames, delete, encode_frame, read_segment, trim
 
 
 def test_frames_round_trip_and_torn_tail_is_skipped() -> None:
@@ -54,3 +57,50 @@ def test_append_rotates_and_finished_segments_are_collected(tmp_path: Path) -> N
     assert done == [first]
     assert first.path.exists()  # the caller unlinks
     assert sorted(os.listdir(tmp_path)) == sorted([first.path.name, second.path.name])
+
+
+def test_zero_padding_of_an_allocated_segment_is_not_damage() -> None:
+    data = encode_frame(b"one") + encode_frame(b"two") + bytes(4096)
+    payloads, consumed, skipped = decode_frames(data, at_eof=True)
+    assert payloads == [b"one", b"two"] and consumed == len(data) and skipped == 0
+    torn = encode_frame(b"three")[:-2]  # killed in the middle of a copy: torn frame, then zeros
+    payloads, _, skipped = decode_frames(encode_frame(b"one") + torn + bytes(100), at_eof=True)
+    assert payloads == [b"one"] and skipped == len(torn.rstrip(b"\0"))
+
+
+def test_segments_are_mapped_and_cut_to_size_when_sealed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 30, segment_bytes=64 * 1024)
+    first, start = spool.append(encode_frame(b"a" * 1000), 1)
+    assert first.map is not None and start == 0
+    assert os.path.getsize(first.path) == first.capacity >= 64 * 1024  # allocated up front
+    spool.append(encode_frame(b"b" * 70_000), 1)  # does not fit: a new segment of its size
+    assert first.sealed and spool.take_sealed() == [first]
+    trim([first])
+    assert first.map is None and os.path.getsize(first.path) == first.size
+    payloads, skipped = read_segment(first, first.size)
+    assert payloads == [b"a" * 1000] and skipped == 0
+
+
+def test_without_a_mapping_the_spool_writes_with_pwrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool_module, "_allocate", lambda fd, size, prefault: (0, None))
+    spool = Spool(tmp_path, max_bytes=1 << 30)
+    seg, _ = spool.append(encode_frame(b"x"), 1)
+    spool.append(encode_frame(b"y"), 1)
+    assert seg.map is None and os.path.getsize(seg.path) == seg.size
+    assert read_segment(seg, seg.size) == ([b"x", b"y"], 0)
+
+
+def test_a_prepared_spare_becomes_the_next_segment(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 30, segment_bytes=8192)
+    first, _ = spool.append(encode_frame(b"a" * 9000), 1)
+    assert spool.wants_spare()
+    spare = spool.prepare_spare()
+    assert spool.install_spare(spare) and not spool.wants_spare()
+    second, _ = spool.append(encode_frame(b"b"), 1)
+    assert second is spare and spool.spare is None and second.seq > first.seq
+    third = spool.prepare_spare()
+    assert spool.install_spare(third)
+    leftover = spool.close()
+    assert third in leftover  # an unused spare is deleted with the finished segments
+    delete(leftover)
+    assert not third.path.exists()
