@@ -1,9 +1,11 @@
 """The writer's side of the pipeline: batches from memory, spilled records and adopted segments.
 
-Called from the writer thread only (see :class:`~flask_difylogstore.pipeline.writer.Feed`). It
-shares the pipeline's lock with ``submit`` but holds it only for constant-time steps: it takes the
-whole submitted queue in one swap and builds batches from its own ``_staged`` queue, which no
-other thread touches; disk reads, deletes and the bookkeeping of large batches happen outside.
+Called from the writer threads only (see :class:`~flask_difylogstore.pipeline.writer.Feed`), one
+method at a time (``_feed_lock``), so batches are taken, retried and settled in turn while the
+backend calls run side by side. It shares the pipeline's lock with ``submit`` but holds it only
+for constant-time steps: it takes the whole submitted queue in one swap and builds batches from
+its own ``_staged`` queue, which the saving threads never touch; disk reads, deletes and the
+bookkeeping of large batches happen outside.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class WriterSide:
     stopping: bool
     visibility_delay_s: float
     _lock: t.Any
+    _feed_lock: t.Any
     _wake: lifecycle.Wakeup
     _queue: deque[Entry]
     _queue_bytes: int
@@ -77,6 +80,10 @@ class WriterSide:
         self._wake.wait(timeout)
 
     def maintenance(self) -> None:
+        with self._feed_lock:
+            self._maintenance()
+
+    def _maintenance(self) -> None:
         now = time.monotonic()
         if self._linger and self._linger[0][0] <= now:
             self._expire_linger(now)
@@ -111,7 +118,11 @@ class WriterSide:
     def refill(self) -> None:
         """Read spilled or adopted records from disk while memory has room."""
         if self._spill is None and not self.spool.adopted:
-            return  # the common case, decided without the lock (both only change on this thread or under it)
+            return  # the common case, decided without a lock (a spill that starts now is seen next turn)
+        with self._feed_lock:
+            self._refill()
+
+    def _refill(self) -> None:
         with self._lock:
             if self._memory_bytes > self.memory_max_bytes // 2:
                 return
@@ -167,6 +178,10 @@ class WriterSide:
         return LogRecord.from_wire(kind, wire, self._schema_for(kind))
 
     def next_batch(self, max_records: int, max_bytes: int) -> tuple[list[Entry] | None, float]:
+        with self._feed_lock:
+            return self._next_batch(max_records, max_bytes)
+
+    def _next_batch(self, max_records: int, max_bytes: int) -> tuple[list[Entry] | None, float]:
         staged = self._staged
         with self._lock:
             incoming = self._queue
@@ -204,6 +219,10 @@ class WriterSide:
         return batch, 0.0
 
     def settle(self, ok: list[Entry], dead: list[Entry], retry: list[Entry]) -> None:
+        with self._feed_lock:
+            self._settle(ok, dead, retry)
+
+    def _settle(self, ok: list[Entry], dead: list[Entry], retry: list[Entry]) -> None:
         if retry:
             self._staged.extendleft(reversed(retry))
             self._staged_bytes += sum(e.size for e in retry)

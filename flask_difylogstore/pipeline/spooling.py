@@ -1,8 +1,8 @@
 """The spooling pipeline: ``save()`` appends to a local spool and returns; a writer thread delivers.
 
 ``submit`` serialises the records, copies them into the spool's mapped segment, indexes them for
-read-your-writes and wakes the writer: no network I/O on the caller's thread, ever, and no system
-call either (the lock it takes is held for a few microseconds and never across a GIL release). Records wait
+read-your-writes and wakes the writer: no network I/O on the caller's thread, ever, and normally
+no system call either (its lock is held for microseconds, never across a GIL release). Records wait
 in memory for their batch up to a memory cap; beyond it they are read back from the spool when
 the writer catches up (so an outage of any length costs disk, not memory). At start, segments left
 by dead processes are adopted and replayed; a live process also adopts those of a sibling that
@@ -32,7 +32,7 @@ from flask_difylogstore.pipeline.feed import Entry, WriterSide
 from flask_difylogstore.pipeline.metrics import PipelineMetrics
 from flask_difylogstore.pipeline.pending import PendingIndex
 from flask_difylogstore.pipeline.spool import Segment, Spool, SpoolFullError
-from flask_difylogstore.pipeline.writer import DeadLetters, Gate, Writer
+from flask_difylogstore.pipeline.writer import WRITERS, DeadLetters, Gate, Writer
 from flask_difylogstore.records import LogRecord, RecordKind, RecordSchema
 from flask_difylogstore.records import schema as default_schema
 from flask_difylogstore.settings import PipelineSettings
@@ -77,6 +77,7 @@ class SpoolingPipeline(WriterSide):
     def _reset(self) -> None:
         """Fresh state for this process (at construction and in a forked child)."""
         self._lock = lifecycle.native_lock()
+        self._feed_lock = lifecycle.native_lock()
         self.metrics = PipelineMetrics()
         self.breaker = CircuitBreaker(max_open_s=self.settings.max_retry_delay_s)
         self._wake = lifecycle.Wakeup()
@@ -126,7 +127,7 @@ class SpoolingPipeline(WriterSide):
             if self._threads or self.closed:
                 return
             self._threads = [
-                lifecycle.NativeThread(self._write_loop, "difylogstore-writer"),
+                *(lifecycle.NativeThread(self._write_loop, f"difylogstore-writer-{n}") for n in range(WRITERS)),
                 lifecycle.NativeThread(self._fsync_loop, "difylogstore-fsync"),
             ]
         self._scan()
@@ -337,10 +338,11 @@ class SpoolingPipeline(WriterSide):
         delivered = self.flush(timeout) if self._threads else self._idle()
         self.closed = True
         self.stopping = True
-        self._wake.set()
-        self._fsync_wake.set()
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()) + 0.05)
+        until = deadline + 0.05
+        while any(not th.finished for th in self._threads) and time.monotonic() < until:
+            self._wake.set()  # one wake-up per sleeping thread: set again until all have seen it
+            self._fsync_wake.set()
+            time.sleep(0.005)
         self._sync_now()
         with self._lock:
             done = self.spool.close()
@@ -378,7 +380,7 @@ class SpoolingPipeline(WriterSide):
                 "replaying_segments": len(self.spool.adopted),
                 "oldest_pending_age_s": None if oldest is None else max(0.0, time.time() - oldest),
                 "overflow_policy": self.settings.overflow_policy,
-                "writer_alive": any(not th.finished for th in self._threads[:1]),
+                "writer_alive": any(not th.finished for th in self._threads[:WRITERS]),
             }
         figures.update(self.metrics.counters())
         figures["breaker"] = self.breaker.snapshot()

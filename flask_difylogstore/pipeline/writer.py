@@ -1,11 +1,13 @@
 """The background writer: batches, backend calls, retries with back-off, dead letters.
 
-One OS thread per pipeline. It waits for provisioning before its first write (SLS would not index
-data written before the index exists), takes batches within both the settings' and the backend's
-limits, and settles every record of every batch: acknowledged (stored or stale), retried later
-(exponential back-off with full jitter, capped at ``max_retry_delay_s``, no attempt limit: a
-retryable record is kept until the backend takes it), or moved to the dead-letter file when the
-backend says retrying cannot help. Nothing leaves the spool any other way.
+``WRITERS`` OS threads per pipeline share one :class:`Writer`. It waits for provisioning before
+the first write (SLS would not index data written before the index exists), takes batches within
+both the settings' and the backend's limits, and settles every record of every batch:
+acknowledged (stored or stale), retried later (exponential back-off with full jitter, capped at
+``max_retry_delay_s``, no attempt limit: a retryable record is kept until the backend takes it),
+or moved to the dead-letter file when the backend says retrying cannot help. Nothing leaves the
+spool any other way. Batches in flight at the same time may hold versions of one entity; the
+backends keep the highest ``log_version`` whatever the order of arrival, so that is safe.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import orjson
 
 from flask_difylogstore.backends.base import LogBackend, WriteResult
 from flask_difylogstore.pipeline.breaker import CircuitBreaker
+from flask_difylogstore.pipeline.lifecycle import native_lock
 from flask_difylogstore.pipeline.metrics import PipelineMetrics
 from flask_difylogstore.pipeline.spool import decode_frames, encode_frame
 from flask_difylogstore.records import LogRecord
@@ -34,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 RETRY_BASE_S = 0.05
 PROBE_RECORDS = 16
+#: Writer threads per pipeline. A backend call is mostly encoding (holding the GIL) then waiting for
+#: the server (not holding it); with two, one encodes the next batch while the other waits.
+WRITERS = 2
 
 
 class Gate(t.Protocol):
@@ -193,6 +199,7 @@ class DeadLetters:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._fd = -1
+        self._lock = native_lock()  # the writer threads add concurrently
 
     def add(self, record: LogRecord, reason: str, attempts: int) -> None:
         payload = orjson.dumps(
@@ -205,16 +212,18 @@ class DeadLetters:
             },
             default=str,
         )
-        if self._fd < 0:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.directory / f"dead-{os.getpid()}-{time.time_ns()}.log"
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        os.write(self._fd, encode_frame(payload))
-        os.fsync(self._fd)
+        with self._lock:
+            if self._fd < 0:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                path = self.directory / f"dead-{os.getpid()}-{time.time_ns()}.log"
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            os.write(self._fd, encode_frame(payload))
+            os.fsync(self._fd)
 
     def forget(self) -> None:
         """In a forked child: use a file of its own."""
         self._fd = -1
+        self._lock = native_lock()
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -104,3 +105,18 @@ def test_a_prepared_spare_becomes_the_next_segment(tmp_path: Path) -> None:
     assert third in leftover  # an unused spare is deleted with the finished segments
     delete(leftover)
     assert not third.path.exists()
+
+
+def test_a_nearly_full_disk_fails_the_append_not_the_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.fstatvfs
+
+    def nearly_full(fd: int) -> os.statvfs_result:
+        stat = real(fd)
+        return os.statvfs_result((stat.f_bsize, 4096, stat.f_blocks, 10, 10, *stat[5:]))
+
+    monkeypatch.setattr(os, "fstatvfs", nearly_full)
+    spool = Spool(tmp_path, max_bytes=1 << 30)
+    with pytest.raises(OSError) as raised:
+        spool.append(encode_frame(b"x"), 1)
+    assert raised.value.errno == errno.ENOSPC
+    assert spool.active is None and not list(tmp_path.glob("seg-*.log"))
