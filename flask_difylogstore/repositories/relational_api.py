@@ -30,6 +30,43 @@ def _triggered(triggered_from: t.Any) -> t.Any:
     return WorkflowRun.triggered_from.in_([enum_value(v) for v in triggered_from])
 
 
+def _daily_value(metric: str, runs: list[tuple[str, int]]) -> int | float:
+    """A statistic of one day's ``(created_by, total_tokens)`` pairs."""
+    if metric == "runs":
+        return len(runs)
+    if metric == "terminal_count":
+        return len({creator for creator, _ in runs})
+    if metric == "token_count":
+        return sum(tokens for _, tokens in runs)
+    per_user: dict[str, int] = {}
+    for creator, _ in runs:
+        per_user[creator] = per_user.get(creator, 0) + 1
+    return round(len(runs) / len(per_user), 2)
+
+
+def _daily_sql(
+    session: Session, metric: str, where: list[sa.ColumnElement[bool]], timezone: str
+) -> list[dict[str, t.Any]]:
+    """A daily statistic computed by PostgreSQL (GROUP BY the creation day in ``timezone``)."""
+    day = sa.cast(sa.func.timezone(timezone, sa.func.timezone("UTC", WorkflowRun.created_at)), sa.Date).label("day")
+    if metric == "interactions":
+        per_user = (
+            sa.select(day, WorkflowRun.created_by, sa.func.count(WorkflowRun.id).label("n"))
+            .where(*where)
+            .group_by(day, WorkflowRun.created_by)
+            .subquery()
+        )
+        stmt = sa.select(per_user.c.day, sa.func.avg(per_user.c.n)).group_by(per_user.c.day).order_by(per_user.c.day)
+        return [{"date": str(d), "interactions": round(float(v), 2)} for d, v in session.execute(stmt).all()]
+    value = {
+        "runs": sa.func.count(WorkflowRun.id),
+        "terminal_count": sa.func.count(sa.distinct(WorkflowRun.created_by)),
+        "token_count": sa.func.coalesce(sa.func.sum(WorkflowRun.total_tokens), 0),
+    }[metric]
+    stmt = sa.select(day, value).where(*where).group_by(day).order_by(day)
+    return [{"date": str(d), metric: int(v)} for d, v in session.execute(stmt).all()]
+
+
 class RelationalAPIWorkflowRunRepository(SessionRepository):
     """Dify's ``DifyAPISQLAlchemyWorkflowRunRepository`` over the package's models."""
 
@@ -95,41 +132,37 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
                     counts[run_status] = int(count)
         return counts
 
-    def _stat_rows(
+    def _daily(
         self,
+        metric: str,
         tenant_id: str,
         app_id: str,
         triggered_from: t.Any,
         start_date: datetime | None,
         end_date: datetime | None,
         timezone: str,
-    ) -> list[tuple[str, str, int]]:
-        """(day in ``timezone``, created_by, total_tokens) of each run; PostgreSQL computes the day."""
-        with self._session_factory() as session:
-            postgres = session.get_bind().dialect.name == "postgresql"
-            day = (
-                sa.cast(sa.func.timezone(timezone, sa.func.timezone("UTC", WorkflowRun.created_at)), sa.Date)
-                if postgres
-                else WorkflowRun.created_at
-            )
-            stmt = sa.select(day, WorkflowRun.created_by, WorkflowRun.total_tokens).where(
-                WorkflowRun.tenant_id == tenant_id, WorkflowRun.app_id == app_id, _triggered(triggered_from)
-            )
-            if start_date is not None:
-                stmt = stmt.where(WorkflowRun.created_at >= naive_utc(start_date))
-            if end_date is not None:
-                stmt = stmt.where(WorkflowRun.created_at < naive_utc(end_date))
-            rows = session.execute(stmt).all()
-        return [
-            (str(d) if postgres else day_in_timezone(t.cast(datetime, d), timezone), str(c), int(tok or 0))
-            for d, c, tok in rows
-        ]
+    ) -> list[dict[str, t.Any]]:
+        """One daily statistic, grouped by the run's creation day in ``timezone``.
 
-    def _by_day(self, rows: list[tuple[str, str, int]]) -> dict[str, list[tuple[str, int]]]:
+        On PostgreSQL the database groups, with the statement Dify's SQL repository uses
+        (``created_at AT TIME ZONE 'UTC' AT TIME ZONE :tz``); other databases (SQLite in the demo)
+        have no time zones, so their rows are grouped here.
+        """
+        where = [WorkflowRun.tenant_id == tenant_id, WorkflowRun.app_id == app_id, _triggered(triggered_from)]
+        if start_date is not None:
+            where.append(WorkflowRun.created_at >= naive_utc(start_date))
+        if end_date is not None:
+            where.append(WorkflowRun.created_at < naive_utc(end_date))
+        with self._session_factory() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                return _daily_sql(session, metric, where, timezone)
+            rows = session.execute(
+                sa.select(WorkflowRun.created_at, WorkflowRun.created_by, WorkflowRun.total_tokens).where(*where)
+            ).all()
         days: dict[str, list[tuple[str, int]]] = {}
-        for day, creator, tokens in rows:
-            days.setdefault(day, []).append((creator, tokens))
-        return dict(sorted(days.items()))
+        for created_at, creator, tokens in rows:
+            days.setdefault(day_in_timezone(created_at, timezone), []).append((str(creator), int(tokens or 0)))
+        return [{"date": day, metric: _daily_value(metric, runs)} for day, runs in sorted(days.items())]
 
     def get_daily_runs_statistics(
         self,
@@ -140,8 +173,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
         end_date: datetime | None = None,
         timezone: str = "UTC",
     ) -> list[dict[str, t.Any]]:
-        days = self._by_day(self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone))
-        return [{"date": d, "runs": len(v)} for d, v in days.items()]
+        return self._daily("runs", tenant_id, app_id, triggered_from, start_date, end_date, timezone)
 
     def get_daily_terminals_statistics(
         self,
@@ -152,8 +184,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
         end_date: datetime | None = None,
         timezone: str = "UTC",
     ) -> list[dict[str, t.Any]]:
-        days = self._by_day(self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone))
-        return [{"date": d, "terminal_count": len({c for c, _ in v})} for d, v in days.items()]
+        return self._daily("terminal_count", tenant_id, app_id, triggered_from, start_date, end_date, timezone)
 
     def get_daily_token_cost_statistics(
         self,
@@ -164,8 +195,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
         end_date: datetime | None = None,
         timezone: str = "UTC",
     ) -> list[dict[str, t.Any]]:
-        days = self._by_day(self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone))
-        return [{"date": d, "token_count": sum(tok for _, tok in v)} for d, v in days.items()]
+        return self._daily("token_count", tenant_id, app_id, triggered_from, start_date, end_date, timezone)
 
     def get_average_app_interaction_statistics(
         self,
@@ -176,14 +206,7 @@ class RelationalAPIWorkflowRunRepository(SessionRepository):
         end_date: datetime | None = None,
         timezone: str = "UTC",
     ) -> list[dict[str, t.Any]]:
-        days = self._by_day(self._stat_rows(tenant_id, app_id, triggered_from, start_date, end_date, timezone))
-        result = []
-        for day, runs in days.items():
-            per_user: dict[str, int] = {}
-            for creator, _ in runs:
-                per_user[creator] = per_user.get(creator, 0) + 1
-            result.append({"date": day, "interactions": round(len(runs) / len(per_user), 2)})
-        return result
+        return self._daily("interactions", tenant_id, app_id, triggered_from, start_date, end_date, timezone)
 
     def get_expired_runs_batch(
         self, tenant_id: str, before_date: datetime, batch_size: int = 1000
