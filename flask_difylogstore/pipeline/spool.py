@@ -33,7 +33,7 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,12 @@ class SpoolFullError(Exception):
 
 def encode_frame(payload: bytes) -> bytes:
     """One frame: magic, payload length, CRC-32 of the payload, payload."""
-    return HEADER.pack(MAGIC, len(payload), crc32(payload)) + payload
+    return frame_header(payload) + payload
+
+
+def frame_header(payload: bytes) -> bytes:
+    """The header of ``payload``'s frame (appended with the payload after it, no copy joins them)."""
+    return HEADER.pack(MAGIC, len(payload), crc32(payload))
 
 
 def crc32(data: bytes) -> int:
@@ -208,27 +213,31 @@ class Spool:
     def total_bytes(self) -> int:
         return self.own_bytes + self.others_bytes
 
-    def append(self, frames: bytes, count: int) -> tuple[Segment, int]:
+    def append(self, frames: bytes | Sequence[bytes], count: int) -> tuple[Segment, int]:
         """Append ``count`` encoded frames at the end of the active segment; return it and the start offset.
 
-        A mapped segment takes a memory copy (no system call); an unmapped one an ``os.pwrite``.
+        ``frames`` is the bytes of the frames, or pieces of them in order (headers and payloads).
+        A mapped segment takes memory copies (no system call); an unmapped one ``os.pwrite``.
         The offset only advances once the bytes are there, so a failed write leaves nothing behind
         that a reader would take for data.
         """
-        size = len(frames)
+        parts = (frames,) if isinstance(frames, bytes) else frames
+        size = sum(len(part) for part in parts)
         if self.own_bytes + self.others_bytes + size > self.max_bytes:
             raise SpoolFullError(f"spool {self.directory} holds {self.total_bytes} of {self.max_bytes} bytes")
         seg = self.active
         if seg is None or self._worn(seg) or (seg.map is not None and seg.size + size > seg.capacity):
             seg = self._rotate(size)
-        start = seg.size
-        if seg.map is not None:
-            seg.map[start : start + size] = frames
-        else:
-            view = memoryview(frames)
-            written = 0
-            while written < size:
-                written += os.pwrite(seg.fd, view[written:], start + written)
+        start = at = seg.size
+        mapped = seg.map
+        for part in parts:
+            if mapped is not None:
+                mapped[at : at + len(part)] = part
+            else:
+                view, done = memoryview(part), 0
+                while done < len(part):
+                    done += os.pwrite(seg.fd, view[done:], at + done)
+            at += len(part)
         seg.size = start + size
         seg.appended += count
         seg.dirty = True

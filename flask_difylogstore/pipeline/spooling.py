@@ -217,7 +217,7 @@ class SpoolingPipeline(WriterSide):
         except (TypeError, orjson.JSONEncodeError) as exc:
             self.metrics.add(rejected=len(records))
             raise RecordRejectedError(f"record cannot be serialised: {exc}") from exc
-        frames = b"".join(spool.encode_frame(p) for p in payloads)
+        frames = [piece for p in payloads for piece in (spool.frame_header(p), p)]
         now = time.monotonic()
         entries = [Entry(r, t.cast(Segment, None), len(p), now) for r, p in zip(records, payloads, strict=True)]
         deadline = now + self.settings.overflow_block_timeout_s
@@ -240,7 +240,7 @@ class SpoolingPipeline(WriterSide):
         else:
             self._wake_fsync()
 
-    def _append(self, entries: list[Entry], frames: bytes) -> Segment:
+    def _append(self, entries: list[Entry], frames: list[bytes]) -> Segment:
         """Copy ``frames`` into the spool and queue ``entries`` (or leave them on disk when memory is full)."""
         total = sum(e.size for e in entries)
         count = len(entries)

@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from flask_difylogstore.backends.base import LogBackend, WriteResult
-from flask_difylogstore.pipeline.breaker import CircuitBreaker
+from flask_difylogstore.pipeline.breaker import PROBE_WAIT_S, CircuitBreaker
 from flask_difylogstore.pipeline.lifecycle import native_lock
 from flask_difylogstore.pipeline.metrics import PipelineMetrics
 from flask_difylogstore.pipeline.spool import decode_frames, encode_frame
@@ -100,10 +100,15 @@ class Writer:
                 continue
             feed.refill()
             probe = self.breaker.state == "half_open"
+            if probe and not self.breaker.claim_probe():
+                feed.sleep(PROBE_WAIT_S)  # another writer's probe is out
+                continue
             batch, wait = feed.next_batch(
                 min(self.max_records, PROBE_RECORDS) if probe else self.max_records, self.max_bytes
             )
             if batch is None:
+                if probe:
+                    self.breaker.release_probe()
                 feed.sleep(wait)
                 continue
             self.deliver(batch)
@@ -155,6 +160,8 @@ class Writer:
             self.consecutive_failures += 1
             if raised or not ok:
                 self.breaker.failure()
+            else:
+                self.breaker.release_probe()  # partly stored: the backend answers, not a reason to open
             self.retry_at = time.monotonic() + backoff_delay(self.consecutive_failures, self.max_retry_delay_s)
             if self.consecutive_failures in (1, 10) or self.consecutive_failures % 100 == 0:
                 logger.warning(

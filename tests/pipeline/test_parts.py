@@ -52,6 +52,29 @@ def test_breaker_opens_probes_and_closes() -> None:
     assert breaker.state == "closed" and breaker.failures == 0
 
 
+def test_breaker_cool_down_doubles_per_failed_probe_and_admits_one_probe() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=2, base_open_s=1.0, max_open_s=8.0, clock=lambda: now[0])
+    breaker.failure()
+    breaker.failure()
+    waits = []
+    for _ in range(5):
+        waits.append(breaker.wait_time())
+        now[0] += waits[-1]
+        assert breaker.wait_time() == 0 and breaker.state == "half_open"
+        assert breaker.claim_probe() and not breaker.claim_probe()  # the second writer waits
+        assert breaker.wait_time() > 0
+        breaker.failure()
+    ceilings = [1.0, 2.0, 4.0, 8.0, 8.0]
+    assert all(c / 2 <= w <= c for w, c in zip(waits, ceilings, strict=True)), waits
+    now[0] += 8.0
+    assert breaker.wait_time() == 0 and breaker.claim_probe()
+    breaker.release_probe()  # no batch to send after all: another writer may probe
+    assert breaker.claim_probe()
+    breaker.success()
+    assert breaker.state == "closed" and breaker.claim_probe() and breaker.claim_probe()
+
+
 def test_backoff_is_capped_full_jitter() -> None:
     delays = [backoff_delay(attempt, cap=2.0) for attempt in range(40) for _ in range(20)]
     assert min(delays) >= 0 and max(delays) <= 2.0
