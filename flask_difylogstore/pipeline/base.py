@@ -27,6 +27,10 @@ class RecordSink(t.Protocol):
         """Deliver everything accepted so far; ``True`` when nothing is left pending."""
         ...
 
+    def forget_delivered(self, kind: RecordKind) -> None:
+        """Stop serving delivered records of ``kind`` from memory (a delete made them obsolete)."""
+        ...
+
     def close(self, timeout: float | None = None) -> None:
         """Flush within ``timeout`` and stop; what is not delivered stays durable where supported."""
         ...
@@ -93,6 +97,9 @@ class DirectSink:
 
     def pending(self, kind: RecordKind) -> Iterable[LogRecord]:
         return ()
+
+    def forget_delivered(self, kind: RecordKind) -> None:
+        return None
 
     def flush(self, timeout: float | None = None) -> bool:
         return True

@@ -249,6 +249,17 @@ class WriterSide:
         else:
             self._forget(own)
 
+    def forget_delivered(self, kind: RecordKind) -> None:
+        """Drop delivered records of ``kind`` still served for visibility: a delete superseded them.
+
+        Without this a record stored just before a delete would be served from memory for up to
+        ``visibility_delay_s`` after the backend already hides the deleted entity.
+        """
+        with self._lock:
+            lingering = list(self._linger)
+        for _, records in lingering:
+            self._forget([r for r in records if r.kind is kind])
+
     def _expire_linger(self, now: float) -> None:
         while self._linger and self._linger[0][0] <= now:
             self._forget(self._linger.popleft()[1])

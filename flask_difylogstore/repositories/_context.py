@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import typing as t
 
-from flask_difylogstore.backends.base import LogBackend, Scope
+from flask_difylogstore.backends.base import Filter, LogBackend, Scope, TimeRange
 from flask_difylogstore.dify.enums import CreatorUserRole
 from flask_difylogstore.extension import LogStoreState, get_state
 from flask_difylogstore.payloads import TruncationLimits, Truncator
 from flask_difylogstore.pipeline.base import RecordSink
-from flask_difylogstore.records import LogRecord
+from flask_difylogstore.records import LogRecord, RecordKind
 
 
 def enum_value(value: t.Any) -> t.Any:
@@ -61,6 +61,21 @@ class StateMixin:
 
     def submit(self, records: t.Sequence[LogRecord]) -> None:
         self.sink.submit(records)
+
+    def delete_records(
+        self,
+        kind: RecordKind,
+        where: Scope,
+        filters: t.Sequence[Filter] = (),
+        time_range: TimeRange | None = None,
+        *,
+        limit: int | None = None,
+    ) -> int:
+        """Delete through the backend, then stop serving this process's delivered snapshots of ``kind``."""
+        deleted = self.backend.delete(kind, where, filters, time_range, limit=limit)
+        if self.state.sink is not None:
+            self.state.sink.forget_delivered(kind)
+        return deleted
 
     def truncator(self) -> Truncator:
         return Truncator(TruncationLimits.from_settings(self.state.settings))

@@ -92,7 +92,7 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
 
     def _delete_payloads(self, node_ids: Sequence[str]) -> None:
         for start in range(0, len(node_ids), 500):
-            self.backend.delete(
+            self.delete_records(
                 RecordKind.PAYLOAD,
                 Scope.unscoped(),
                 [Filter("node_execution_id", "in", list(node_ids[start : start + 500]))],
@@ -101,8 +101,8 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
     def delete_expired_executions(self, tenant_id: str, before_date: datetime, batch_size: int = 1000) -> int:
         self._flush_before_delete()
         window = TimeRange(until=naive_utc(before_date))
-        self.backend.delete(RecordKind.PAYLOAD, scope(tenant_id), time_range=window)
-        deleted = self.backend.delete(RecordKind.NODE_EXECUTION, scope(tenant_id), time_range=window)
+        self.delete_records(RecordKind.PAYLOAD, scope(tenant_id), time_range=window)
+        deleted = self.delete_records(RecordKind.NODE_EXECUTION, scope(tenant_id), time_range=window)
         relational = self._relational_write(
             "delete_expired_executions", tenant_id, before_date, batch_size, context={"tenant_id": tenant_id}
         )
@@ -110,8 +110,8 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
 
     def delete_executions_by_app(self, tenant_id: str, app_id: str, batch_size: int = 1000) -> int:
         self._flush_before_delete()
-        self.backend.delete(RecordKind.PAYLOAD, scope(tenant_id, app_id))
-        deleted = self.backend.delete(RecordKind.NODE_EXECUTION, scope(tenant_id, app_id))
+        self.delete_records(RecordKind.PAYLOAD, scope(tenant_id, app_id))
+        deleted = self.delete_records(RecordKind.NODE_EXECUTION, scope(tenant_id, app_id))
         context = {"tenant_id": tenant_id, "app_id": app_id}
         return larger(
             deleted, self._relational_write("delete_executions_by_app", tenant_id, app_id, batch_size, context=context)
@@ -121,7 +121,7 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
         self._delete_payloads(execution_ids)
         total = 0
         for start in range(0, len(execution_ids), 500):
-            total += self.backend.delete(
+            total += self.delete_records(
                 RecordKind.NODE_EXECUTION,
                 Scope.unscoped(),
                 [Filter("id", "in", list(execution_ids[start : start + 500]))],

@@ -107,13 +107,13 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
         if not run_ids:
             return 0
         self._flush_before_delete()
-        deleted = self.backend.delete(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", list(run_ids))])
+        deleted = self.delete_records(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", list(run_ids))])
         context = {"runs": len(run_ids)}
         return larger(deleted, self._relational_write("delete_runs_by_ids", run_ids, context=context))
 
     def delete_runs_by_app(self, tenant_id: str, app_id: str, batch_size: int = 1000) -> int:
         self._flush_before_delete()
-        deleted = self.backend.delete(RecordKind.RUN, scope(tenant_id, app_id))
+        deleted = self.delete_records(RecordKind.RUN, scope(tenant_id, app_id))
         context = {"tenant_id": tenant_id, "app_id": app_id}
         return larger(
             deleted, self._relational_write("delete_runs_by_app", tenant_id, app_id, batch_size, context=context)
@@ -193,10 +193,10 @@ class LogStoreAPIWorkflowRunRepository(RelationalDelegate, RunStatistics):
         node_ids = [n.id for n in nodes]
         for start in range(0, len(node_ids), 500):
             chunk = node_ids[start : start + 500]
-            self.backend.delete(RecordKind.PAYLOAD, Scope.unscoped(), [Filter("node_execution_id", "in", chunk)])
-            self.backend.delete(RecordKind.NODE_EXECUTION, Scope.unscoped(), [Filter("id", "in", chunk)])
-        self.backend.delete(RecordKind.APP_LOG, Scope.unscoped(), [Filter("workflow_run_id", "in", run_ids)])
-        counts["runs"] = self.backend.delete(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", run_ids)])
+            self.delete_records(RecordKind.PAYLOAD, Scope.unscoped(), [Filter("node_execution_id", "in", chunk)])
+            self.delete_records(RecordKind.NODE_EXECUTION, Scope.unscoped(), [Filter("id", "in", chunk)])
+        self.delete_records(RecordKind.APP_LOG, Scope.unscoped(), [Filter("workflow_run_id", "in", run_ids)])
+        counts["runs"] = self.delete_records(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", run_ids)])
         relational = self._relational_write(
             "delete_runs_with_related",
             runs,

@@ -49,10 +49,31 @@ def aliyun_sls_backend(tmp: Path) -> Iterator[dict[str, t.Any]]:
         }
 
 
+@contextlib.contextmanager
+def elasticsearch_backend(tmp: Path) -> Iterator[dict[str, t.Any]]:
+    """The Elasticsearch backend against a LocalElasticsearchServer of its own, over the real client.
+
+    The server refreshes every second like Elasticsearch, so read-your-writes is exercised for real.
+    """
+    from flask_difylogstore.testing.es import LocalElasticsearchServer
+
+    with LocalElasticsearchServer(data_dir=tmp / "es") as server:
+        yield {
+            "backend": "elasticsearch",
+            "elasticsearch": {
+                "hosts": [server.url],
+                "index_prefix": f"c{uuid.uuid4().hex[:10]}",
+                "number_of_replicas": 0,
+                "max_retries": 1,
+            },
+        }
+
+
 #: backend name -> context manager yielding the backend's settings values (a local server may run inside).
 BACKENDS: dict[str, SettingsFactory] = {
     "memory": memory_backend,
     "aliyun_sls": aliyun_sls_backend,
+    "elasticsearch": elasticsearch_backend,
 }
 #: Backends outside the default run, added with ``DIFYLOGSTORE_CONTRACT_BACKENDS=name,...``.
 EXTRA_BACKENDS: dict[str, SettingsFactory] = {}
