@@ -82,9 +82,10 @@ class ElasticsearchBackend:
     max_batch_records = 2000
     #: Well under ``http.max_content_length`` (100 MB) and typical proxy limits.
     max_batch_bytes = 8 * 1024 * 1024
-    #: Seconds an acknowledged write may stay invisible to searches (the default index refresh
-    #: interval); read-your-writes must cover this window after acknowledgement, not only before.
-    visibility_delay_s = 1.0
+    #: Seconds an acknowledged write may stay invisible to searches; read-your-writes must cover
+    #: this window after acknowledgement, not only before. Twice the default refresh interval
+    #: (1 s): a busy node runs its periodic refresh late.
+    visibility_delay_s = 2.0
 
     def __init__(
         self,
