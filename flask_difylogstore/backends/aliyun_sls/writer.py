@@ -92,7 +92,8 @@ def encode(record: LogRecord, schema: RecordSchema) -> tuple[LogItem, int]:
     except (KeyError, ValueError):
         seconds, micros = 0, 0
     # LogItem treats a falsy time as "now"; anything before 1970 is clamped to the epoch's first second.
-    item = LogItem(timestamp=max(1, seconds), contents=contents, time_nano_part=micros * 1000 or 1)
+    item = LogItem(timestamp=max(1, seconds), time_nano_part=micros * 1000 or 1)
+    item.contents = contents  # assigned, not passed: the constructor deep-copies every value
     return item, size
 
 
