@@ -93,7 +93,7 @@ def encode(record: LogRecord, schema: RecordSchema) -> tuple[LogItem, int]:
         seconds, micros = 0, 0
     # LogItem treats a falsy time as "now"; anything before 1970 is clamped to the epoch's first second.
     item = LogItem(timestamp=max(1, seconds), time_nano_part=micros * 1000 or 1)
-    item.contents = contents  # assigned, not passed: the constructor deep-copies every value
+    item.contents = contents  # type: ignore[attr-defined]  # assigned: the constructor and set_contents deep-copy
     return item, size
 
 
