@@ -414,6 +414,9 @@ def run_demo(options: DemoOptions) -> int:
         engine = app.extensions["sqlalchemy"].engine
         backend = state.require_backend()
         scope = Scope(tenant_id=user.current_tenant_id)
+        refresh = getattr(backend, "refresh", None)
+        if refresh is not None:  # Elasticsearch: make the last writes searchable before counting
+            refresh()
         click.echo(f"  {'kind':<26}{'relational rows':>16}{'log store':>12}")
         for kind, model in (
             (RecordKind.RUN, WorkflowRun),
