@@ -4,10 +4,12 @@ Every variable keeps the name operators already use (the upstream SLS plugin's `
 ``LOGSTORE_*`` names, the Elasticsearch proposal's ``ELASTICSEARCH_*`` names), so one Dify ``.env``
 configures both Dify and this package. The settings are grouped in sections (one per backend, plus
 the write pipeline) while the environment stays flat: each field declares the environment names it
-is read from, and :class:`_FlatEnvSource` maps them onto the sections.
+is read from, and :mod:`flask_difylogstore._settings_sources` maps them onto the sections.
 
 Precedence, highest first: keyword arguments, the process environment, the ``.env`` file, defaults.
-This is the only module of the package that reads the environment.
+This is the only module of the package that reads the environment. The environment-name helpers
+(``env``, ``env_names``) and the error mapping (``problems_from_validation_error``, ``mask_secrets``)
+live in private modules and are re-exported here, where callers import them from.
 """
 
 from __future__ import annotations
@@ -21,27 +23,17 @@ import orjson
 import platformdirs
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from flask_difylogstore._settings_errors import _defaults_for
+from flask_difylogstore._settings_errors import mask_secrets as mask_secrets
+from flask_difylogstore._settings_errors import problems_from_validation_error as problems_from_validation_error
+from flask_difylogstore._settings_sources import _FlatEnvSource
+from flask_difylogstore._settings_sources import env as env
+from flask_difylogstore._settings_sources import env_names as env_names
 from flask_difylogstore.errors import ConfigProblem, LogStoreConfigError
 
 KNOWN_BACKENDS = ("none", "aliyun_sls", "elasticsearch", "memory")
-
-
-def env(*names: str) -> dict[str, t.Any]:
-    """Field metadata naming the environment variables a field is read from (first wins)."""
-    return {"env": list(names)}
-
-
-def env_names(field: FieldInfo) -> list[str]:
-    """The environment names declared for ``field`` (empty for fields read only from code)."""
-    extra = field.json_schema_extra
-    if isinstance(extra, dict):
-        names = extra.get("env", [])
-        if isinstance(names, list):
-            return [str(n) for n in names]
-    return []
 
 
 def _default_spool_dir() -> Path:
@@ -285,39 +277,6 @@ class PipelineSettings(BaseModel):
     )
 
 
-class _FlatEnvSource(PydanticBaseSettingsSource):
-    """Reads flat environment names into the nested sections of :class:`LogStoreSettings`."""
-
-    def __init__(self, settings_cls: type[BaseSettings], values: t.Mapping[str, str | None]) -> None:
-        super().__init__(settings_cls)
-        self._values = {k.upper(): v for k, v in values.items() if v not in (None, "")}
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[t.Any, str, bool]:
-        return None, field_name, False
-
-    def _lookup(self, field: FieldInfo) -> str | None:
-        for name in env_names(field):
-            if name.upper() in self._values:
-                return self._values[name.upper()]
-        return None
-
-    def __call__(self) -> dict[str, t.Any]:
-        data: dict[str, t.Any] = {}
-        for name, field in self.settings_cls.model_fields.items():
-            section = field.annotation
-            if isinstance(section, type) and issubclass(section, BaseModel):
-                sub = {
-                    sub_name: v
-                    for sub_name, sub_field in section.model_fields.items()
-                    if (v := self._lookup(sub_field)) is not None
-                }
-                if sub:
-                    data[name] = sub
-            elif (value := self._lookup(field)) is not None:
-                data[name] = value
-        return data
-
-
 class LogStoreSettings(BaseSettings):
     """All settings of flask-difylogstore.
 
@@ -520,64 +479,3 @@ class LogStoreSettings(BaseSettings):
     def summary(self) -> dict[str, t.Any]:
         """A printable view of the settings with every secret masked."""
         return t.cast(dict[str, t.Any], mask_secrets(self.model_dump()))
-
-
-def mask_secrets(data: t.Any) -> t.Any:
-    """Replace every non-empty secret in a dumped settings tree with ``'**********'``."""
-    if isinstance(data, dict):
-        return {k: mask_secrets(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [mask_secrets(v) for v in data]
-    if isinstance(data, SecretStr):
-        return "**********" if data.get_secret_value() else ""
-    if isinstance(data, Path):
-        return str(data)
-    return data
-
-
-def _defaults_for(exc: ValidationError, overrides: dict[str, t.Any]) -> dict[str, t.Any]:
-    """``overrides`` plus the default value of every field that failed validation."""
-    result = dict(overrides)
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = [p for p in error["loc"] if isinstance(p, str)]
-        model: type[BaseModel] = LogStoreSettings
-        target = result
-        for i, part in enumerate(loc):
-            field = model.model_fields.get(part)
-            if field is None:
-                break
-            if i == len(loc) - 1 or not (
-                isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-            ):
-                target[part] = field.get_default(call_default_factory=True)
-                break
-            sub = target.get(part)
-            target = target.setdefault(part, {}) if sub is None or isinstance(sub, dict) else {}
-            model = field.annotation
-    return result
-
-
-def _field_for(loc: tuple[int | str, ...]) -> tuple[FieldInfo | None, str]:
-    model: type[BaseModel] = LogStoreSettings
-    field: FieldInfo | None = None
-    for part in loc:
-        if not isinstance(part, str) or part not in model.model_fields:
-            break
-        field = model.model_fields[part]
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            model = field.annotation
-    return field, ".".join(str(p) for p in loc)
-
-
-def problems_from_validation_error(exc: ValidationError) -> list[ConfigProblem]:
-    """Turn pydantic's errors into problems named by environment variable, secrets never echoed."""
-    problems = []
-    for error in exc.errors(include_input=False, include_url=False):
-        field, dotted = _field_for(tuple(error["loc"]))
-        names = env_names(field) if field else []
-        env_name = names[0] if names else dotted
-        secret = field is not None and field.annotation is SecretStr
-        fix = field.description if field is not None and field.description else "see the configuration reference"
-        message = "is invalid" if secret else str(error["msg"])
-        problems.append(ConfigProblem(env_name, message, f"expected: {fix}"))
-    return problems

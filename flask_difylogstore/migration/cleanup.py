@@ -19,16 +19,14 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from flask_difylogstore.backends.base import LogBackend
 from flask_difylogstore.errors import DifyLogStoreError
 from flask_difylogstore.migration import source
-from flask_difylogstore.migration.checkpoint import Checkpoint, CheckpointStore
+from flask_difylogstore.migration.checkpoint import Checkpoint
 from flask_difylogstore.migration.compare import check_rows, first_difference, make_searchable
 from flask_difylogstore.migration.convert import record_data
-from flask_difylogstore.migration.progress import ProgressFactory, null_progress
+from flask_difylogstore.migration.job import MigrationJob
 from flask_difylogstore.migration.selection import Selection
 from flask_difylogstore.migration.source import KindSpec, SourceRow
-from flask_difylogstore.migration.storage import PayloadStore
 from flask_difylogstore.migration.verify import verify_job
 
 #: Children before parents, so a partial run never leaves node executions without their run.
@@ -108,22 +106,7 @@ def row_bytes(row: SourceRow) -> int:
     return total
 
 
-class Cleaner:
-    def __init__(
-        self,
-        engine: sa.Engine,
-        backend: LogBackend,
-        *,
-        store: PayloadStore | None,
-        checkpoints: CheckpointStore | None = None,
-        progress: ProgressFactory = null_progress,
-    ) -> None:
-        self.engine = engine
-        self.backend = backend
-        self.store = store
-        self.checkpoints = checkpoints or CheckpointStore(engine)
-        self.progress = progress
-
+class Cleaner(MigrationJob):
     def run(self, options: CleanupOptions) -> CleanupReport:
         if options.selection.window.until is None:
             raise DifyLogStoreError("cleanup needs an upper bound: pass --before")

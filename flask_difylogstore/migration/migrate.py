@@ -23,6 +23,7 @@ from flask_difylogstore.migration import source
 from flask_difylogstore.migration.checkpoint import Checkpoint, CheckpointStore
 from flask_difylogstore.migration.compare import make_searchable
 from flask_difylogstore.migration.convert import load_payloads, owner_id, row_records
+from flask_difylogstore.migration.job import MigrationJob
 from flask_difylogstore.migration.progress import ProgressFactory, null_progress
 from flask_difylogstore.migration.selection import Selection
 from flask_difylogstore.migration.source import Batch, Cursor, KindSpec, SourceRow
@@ -138,7 +139,7 @@ class _Outcome:
         return self.rows - len(self.failed)
 
 
-class Migrator:
+class Migrator(MigrationJob):
     """Runs migrations for one app's database and backend."""
 
     def __init__(
@@ -151,11 +152,7 @@ class Migrator:
         progress: ProgressFactory = null_progress,
         before_write: t.Callable[[], None] | None = None,
     ) -> None:
-        self.engine = engine
-        self.backend = backend
-        self.store = store
-        self.checkpoints = checkpoints or CheckpointStore(engine)
-        self.progress = progress
+        super().__init__(engine, backend, store=store, checkpoints=checkpoints, progress=progress)
         self.before_write = before_write
 
     def run(self, options: MigrateOptions) -> MigrateReport:

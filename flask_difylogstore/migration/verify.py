@@ -22,10 +22,9 @@ from flask_difylogstore.migration import source
 from flask_difylogstore.migration.checkpoint import Checkpoint, CheckpointStore
 from flask_difylogstore.migration.compare import check_rows, content_hash, make_searchable
 from flask_difylogstore.migration.convert import record_data
-from flask_difylogstore.migration.progress import ProgressFactory, null_progress
+from flask_difylogstore.migration.job import MigrationJob
 from flask_difylogstore.migration.selection import Selection
 from flask_difylogstore.migration.source import KindSpec
-from flask_difylogstore.migration.storage import PayloadStore
 
 MAX_LISTED = 20
 
@@ -181,22 +180,7 @@ def sample_ids(
         return [str(i) for i in conn.execute(stmt).scalars()]
 
 
-class Verifier:
-    def __init__(
-        self,
-        engine: sa.Engine,
-        backend: LogBackend,
-        *,
-        store: PayloadStore | None,
-        checkpoints: CheckpointStore | None = None,
-        progress: ProgressFactory = null_progress,
-    ) -> None:
-        self.engine = engine
-        self.backend = backend
-        self.store = store
-        self.checkpoints = checkpoints or CheckpointStore(engine)
-        self.progress = progress
-
+class Verifier(MigrationJob):
     def run(self, options: VerifyOptions) -> VerifyReport:
         report = VerifyReport(options.sample_percent, options.selection)
         make_searchable(self.backend)
