@@ -32,6 +32,16 @@ CHUNK_BYTES = 256 * 1024
 MAX_DEPTH = 200
 _ELLIPSIS = "..."
 _BASE_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+#: :func:`encode_payload`'s one-pass form: like ``dumps(..., sort_keys=True)``, but string keys only.
+_FAST_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _fast_default(value: t.Any) -> t.Any:
+    """:func:`_default` for the one-pass form, which declines dataclasses (orjson keeps their field
+    order even when sorting keys; the round trip sorts them)."""
+    if dataclasses.is_dataclass(value):
+        raise TypeError("dataclass: serialised through plain data")
+    return _default(value)
 
 
 def _default(value: t.Any) -> t.Any:
@@ -230,6 +240,16 @@ def encode_payload(value: Mapping[str, t.Any] | None, truncator: Truncator | Non
     """Encode a node payload like Dify's SQL repository: sorted keys, truncated when too large."""
     if value is None:
         return EncodedPayload(None)
+    if type(value) is dict:
+        # One serialisation instead of three (to plain data, back, sorted) when that gives the same
+        # text: string keys only (non-string keys may collide once made strings, which the
+        # round trip would collapse), nothing orjson rejects.
+        try:
+            raw = orjson.dumps(value, default=_fast_default, option=_FAST_OPTIONS)
+        except (orjson.JSONEncodeError, TypeError, ValueError, RecursionError):
+            raw = None
+        if raw is not None and (truncator is None or len(raw) <= truncator.limits.max_size):
+            return EncodedPayload(raw.decode("utf-8"))
     plain = to_jsonable(value)
     if not isinstance(plain, dict):
         plain = {"value": plain}

@@ -351,6 +351,9 @@ def format_datetime(value: datetime) -> str:
     """ISO-8601 with microseconds, naive UTC (the form every backend and the spool use)."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
+    if type(value) is datetime and value.year >= 1000:
+        # The same text as the strftime below (a plain naive datetime), without parsing a format.
+        return value.isoformat(timespec="microseconds")
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 

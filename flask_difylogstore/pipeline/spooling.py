@@ -101,6 +101,7 @@ class SpoolingPipeline(WriterSide):
         self._unacked = 0
         self._spill: Segment | None = None
         self._flush_until = 0.0
+        self._flushes = 0
         self._last_maintenance = 0.0
         self._last_scan = 0.0
         self._last_drop_log = 0.0
@@ -325,9 +326,19 @@ class SpoolingPipeline(WriterSide):
         if not self._threads and not self.closed:
             self.start()
         until = float("inf") if timeout is None else time.monotonic() + timeout
-        self._flush_until = max(self._flush_until, until)
+        with self._lock:
+            self._flushes += 1
+            self._flush_until = max(self._flush_until, until)
         self._wake.set()
-        return lifecycle.wait_until(self._idle, timeout)
+        try:
+            return lifecycle.wait_until(self._idle, timeout)
+        finally:
+            with self._lock:
+                self._flushes -= 1
+                if self._flushes == 0:
+                    # Back to filling batches: a finished flush must not leave the writer sending
+                    # every record on its own until the flush's timeout has passed.
+                    self._flush_until = 0.0
 
     def close(self, timeout: float | None = None) -> None:
         """Flush within ``timeout``, stop the threads; what is left stays in the spool for the next start."""

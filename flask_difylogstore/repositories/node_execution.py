@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import typing as t
-from dataclasses import dataclass
 
 from flask_difylogstore import conversions, payloads
 from flask_difylogstore.backends.base import Direction, Filter, RecordQuery
 from flask_difylogstore.dify.enums import WorkflowNodeExecutionTriggeredFrom
+from flask_difylogstore.extension import LogStoreState
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock, schema
 from flask_difylogstore.repositories._context import StateMixin, creator_of, enum_value, scope, tenant_of
 from flask_difylogstore.repositories._reads import Reader
@@ -24,13 +24,32 @@ from flask_difylogstore.repositories.dual import (
 SYNC_TIMEOUT_S = 30.0
 
 
-@dataclass(frozen=True)
-class _Stored:
+class _Stored(t.NamedTuple):
     """What was last written for one payload column: text, whether it was cut, digest of the full value."""
 
     text: str | None
     truncated: bool
     digest: str | None
+
+
+_NOTHING_STORED = _Stored(None, False, None)
+
+
+def _digest(text: str) -> str:
+    """Digest of a full payload, to tell whether it changed since the last save.
+
+    Fed to blake2b in pieces that keep the GIL (hashlib releases it for inputs over 2 KiB; the
+    saving thread would then wait to win it back from a busy writer thread).
+    """
+    raw = text.encode("utf-8")
+    hasher = hashlib.blake2b(digest_size=16)
+    view = memoryview(raw)
+    for start in range(0, len(raw), _DIGEST_PIECE):
+        hasher.update(view[start : start + _DIGEST_PIECE])
+    return hasher.hexdigest()
+
+
+_DIGEST_PIECE = 2047
 
 
 def order_from_config(
@@ -92,49 +111,62 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
         self._owner = conversions.Owner(self._tenant_id, app_id, enum_value(triggered_from), role, creator)
         self._stored: dict[str, dict[str, _Stored]] = {}
         self._relational: t.Any = None
+        self._truncator: tuple[t.Any, payloads.Truncator] | None = None
 
     # -- writes ---------------------------------------------------------------------------------
 
     def save(self, execution: t.Any) -> None:
         """Snapshot status, timing, metadata and whatever payloads the entity carries."""
-        self._persist(execution, load_missing=False)
-        self._dual_write("save", execution)
+        state = self.state
+        self._persist(execution, state, load_missing=False)
+        self._dual_write("save", execution, state)
 
     def save_execution_data(self, execution: t.Any) -> None:
         """Snapshot with new payloads; a payload that is ``None`` keeps its stored value."""
-        self._persist(execution, load_missing=True)
-        self._dual_write("save_execution_data", execution)
+        state = self.state
+        self._persist(execution, state, load_missing=True)
+        self._dual_write("save_execution_data", execution, state)
 
     def save_synchronously(self, execution: t.Any) -> None:
         """:meth:`save`, then wait until the backend has it (S3 uses this before reading back)."""
-        self._persist(execution, load_missing=False)
-        self._dual_write("save_synchronously", execution)
-        self.sink.flush(SYNC_TIMEOUT_S)
+        state = self.state
+        self._persist(execution, state, load_missing=False)
+        self._dual_write("save_synchronously", execution, state)
+        state.require_sink().flush(SYNC_TIMEOUT_S)
 
-    def _persist(self, execution: t.Any, *, load_missing: bool) -> None:
-        previous = self._stored.get(execution.id)
+    def _truncator_for(self, state: LogStoreState) -> payloads.Truncator:
+        """The truncator of the state's settings, built once per settings object (not per save)."""
+        settings = state.settings
+        cached = self._truncator
+        if cached is None or cached[0] is not settings:
+            cached = self._truncator = (settings, payloads.Truncator(payloads.TruncationLimits.from_settings(settings)))
+        return cached[1]
+
+    def _persist(self, execution: t.Any, state: LogStoreState, *, load_missing: bool) -> None:
+        execution_id = execution.id
+        previous = self._stored.get(execution_id)
         if previous is None and load_missing and any(getattr(execution, n) is None for n in conversions.PAYLOAD_TYPES):
-            previous = self._load_stored(execution.id)
-        truncator = self.truncator()
+            previous = self._load_stored(execution_id)
+        truncator = self._truncator_for(state)
         encoded: dict[str, payloads.EncodedPayload] = {}
         stored: dict[str, _Stored] = {}
         offloaded: list[tuple[str, str]] = []
         for name in conversions.PAYLOAD_TYPES:
             value = getattr(execution, name)
-            old = (previous or {}).get(name)
+            old = previous.get(name) if previous else None
             if value is None:
-                kept = old or _Stored(None, False, None)
+                kept = old or _NOTHING_STORED
                 # A kept truncated column stays flagged; its full value is already stored.
                 encoded[name] = payloads.EncodedPayload(kept.text, None, "" if kept.truncated else None)
                 stored[name] = kept
                 continue
             enc = payloads.encode_payload(value, truncator)
-            digest = (
-                hashlib.blake2b(enc.full_text.encode("utf-8"), digest_size=16).hexdigest()
-                if enc.full_text is not None
-                else None
-            )
-            if enc.full_text is not None and (old is None or old.digest != digest):
+            if enc.full_text is None:
+                encoded[name] = enc
+                stored[name] = _Stored(enc.text, False, None)
+                continue
+            digest = _digest(enc.full_text)
+            if old is None or old.digest != digest:
                 offloaded.append((name, enc.full_text))
             setter = getattr(execution, f"set_truncated_{name}", None)
             if setter is not None:
@@ -148,7 +180,7 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
             records.extend(
                 payloads.payload_records(
                     full_text,
-                    node_execution_id=execution.id,
+                    node_execution_id=execution_id,
                     payload_type=name,
                     tenant_id=self._tenant_id,
                     app_id=self._app_id or "",
@@ -156,8 +188,8 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
                     log_version=version,
                 )
             )
-        self.submit(records)
-        self._stored[execution.id] = stored
+        state.require_sink().submit(records)
+        self._stored[execution_id] = stored
 
     def _load_stored(self, execution_id: str) -> dict[str, _Stored] | None:
         record = self._reader().get_one(RecordKind.NODE_EXECUTION, execution_id, scope(self._tenant_id))
@@ -182,8 +214,8 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
             )
         return self._relational
 
-    def _dual_write(self, method: str, execution: t.Any) -> None:
-        if not self.state.settings.dual_write_enabled:
+    def _dual_write(self, method: str, execution: t.Any, state: LogStoreState) -> None:
+        if not state.settings.dual_write_enabled:
             return
         try:
             repository = self._relational_repository()
@@ -191,7 +223,7 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
             (getattr(repository, method, None) or repository.save)(execution)
         except Exception as exc:
             context = {"id": execution.id, "run": execution.workflow_execution_id, "tenant_id": self._tenant_id}
-            report_write_failure(self.state, f"{method} of node execution", exc, **context)
+            report_write_failure(state, f"{method} of node execution", exc, **context)
 
     # -- reads ----------------------------------------------------------------------------------
 

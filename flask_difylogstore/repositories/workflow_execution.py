@@ -46,10 +46,12 @@ class LogStoreWorkflowExecutionRepository(StateMixin):
     def save(self, execution: t.Any) -> None:
         """Hand a full snapshot of ``execution`` to the write pipeline (no network on this thread);
         with dual write, then save it through the relational repository too (failures logged, counted)."""
-        data = conversions.run_data(execution, self._owner, put_graph=self.state.settings.enable_put_graph_field)
+        state = self.state
+        settings = state.settings
+        data = conversions.run_data(execution, self._owner, put_graph=settings.enable_put_graph_field)
         version = default_clock.version_for(RecordKind.RUN, data["status"])
-        self.submit([LogRecord(RecordKind.RUN, data, version)])
-        if self.state.settings.dual_write_enabled:
+        state.require_sink().submit([LogRecord(RecordKind.RUN, data, version)])
+        if settings.dual_write_enabled:
             self._dual_write(execution)
 
     def get(self, execution_id: str) -> t.Any:
