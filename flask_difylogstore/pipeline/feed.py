@@ -72,9 +72,7 @@ class WriterSide:
     _last_maintenance: float
     _last_scan: float
     _schema_for: Callable[[RecordKind], RecordSchema]
-
-    def _spool_error(self, message: str) -> None:
-        raise NotImplementedError
+    _spool_error: Callable[[str], None]
 
     def sleep(self, timeout: float) -> None:
         self._wake.wait(timeout)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing as t
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from flask_difylogstore.backends.base import AggregateQuery, Filter, GroupBy, Metric, TimeRange
@@ -74,13 +74,10 @@ def _from_creators(
 
 
 class RunStatistics:
-    """Counts and daily statistics of runs (mixed into the API run repository)."""
+    """Counts and daily statistics of runs (mixed into the API run repository, which provides these two)."""
 
-    def _reader(self) -> Reader:
-        raise NotImplementedError
-
-    def _merger(self) -> Merger:
-        raise NotImplementedError
+    _reader: Callable[[], Reader]
+    _merger: Callable[[], Merger]
 
     def get_workflow_runs_count(
         self,
