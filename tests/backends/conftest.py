@@ -5,18 +5,16 @@ from __future__ import annotations
 import typing as t
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 
 import pytest
 
-from flask_difylogstore.records import LogRecord, RecordKind, VersionClock
+from flask_difylogstore.records import LogRecord
+from tests.backends.records import RecordFactory
 
 if t.TYPE_CHECKING:
     from flask_difylogstore.backends.aliyun_sls import AliyunSLSBackend
     from flask_difylogstore.settings import AliyunSLSSettings
     from flask_difylogstore.testing.sls import LocalSLSServer
-
-BASE_TIME = datetime(2026, 11, 1, 8, 0, 0)
 
 
 @pytest.fixture(scope="session")
@@ -56,40 +54,11 @@ def sls_backend(sls_settings: AliyunSLSSettings) -> Iterator[AliyunSLSBackend]:
     backend.close()
 
 
-class RunFactory:
-    """Builds run snapshots with increasing versions."""
+class RunFactory(RecordFactory):
+    """``make_run(...)``: run snapshots, the same as ``RecordFactory().run(...)``."""
 
-    def __init__(self) -> None:
-        self.clock = VersionClock(tag=7)
-
-    def __call__(
-        self,
-        *,
-        id: str | None = None,
-        tenant: str = "t1",
-        app: str = "a1",
-        status: str = "running",
-        offset_s: float = 0,
-        **data: t.Any,
-    ) -> LogRecord:
-        values: dict[str, t.Any] = {
-            "id": id or str(uuid.uuid4()),
-            "tenant_id": tenant,
-            "app_id": app,
-            "workflow_id": "wf-1",
-            "triggered_from": "app-run",
-            "type": "workflow",
-            "version": "draft",
-            "status": status,
-            "created_by_role": "account",
-            "created_by": "user-1",
-            "created_at": BASE_TIME + timedelta(seconds=offset_s),
-            "inputs": '{"q": "hello"}',
-            "outputs": "{}",
-            "total_tokens": 0,
-        }
-        values.update(data)
-        return LogRecord(RecordKind.RUN, values, self.clock.version_for(RecordKind.RUN, status))
+    def __call__(self, **data: t.Any) -> LogRecord:
+        return self.run(**data)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from flask_difylogstore.records import RecordKind
 from flask_difylogstore.settings import LogStoreSettings
 from flask_difylogstore.testing.es import LocalElasticsearchServer
 from tests.backends import es_fixtures
-from tests.backends.es_fixtures import RecordFactory
+from tests.backends.records import RecordFactory
 
 es_backend = es_fixtures.es_backend
 es_prefix = es_fixtures.es_prefix

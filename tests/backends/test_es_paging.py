@@ -8,7 +8,7 @@ from flask_difylogstore.backends.base import Filter, RecordQuery, Scope
 from flask_difylogstore.backends.elasticsearch import ElasticsearchBackend
 from flask_difylogstore.records import RecordKind
 from tests.backends import es_fixtures
-from tests.backends.es_fixtures import RecordFactory
+from tests.backends.records import RecordFactory
 
 es_backend = es_fixtures.es_backend
 es_prefix = es_fixtures.es_prefix

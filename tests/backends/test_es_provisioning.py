@@ -17,7 +17,8 @@ from flask_difylogstore.records import FieldType, RecordKind, RecordSchema, sche
 from flask_difylogstore.settings import LogStoreSettings
 from flask_difylogstore.testing.es import LocalElasticsearchServer
 from tests.backends import es_fixtures
-from tests.backends.es_fixtures import RecordFactory, store
+from tests.backends.es_fixtures import store
+from tests.backends.records import RecordFactory
 
 es_backend = es_fixtures.es_backend
 es_prefix = es_fixtures.es_prefix

@@ -21,7 +21,7 @@ from flask_difylogstore.backends.elasticsearch import ElasticsearchBackend
 from flask_difylogstore.backends.memory import MemoryBackend
 from flask_difylogstore.records import LogRecord, RecordKind
 from tests.backends import es_fixtures
-from tests.backends.es_fixtures import BASE_TIME, RecordFactory
+from tests.backends.records import BASE_TIME, RecordFactory
 
 es_backend = es_fixtures.es_backend
 es_prefix = es_fixtures.es_prefix

@@ -19,7 +19,8 @@ from flask_difylogstore.backends.base import (
     TimeRange,
 )
 from flask_difylogstore.records import RecordKind
-from tests.backends.conftest import BASE_TIME, RunFactory
+from tests.backends.conftest import RunFactory
+from tests.backends.records import BASE_TIME
 
 
 def _ids(records: list) -> list[str]:  # type: ignore[type-arg]

@@ -20,7 +20,8 @@ from flask_difylogstore.backends.base import (
 )
 from flask_difylogstore.backends.memory import MemoryBackend
 from flask_difylogstore.records import LogRecord, RecordKind
-from tests.backends.conftest import BASE_TIME, RunFactory
+from tests.backends.conftest import RunFactory
+from tests.backends.records import BASE_TIME
 
 STATUSES = ["running", "succeeded", "failed", "stopped"]
 

@@ -16,7 +16,8 @@ from flask_difylogstore.backends.aliyun_sls.writer import (
 from flask_difylogstore.backends.base import RecordQuery, Scope
 from flask_difylogstore.records import RecordKind, schema
 from flask_difylogstore.settings import AliyunSLSSettings
-from tests.backends.conftest import BASE_TIME, RunFactory
+from tests.backends.conftest import RunFactory
+from tests.backends.records import BASE_TIME
 
 
 class _CountingClient:
