@@ -11,11 +11,15 @@ Per backend:
 
 * **latency**: ``save()`` p50 / p99 / max at a steady ``--rate`` (a busy Dify: saves arrive, they
   are not a tight loop), beside ``RelationalWorkflowNodeExecutionRepository.save()`` (one merge +
-  commit) on the same PostgreSQL; once with the backend up, once while it refuses connections.
+  commit) on the same PostgreSQL; once with the backend up, once while it refuses connections,
+  once while it drains; and a floor: the same saves with the records discarded (the repository's
+  conversion alone, no pipeline), which shows what the machine charges before ``submit()``.
 * **throughput**: ``--records`` saves in a tight loop from one thread, records per second from
   the first ``save()`` until the backend acknowledged the last one; beside it the same saves with
   one synchronous backend write each, and the ceiling of client + server (batches of the backend's
-  maximum size written directly, no repository, no pipeline) with the server's CPU time per record.
+  maximum size written directly, no repository, no pipeline) with the server's CPU time per record;
+  and the acknowledged run per core: CPU time per record of the saving process (all its threads,
+  and the saving thread alone) and of the server, and records acknowledged per CPU-second of each.
 * **drain**: saves at ``--rate`` while the server refuses connections for ``--outage-s`` seconds;
   when it accepts again (saves continuing), the records per second acknowledged until everything
   saved before is stored, against the ingest rate (and the recovery time before that: until the
@@ -284,14 +288,27 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
             result["latency_up"] = percentiles(work.save(work.entities(args.latency_saves), rate=args.rate))
             assert wait_idle(sink, 60)
 
-            # throughput: tight loop, then until acknowledged
+            # the floor: the same paced saves with the records discarded (the repository's own
+            # conversion, no pipeline): what this machine charges for the code before submit()
+            original = state.sink
+            state.sink = t.cast(t.Any, Discard())
+            try:
+                result["latency_floor"] = percentiles(work.save(work.entities(args.latency_saves), rate=args.rate))
+            finally:
+                state.sink = original
+
+            # throughput: tight loop, then until acknowledged; CPU of this process (the saving
+            # thread and the pipeline's threads) and of the server, per record
             items = work.entities(args.records)
             cpu_before = server.cpu_seconds()
+            client_before, saver_before = _process_cpu(), _thread_cpu()
             started = time.perf_counter()
             took = work.save(items, rate=None)
             saved = time.perf_counter() - started
+            saver_cpu = _thread_cpu() - saver_before
             acked = wait_idle(sink, 600)
             elapsed = time.perf_counter() - started
+            client_cpu = _process_cpu() - client_before
             server_cpu = server.cpu_seconds() - cpu_before
             stats = sink.stats()
             result["throughput"] = {
@@ -300,7 +317,11 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
                 "save_rps": round(args.records / saved),
                 "all_acked": acked and stats["dropped"] == 0,
                 "batches": stats["batches"],
+                "client_cpu_us_per_record": round(client_cpu / args.records * 1e6, 1),
+                "saving_thread_cpu_us_per_record": round(saver_cpu / args.records * 1e6, 1),
+                "acked_per_client_core_s": round(args.records / max(client_cpu, 1e-9)),
                 "server_cpu_us_per_record": round(server_cpu / args.records * 1e6, 1),
+                "server_records_per_core_s": round(args.records / max(server_cpu, 1e-9)),
                 "closed_loop_save": percentiles(took),
             }
 
@@ -387,6 +408,27 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
     finally:
         server.close()
     return result
+
+
+class Discard:
+    """A sink that drops what it is given: ``save()`` without the pipeline."""
+
+    def submit(self, records: t.Any) -> None:
+        pass
+
+    def pending(self, kind: t.Any) -> tuple[()]:
+        return ()
+
+
+def _process_cpu() -> float:
+    """User + system CPU seconds of this process, every thread."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _thread_cpu() -> float:
+    """User + system CPU seconds of the calling thread."""
+    return time.thread_time()
 
 
 class NullBackend:
@@ -546,12 +588,14 @@ def main(argv: list[str] | None = None) -> int:
         results[kind] = bench_backend(kind, args, workdir)
 
     lines = [
-        f"save() of a 5 KB node execution at {args.rate:.0f}/s ({args.latency_saves} saves), microseconds",
+        f"save() of a 5 KB node execution at {args.rate:.0f}/s ({args.latency_saves} saves), microseconds;",
+        "floor: the same saves with the records discarded (the repository's conversion, no pipeline)",
         f"{'store':<34}{'p50':>10}{'p99':>10}{'max ms':>10}{'p99 vs SQL':>12}",
         f"{'PostgreSQL (relational repository)':<34}{sql['p50_us']:>10}{sql['p99_us']:>10}{sql['max_ms']:>10}{'1':>12}",
     ]
     for kind, r in results.items():
-        for label, key in (("up", "latency_up"), ("down", "latency_down"), ("draining", "latency_draining")):
+        keys = (("up", "latency_up"), ("down", "latency_down"), ("draining", "latency_draining"))
+        for label, key in (*keys, ("floor", "latency_floor")):
             fig = r.get(key)
             if fig:
                 ratio = f"1/{sql['p99_us'] / fig['p99_us']:.0f}" if fig["p99_us"] else "-"
@@ -573,6 +617,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{kind:<16}{tp['acked_rps']:>9}{tp['save_rps']:>9}{r['sync_per_save_rps']:>11}{ratio:>7.1f}x"
             f"{ceiling['direct_batched_rps']:>9}{share:>11.0%}{ceiling['client_cpu_us_per_record']:>11}"
             f"{ceiling['server_cpu_us_per_record']:>11}"
+        )
+    lines += [
+        "",
+        "the same acked run per core: CPU microseconds per record of the saving process (all threads) and",
+        "of its saving thread alone, of the server process; records acknowledged per CPU-second of each",
+        f"{'backend':<16}{'client us':>11}{'saving us':>11}{'server us':>11}{'per client core':>17}"
+        f"{'per server core':>17}",
+    ]
+    for kind, r in results.items():
+        tp = r["throughput"]
+        lines.append(
+            f"{kind:<16}{tp['client_cpu_us_per_record']:>11}{tp['saving_thread_cpu_us_per_record']:>11}"
+            f"{tp['server_cpu_us_per_record']:>11}{tp['acked_per_client_core_s']:>17}{tp['server_records_per_core_s']:>17}"
         )
     lines += [
         "",
@@ -602,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         met[f"{kind}_p99_up"] = r["latency_up"]["p99_us"] <= sql["p99_us"] * TARGETS["p99_fraction_of_sql"]
         met[f"{kind}_p99_down"] = r["latency_down"]["p99_us"] <= sql["p99_us"] * TARGETS["p99_fraction_of_sql"]
         met[f"{kind}_throughput"] = r["throughput"]["acked_rps"] >= TARGETS[f"{kind}_rps"]
+        met[f"{kind}_throughput_per_client_core"] = r["throughput"]["acked_per_client_core_s"] >= TARGETS[f"{kind}_rps"]
         met[f"{kind}_drain"] = (r["outage"]["drain_ratio"] or 0) >= TARGETS["drain_ratio"]
     ok = all(r["throughput"]["all_acked"] and r["outage"]["all_acked"] for r in results.values())
     print(
