@@ -169,7 +169,7 @@ def test_refresh_visibility(es: Elasticsearch, index_name: str) -> None:
     assert es.search(index=index_name)["hits"]["total"]["value"] == 0
     es.indices.refresh(index=index_name)
     assert es.count(index=index_name)["count"] == 1
-    es.index(index=index_name, id="2", document={"a": 2}, refresh="wait_for")
+    es.index(index=index_name, id="2", document={"a": 2}, refresh=True)
     assert es.count(index=index_name)["count"] == 2
     es.delete(index=index_name, id="1")
     assert es.count(index=index_name)["count"] == 2

@@ -211,7 +211,10 @@ class ElasticsearchBackend:
         """Write a tombstone snapshot for every matching entity (oldest first up to ``limit``).
 
         Deletion is maintenance, not the write path: it refreshes before choosing its targets and
-        waits for the tombstones to become searchable, so the caller's next read agrees with it.
+        refreshes the partitions the tombstones went to, so the caller's next read agrees with it.
+        That refresh is forced (``refresh=true``) rather than awaited (``wait_for``, up to a
+        ``refresh_interval`` per call): deletes are rare, and a console action or a retention job
+        working in batches should not wait a second per batch.
         """
         self.refresh(kind)
         schema = self.schemas[kind]
@@ -224,7 +227,7 @@ class ElasticsearchBackend:
         for record in self.search(query).records:
             self.clock.observe(record.log_version)
             tombstones.append(record.tombstone(compose_version(self.clock.now(), final=True, deleted=True)))
-        result = self.writer.write(tombstones, refresh="wait_for")
+        result = self.writer.write(tombstones, refresh="true")
         if result.failed:
             reason = result.failed[0][1]
             raise BackendUnavailableError(

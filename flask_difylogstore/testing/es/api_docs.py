@@ -26,13 +26,19 @@ def _int(value: t.Any) -> int | None:
     return None if value is None or value == "" else int(value)
 
 
-def _refresh_after(req: Request, stores: t.Iterable[IndexStore], body: dict[str, t.Any] | None = None) -> None:
+def _refresh_after(
+    srv: Srv, req: Request, stores: t.Iterable[IndexStore], body: dict[str, t.Any] | None = None
+) -> None:
+    """The write's ``refresh`` parameter: ``true`` (or empty) refreshes now, ``wait_for`` waits for one."""
     mode = req.params.get("refresh")
     if mode is None or mode == "false":
         return
-    for store in stores:
-        store.refresh()
-    if body is not None and mode in ("", "true"):
+    if mode == "wait_for":
+        forced = srv.cluster.wait_for_refresh(stores)
+    else:
+        srv.cluster.refresh_now(stores)
+        forced = True
+    if body is not None and forced:
         body["forced_refresh"] = True
 
 
@@ -55,7 +61,7 @@ def index_doc(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         store = srv.cluster.write_target(req.args["index"])
         status, body = store.index(doc_id, source, op_type="create" if create else "index", **_versioning(req))
-        _refresh_after(req, [store], body)
+        _refresh_after(srv, req, [store], body)
     return status, body
 
 
@@ -104,7 +110,7 @@ def delete_doc(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         store = srv.cluster.write_target(req.args["index"], auto_create=False)
         status, body = store.delete(req.args["id"], **_versioning(req))
-        _refresh_after(req, [store], body)
+        _refresh_after(srv, req, [store], body)
     return status, body
 
 
@@ -117,7 +123,7 @@ def update_doc(srv: Srv, req: Request) -> Response:
         status, result = store.update(
             req.args["id"], body, if_seq_no=v["if_seq_no"], if_primary_term=v["if_primary_term"]
         )
-        _refresh_after(req, [store], result)
+        _refresh_after(srv, req, [store], result)
     return status, result
 
 
@@ -222,7 +228,7 @@ def bulk(srv: Srv, req: Request) -> Response:
             except EsError as exc:
                 errors = True
                 items.append({op: {"_index": index_name, "_id": doc_id, "status": exc.status, "error": exc.cause()}})
-        _refresh_after(req, touched.values())
+        _refresh_after(srv, req, touched.values())
     took = int((time.perf_counter() - started) * 1000)
     return 200, {"errors": errors, "took": took, "items": items}
 

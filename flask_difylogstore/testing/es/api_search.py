@@ -113,6 +113,13 @@ def by_query(srv: Srv, req: Request) -> Response:
     started = time.perf_counter()
     body = req.json()
     deleting = req.path.endswith("_delete_by_query")
+    refresh = req.params.get("refresh")
+    if refresh not in (None, "", "true", "false"):  # no wait_for here, unlike the document APIs
+        raise EsError(
+            400,
+            "illegal_argument_exception",
+            f"Failed to parse value [{refresh}] as only [true] or [false] are allowed.",
+        )
     proceed = req.params.get("conflicts", body.get("conflicts")) == "proceed"
     max_docs = _int(req.params.get("max_docs", body.get("max_docs")))
     done = conflicts = noops = 0
@@ -156,7 +163,7 @@ def by_query(srv: Srv, req: Request) -> Response:
                 flat = store.mapping.index_document(source, doc.id)
                 store._store(doc.id, source, flat, live.version + 1)
             done += 1
-        _refresh_after(req, stores)
+        _refresh_after(srv, req, stores)
     result: dict[str, t.Any] = {
         "took": int((time.perf_counter() - started) * 1000),
         "timed_out": False,
@@ -180,7 +187,6 @@ def by_query(srv: Srv, req: Request) -> Response:
 def refresh(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         stores = _targets(srv, req)
-        for store in stores:
-            store.refresh()
+        srv.cluster.refresh_now(stores)
     n = len(stores)
     return 200, {"_shards": {"total": 2 * n, "successful": n, "failed": 0}}

@@ -2,6 +2,8 @@
 
 Writes go to ``live`` (what GET by id sees, real-time) and to ``pending``; a refresh moves the
 pending changes into ``view`` (what search sees). Refresh cost is proportional to the changes only.
+A delete leaves its version behind for ``index.gc_deletes`` (60 s), as Elasticsearch does: within
+that time an older external version cannot bring the document back; after it, it can.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ class IndexStore:
         self.settings.setdefault("index.uuid", self.uuid)
         self.live: dict[str, StoredDoc] = {}
         self.tombstones: dict[str, int] = {}
+        self.deleted_at: dict[str, float] = {}
+        self.refreshes = 0
+        self.refresh_listeners = 0
         self.pending: dict[str, StoredDoc | None] = {}
         self.view: dict[str, StoredDoc] = {}
         self.seq_no = -1
@@ -76,6 +81,8 @@ class IndexStore:
         self.max_result_window = int(self.settings.get("index.max_result_window", "10000"))
         raw = self.settings.get("index.refresh_interval")
         self.refresh_interval: float | None = None if raw is None else _interval_seconds(raw)
+        self.gc_deletes = max(0.0, _interval_seconds(self.settings.get("index.gc_deletes", "60s"), "index.gc_deletes"))
+        self.max_refresh_listeners = int(self.settings.get("index.max_refresh_listeners", "1000"))
 
     # ---- writes -------------------------------------------------------------------------------
     def _check(
@@ -103,7 +110,7 @@ class IndexStore:
                     f"version conflict, required seqNo [{if_seq_no}], primary term [{if_primary_term}]. "
                     f"current document has seqNo [{current.seq_no}] and primary term [1]",
                 )
-        previous = current.version if current is not None else self.tombstones.get(doc_id)
+        previous = current.version if current is not None else self.deleted_version(doc_id)
         if version_type in ("external", "external_gte"):
             if version is None:
                 raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: version is missing;")
@@ -131,8 +138,28 @@ class IndexStore:
         doc = StoredDoc(doc_id, source, flat, version, self.seq_no)
         self.live[doc_id] = doc
         self.pending[doc_id] = doc
-        self.tombstones.pop(doc_id, None)
+        if self.tombstones:
+            self.tombstones.pop(doc_id, None)
+            self.deleted_at.pop(doc_id, None)
         return doc
+
+    def deleted_version(self, doc_id: str, now: float | None = None) -> int | None:
+        """The version of a delete of ``doc_id`` still remembered (within ``index.gc_deletes``)."""
+        version = self.tombstones.get(doc_id)
+        if version is None:
+            return None
+        at = self.deleted_at.get(doc_id)
+        if at is not None and (time.time() if now is None else now) - at > self.gc_deletes:
+            del self.tombstones[doc_id]
+            del self.deleted_at[doc_id]
+            return None
+        return version
+
+    def forget_deletes(self, now: float | None = None) -> None:
+        """Drop the delete versions older than ``index.gc_deletes`` (Elasticsearch prunes them too)."""
+        now = time.time() if now is None else now
+        for doc_id in [d for d, at in self.deleted_at.items() if now - at > self.gc_deletes]:
+            self.deleted_version(doc_id, now)
 
     def result(self, doc_id: str, version: int, seq_no: int, result: str) -> dict[str, t.Any]:
         return {
@@ -185,6 +212,7 @@ class IndexStore:
         new_version = self._check(doc_id, current, version, version_type, if_seq_no, if_primary_term)
         self.seq_no += 1
         self.tombstones[doc_id] = new_version
+        self.deleted_at[doc_id] = time.time()
         if current is None:
             return 404, self.result(doc_id, new_version, self.seq_no, "not_found")
         del self.live[doc_id]
@@ -243,6 +271,7 @@ class IndexStore:
                     view[doc_id] = doc
             self.pending = {}
         self.last_refresh = time.monotonic()
+        self.refreshes += 1
 
     def due(self, default_interval: float, now: float) -> bool:
         interval = default_interval if self.refresh_interval is None else self.refresh_interval
@@ -252,7 +281,7 @@ class IndexStore:
         return sum(64 + len(str(d.source)) for d in self.live.values())
 
 
-def _interval_seconds(raw: str) -> float:
+def _interval_seconds(raw: str, setting: str = "index.refresh_interval") -> float:
     raw = str(raw).strip()
     if raw == "-1":
         return -1.0
@@ -265,5 +294,5 @@ def _interval_seconds(raw: str) -> float:
         raise EsError(
             400,
             "illegal_argument_exception",
-            f"failed to parse setting [index.refresh_interval] with value [{raw}]",
+            f"failed to parse setting [{setting}] with value [{raw}]",
         ) from None

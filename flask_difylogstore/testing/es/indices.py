@@ -51,6 +51,10 @@ class Cluster:
 
     def __init__(self, *, error_type: str, default_refresh: float) -> None:
         self.lock = threading.RLock()
+        #: Notified (with ``lock`` held) after refreshes, for requests waiting with ``refresh=wait_for``.
+        self.refreshed = threading.Condition(self.lock)
+        self.closing = False
+        self._last_gc = 0.0
         self.indices: dict[str, IndexStore] = {}
         self.index_templates: dict[str, dict[str, t.Any]] = {}
         self.component_templates: dict[str, dict[str, t.Any]] = {}
@@ -286,10 +290,63 @@ class Cluster:
 
     # ---- refresh & persistence ----------------------------------------------------------------
     def refresh_due(self) -> None:
+        """The periodic refresh of every index with changes older than its ``refresh_interval``."""
         now = time.monotonic()
+        refreshed = False
         for store in self.indices.values():
             if store.due(self.default_refresh, now):
                 store.refresh()
+                refreshed = True
+        if refreshed:
+            self.refreshed.notify_all()
+        if now - self._last_gc >= 1.0:
+            self._last_gc = now
+            for store in self.indices.values():
+                if store.deleted_at:
+                    store.forget_deletes()
+
+    def refresh_now(self, stores: t.Iterable[IndexStore]) -> None:
+        """Refresh ``stores`` at once (``_refresh``, ``refresh=true``); releases ``wait_for`` requests."""
+        for store in stores:
+            store.refresh()
+        self.refreshed.notify_all()
+
+    def wait_for_refresh(self, stores: t.Iterable[IndexStore]) -> bool:
+        """``refresh=wait_for``: return once a refresh has made the stores' changes searchable.
+
+        Called with ``lock`` held; the wait releases it. Nothing is forced: the periodic refresh
+        (``index.refresh_interval``), an explicit ``_refresh`` or another request's ``refresh=true``
+        ends the wait, and with ``refresh_interval: -1`` only the latter two do. A store that already
+        has ``index.max_refresh_listeners`` requests waiting is refreshed at once instead; returns
+        whether that happened (the response's ``forced_refresh``).
+        """
+        forced = False
+        waits: list[tuple[IndexStore, int]] = []
+        for store in stores:
+            if not store.pending:
+                continue  # nothing of this request left unpublished
+            if store.refresh_listeners >= store.max_refresh_listeners:
+                store.refresh()
+                forced = True
+                continue
+            store.refresh_listeners += 1
+            waits.append((store, store.refreshes + 1))
+        if forced:
+            self.refreshed.notify_all()
+        waiting = waits
+        try:
+            while waiting and not self.closing:
+                self.refreshed.wait(0.05)
+                waiting = [(s, n) for s, n in waiting if s.refreshes < n and self.indices.get(s.name) is s]
+        finally:
+            for store, _ in waits:
+                store.refresh_listeners -= 1
+        return forced
+
+    def close(self) -> None:
+        """Release every request waiting for a refresh (the server is stopping)."""
+        self.closing = True
+        self.refreshed.notify_all()
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -307,6 +364,7 @@ class Cluster:
                 "created_ms": store.created_ms,
                 "seq_no": store.seq_no,
                 "tombstones": store.tombstones,
+                "deleted_at": store.deleted_at,
             }
             tmp = directory / f"{name}.ndjson.tmp"
             with tmp.open("wb") as fh:
@@ -334,6 +392,8 @@ class Cluster:
             store.uuid = store.settings.get("index.uuid", store.uuid)
             store.seq_no = info["seq_no"]
             store.tombstones = info["tombstones"]
+            # Snapshots written before delete times were kept: count their deletes from now.
+            store.deleted_at = info.get("deleted_at") or dict.fromkeys(store.tombstones, time.time())
             path = directory / f"{name}.ndjson"
             if path.exists():
                 with path.open("rb") as fh:

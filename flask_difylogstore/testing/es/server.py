@@ -209,6 +209,8 @@ class LocalElasticsearchServer:
         self._httpd = httpd
         self.port = httpd.server_address[1]
         self._stopping.clear()
+        with self.cluster.lock:
+            self.cluster.closing = False
         self._threads = [
             threading.Thread(
                 target=httpd.serve_forever,
@@ -228,6 +230,8 @@ class LocalElasticsearchServer:
         if httpd is None:
             return
         self._stopping.set()
+        with self.cluster.lock:
+            self.cluster.close()
         httpd.shutdown()
         httpd.server_close()
         httpd.close_connections()
@@ -268,8 +272,7 @@ class LocalElasticsearchServer:
 
     def refresh(self, index: str | None = None) -> None:
         with self.cluster.lock:
-            for store in self.cluster.resolve(index, ignore_unavailable=True):
-                store.refresh()
+            self.cluster.refresh_now(self.cluster.resolve(index, ignore_unavailable=True))
 
     def save(self) -> None:
         if self.data_dir is None:
