@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import random
@@ -254,7 +255,7 @@ def relational_latency(pg_url: str, saves: int, rate: float) -> dict[str, float]
             work.save(work.entities(200), rate=rate)  # warm the pool and the statement cache
             figures = percentiles(work.save(work.entities(saves), rate=rate))
         finally:
-            table = WorkflowNodeExecutionModel.__table__
+            table = t.cast(t.Any, WorkflowNodeExecutionModel.__table__)
             with engine.begin() as conn:
                 conn.execute(table.delete().where(table.c.tenant_id == work.tenant))
     return figures
@@ -306,7 +307,7 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
             took = work.save(items, rate=None)
             saved = time.perf_counter() - started
             saver_cpu = _thread_cpu() - saver_before
-            acked = wait_idle(sink, 600)
+            all_acked = wait_idle(sink, 600)
             elapsed = time.perf_counter() - started
             client_cpu = _process_cpu() - client_before
             server_cpu = server.cpu_seconds() - cpu_before
@@ -315,7 +316,7 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
                 "records": args.records,
                 "acked_rps": round(args.records / elapsed),
                 "save_rps": round(args.records / saved),
-                "all_acked": acked and stats["dropped"] == 0,
+                "all_acked": all_acked and stats["dropped"] == 0,
                 "batches": stats["batches"],
                 "client_cpu_us_per_record": round(client_cpu / args.records * 1e6, 1),
                 "saving_thread_cpu_us_per_record": round(saver_cpu / args.records * 1e6, 1),
@@ -408,6 +409,30 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[st
     finally:
         server.close()
     return result
+
+
+class GcPauses:
+    """Records how long CPython's garbage collections pause the process (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.full: list[float] = []
+        self.young: list[float] = []
+        self._started = 0.0
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            (self.full if info["generation"] == 2 else self.young).append(time.perf_counter() - self._started)
+
+    def summary(self) -> dict[str, t.Any]:
+        return {
+            "full": len(self.full),
+            "full_max_ms": round(max(self.full, default=0.0) * 1e3, 1),
+            "young": len(self.young),
+            "young_max_ms": round(max(self.young, default=0.0) * 1e3, 1),
+        }
 
 
 class Discard:
@@ -571,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args.serve)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    pauses = GcPauses()
     # the control does as much CPU work per call as submit() does on one thread
     alone = submit_contention(2000, 1, pipeline=True)["p50_us"]
     repeat = max(1, round(alone / submit_contention(2000, 1, pipeline=False)["p50_us"]))
@@ -652,6 +678,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for label, fig in contention.items():
         lines.append(f"{label:<22}{fig['p50_us']:>9}{fig['p99_us']:>9}{fig['p999_us']:>9}{fig['per_s']:>9}")
+    collections = pauses.summary()
+    lines += [
+        "",
+        f"full garbage collections in this process: {collections['full']}, longest {collections['full_max_ms']} ms "
+        f"(young: {collections['young']}, longest {collections['young_max_ms']} ms); a collection stops every",
+        "thread, so a save() it falls into takes at least that long (the max column of the first table)",
+    ]
     print("\n".join(lines))
 
     met: dict[str, bool] = {}
@@ -674,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
                 "targets": TARGETS,
                 "met": met,
                 "all_acked": ok,
+                "garbage_collections": collections,
             }
         )
     )
