@@ -215,6 +215,8 @@ def test_persistence_and_restart_on_same_port(tmp_path: Path) -> None:
     )
     es.index(index="keep-1", id="a", document={"v": 1}, refresh=True)
     es.index(index="keep-1", id="a", document={"v": 2})
+    es.index(index="keep-1", id="gone", document={"v": 1}, version=7, version_type="external")
+    es.delete(index="keep-1", id="gone", version=8, version_type="external")
     server.stop()
     with pytest.raises(elasticsearch.ConnectionError):
         es.info()
@@ -224,6 +226,8 @@ def test_persistence_and_restart_on_same_port(tmp_path: Path) -> None:
     assert es.get(index="keep-1", id="a")["_version"] == 2
     assert es.count(index="keep-1")["count"] == 1
     assert es.indices.exists_index_template(name="tpl")
+    with pytest.raises(elasticsearch.ConflictError):  # the delete's version is still remembered
+        es.index(index="keep-1", id="gone", document={"v": 0}, version=6, version_type="external")
     server.stop()
     again = LocalElasticsearchServer(port=port, data_dir=tmp_path / "data")
     with again:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import os
 import re
 import threading
 import time
 import typing as t
 from pathlib import Path
 
-import orjson
-
+from flask_difylogstore.testing.es import persistence
 from flask_difylogstore.testing.es.datemath import parse_duration_ms
-from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
+from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request, index_not_found
 from flask_difylogstore.testing.es.mapping import Mapping, merge_properties
 
@@ -349,61 +347,12 @@ class Cluster:
         self.refreshed.notify_all()
 
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        meta: dict[str, t.Any] = {
-            "index_templates": self.index_templates,
-            "component_templates": self.component_templates,
-            "ilm": self.ilm,
-            "indices": {},
-        }
-        for name, store in self.indices.items():
-            meta["indices"][name] = {
-                "settings": store.settings,
-                "mappings": store.mapping.body,
-                "aliases": store.aliases,
-                "created_ms": store.created_ms,
-                "seq_no": store.seq_no,
-                "tombstones": store.tombstones,
-                "deleted_at": store.deleted_at,
-            }
-            tmp = directory / f"{name}.ndjson.tmp"
-            with tmp.open("wb") as fh:
-                for doc in store.live.values():
-                    fh.write(orjson.dumps([doc.id, doc.version, doc.seq_no, doc.source]) + b"\n")
-            os.replace(tmp, directory / f"{name}.ndjson")
-        for stale in directory.glob("*.ndjson"):
-            if stale.stem not in self.indices:
-                stale.unlink()
-        (directory / "state.json.tmp").write_bytes(orjson.dumps(meta))
-        os.replace(directory / "state.json.tmp", directory / "state.json")
+        """Write the whole cluster to ``directory`` (see :mod:`~flask_difylogstore.testing.es.persistence`)."""
+        persistence.save(self, directory)
 
     def load(self, directory: Path) -> None:
-        state = directory / "state.json"
-        if not state.exists():
-            return
-        meta = orjson.loads(state.read_bytes())
-        self.index_templates = meta["index_templates"]
-        self.component_templates = meta["component_templates"]
-        self.ilm = meta["ilm"]
-        self.indices = {}
-        for name, info in meta["indices"].items():
-            mapping = Mapping(info["mappings"], error_type=self.error_type)
-            store = IndexStore(name, info["settings"], mapping, info["aliases"], info["created_ms"])
-            store.uuid = store.settings.get("index.uuid", store.uuid)
-            store.seq_no = info["seq_no"]
-            store.tombstones = info["tombstones"]
-            # Snapshots written before delete times were kept: count their deletes from now.
-            store.deleted_at = info.get("deleted_at") or dict.fromkeys(store.tombstones, time.time())
-            path = directory / f"{name}.ndjson"
-            if path.exists():
-                with path.open("rb") as fh:
-                    for line in fh:
-                        doc_id, version, seq_no, source = orjson.loads(line)
-                        doc = StoredDoc(doc_id, source, mapping.index_document(source, doc_id), version, seq_no)
-                        store.live[doc_id] = doc
-                        store.pending[doc_id] = doc
-            store.refresh()
-            self.indices[name] = store
+        """Replace the cluster's state with what ``directory`` holds, if anything."""
+        persistence.load(self, directory)
 
 
 def _merge_mapping(base: dict[str, t.Any], extra: dict[str, t.Any]) -> None:
