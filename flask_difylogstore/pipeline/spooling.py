@@ -29,6 +29,7 @@ from flask_difylogstore.errors import BackendUnavailableError, RecordRejectedErr
 from flask_difylogstore.pipeline import lifecycle, spool
 from flask_difylogstore.pipeline.breaker import CircuitBreaker
 from flask_difylogstore.pipeline.feed import Entry, WriterSide
+from flask_difylogstore.pipeline.group_commit import GroupCommit, fsync_quietly
 from flask_difylogstore.pipeline.metrics import PipelineMetrics
 from flask_difylogstore.pipeline.pending import PendingIndex
 from flask_difylogstore.pipeline.spool import Segment, Spool, SpoolFullError
@@ -44,7 +45,7 @@ def _default(value: t.Any) -> t.Any:
     return str(value)
 
 
-class SpoolingPipeline(WriterSide):
+class SpoolingPipeline(WriterSide, GroupCommit):
     """A :class:`~flask_difylogstore.pipeline.base.RecordSink` with a durable spool and a writer thread."""
 
     def __init__(
@@ -144,65 +145,6 @@ class SpoolingPipeline(WriterSide):
     def _write_loop(self) -> None:
         self.writer.run()
 
-    def _fsync_loop(self) -> None:
-        """Group commit: while appends come in, one fsync per interval; idle, a wait for the next append.
-
-        This thread also keeps a spare segment ready. Saves wake it only when it is idle or when a
-        rotation took the spare: a wake-up per save would make it contend for the GIL with the
-        saving threads all the time.
-        """
-        interval = self.settings.fsync_interval_ms / 1000.0
-        last = 0.0
-        while True:
-            if self._fsync_idle:
-                self._fsync_wake.wait(1.0)
-            self._keep_spare()
-            delay = last + interval - time.monotonic()
-            if delay > 0 and self._fsync_wake.wait(delay):  # cut short by a rotation that took the spare
-                self._keep_spare()
-            last = time.monotonic()
-            synced = self._sync_now()
-            if self.stopping:
-                return
-            if not synced:
-                self._fsync_idle = True
-                if any(seg.dirty for seg in list(self.spool.segments)):  # appended since: no wait
-                    self._fsync_idle = False
-
-    def _sync_now(self) -> bool:
-        with self._lock:
-            dirty, dir_dirty = self.spool.dirty_segments()
-        spool.sync(dirty, self.directory if dir_dirty else None, self._spool_error)
-        return bool(dirty)
-
-    def _wake_fsync(self) -> None:
-        if self._fsync_idle:
-            self._fsync_idle = False
-            self._fsync_wake.set()
-
-    def _keep_spare(self) -> None:
-        """Prepare the next segment ahead of time, so a rotation in ``submit`` costs no I/O."""
-        with self._lock:
-            wanted = self.spool.wants_spare()
-        self._spare_requested = False
-        if not wanted:
-            return
-        try:
-            seg = self.spool.prepare_spare()
-        except OSError as exc:
-            self._spool_error(f"preparing a segment: {exc}")
-            lifecycle.native_sleep(1.0)
-            return
-        with self._lock:
-            kept = not self.closed and self.spool.install_spare(seg)
-        if not kept:
-            spool.delete([seg])
-
-    def _spool_error(self, message: str) -> None:
-        self.metrics.add(spool_errors=1)
-        self.metrics.error(message)
-        logger.error("flask-difylogstore: spool error: %s", message)
-
     # -- the save path -----------------------------------------------------------------------
 
     def submit(self, records: Sequence[LogRecord]) -> None:
@@ -237,7 +179,7 @@ class SpoolingPipeline(WriterSide):
                 return
         if self.settings.fsync_interval_ms == 0:
             fd = segment.fd
-            lifecycle.offload(lambda: _fsync_quietly(fd))
+            lifecycle.offload(lambda: fsync_quietly(fd))
         else:
             self._wake_fsync()
 
@@ -396,8 +338,3 @@ class SpoolingPipeline(WriterSide):
         figures.update(self.metrics.counters())
         figures["breaker"] = self.breaker.snapshot()
         return figures
-
-
-def _fsync_quietly(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.fsync(fd)
