@@ -23,12 +23,13 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    from flask_difylogstore.schemas import RecordSchema
 
 DELETED_BIT = 1 << 62
 FINAL_BIT = 1 << 61
@@ -183,50 +184,8 @@ class VersionClock:
 default_clock = VersionClock()
 
 
-@dataclass(frozen=True)
-class RecordSchema:
-    """The fields of one record kind and their storage types."""
-
-    kind: RecordKind
-    fields: Mapping[str, FieldType]
-    #: Fields fixed when the entity is created; safe to filter on before picking the latest version.
-    owner_fields: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def payload_fields(self) -> list[str]:
-        return [name for name, type_ in self.fields.items() if type_ is FieldType.JSON]
-
-    @property
-    def datetime_fields(self) -> list[str]:
-        return [name for name, type_ in self.fields.items() if type_ is FieldType.DATETIME]
-
-
-def _column_type(column: sa.Column[Any]) -> FieldType:
-    if column.name in PAYLOAD_COLUMNS:
-        return FieldType.JSON
-    if column.name in TEXT_COLUMNS:
-        return FieldType.TEXT
-    type_ = column.type
-    if isinstance(type_, sa.Boolean):
-        return FieldType.BOOL
-    if isinstance(type_, sa.Integer):
-        return FieldType.LONG
-    if isinstance(type_, sa.Float | sa.Numeric):
-        return FieldType.DOUBLE
-    if isinstance(type_, sa.DateTime):
-        return FieldType.DATETIME
-    if isinstance(type_, sa.Text):
-        return FieldType.TEXT
-    return FieldType.KEYWORD
-
-
-def fields_from_model(model: Any) -> dict[str, FieldType]:
-    """Field types derived from an ORM model's columns (so new Dify columns reach the index)."""
-    table = model.__table__
-    return {column.name: _column_type(column) for column in table.columns}
-
-
-_OWNER_FIELDS: Mapping[RecordKind, frozenset[str]] = {
+#: Fields fixed when an entity is created (safe to filter on before picking the latest version).
+OWNER_FIELDS: Mapping[RecordKind, frozenset[str]] = {
     RecordKind.RUN: frozenset(
         {
             "id",
@@ -272,21 +231,6 @@ _OWNER_FIELDS: Mapping[RecordKind, frozenset[str]] = {
     ),
     RecordKind.PAYLOAD: frozenset({"id", "tenant_id", "app_id", "node_execution_id", "type", "created_at"}),
 }
-
-
-def build_schemas(models: Mapping[RecordKind, Any]) -> dict[RecordKind, RecordSchema]:
-    """The schema of every record kind, from the given ORM models (Dify's own or the package's)."""
-    schemas: dict[RecordKind, RecordSchema] = {}
-    for kind, model in models.items():
-        fields = fields_from_model(model)
-        if kind is RecordKind.NODE_EXECUTION:
-            fields.update(TRUNCATION_FLAGS)
-        fields.update(META_FIELDS)
-        schemas[kind] = RecordSchema(kind, fields, _OWNER_FIELDS[kind])
-    schemas[RecordKind.PAYLOAD] = RecordSchema(
-        RecordKind.PAYLOAD, {**PAYLOAD_RECORD_FIELDS, **META_FIELDS}, _OWNER_FIELDS[RecordKind.PAYLOAD]
-    )
-    return schemas
 
 
 @dataclass(slots=True)
@@ -342,7 +286,7 @@ class LogRecord:
 
     def tombstone(self, version: int) -> LogRecord:
         """A deletion snapshot of this entity with the owner fields kept (for scoping and routing)."""
-        schema_owner = _OWNER_FIELDS[self.kind]
+        schema_owner = OWNER_FIELDS[self.kind]
         data = {k: v for k, v in self.data.items() if k in schema_owner}
         return LogRecord(self.kind, data, version | DELETED_BIT)
 
@@ -392,21 +336,3 @@ def latest_by_id(records: Iterable[LogRecord]) -> dict[str, LogRecord]:
         if current is None or supersedes(record.log_version, current.log_version):
             winners[record.id] = record
     return winners
-
-
-_schemas: dict[RecordKind, RecordSchema] | None = None
-
-
-def schemas() -> dict[RecordKind, RecordSchema]:
-    """The schema of every record kind, derived once from the models in force (Dify's or the package's)."""
-    global _schemas
-    if _schemas is None:
-        from flask_difylogstore.dify import compat
-
-        _schemas = build_schemas({RecordKind(k): m for k, m in compat.record_models().items()})
-    return _schemas
-
-
-def schema(kind: RecordKind) -> RecordSchema:
-    """The schema of one record kind."""
-    return schemas()[kind]

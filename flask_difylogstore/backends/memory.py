@@ -34,7 +34,8 @@ from flask_difylogstore.backends.base import (
     TimeRange,
     WriteResult,
 )
-from flask_difylogstore.records import LogRecord, RecordKind, coerce, default_clock, schema, supersedes
+from flask_difylogstore.records import LogRecord, RecordKind, coerce, default_clock, supersedes
+from flask_difylogstore.schemas import schema
 
 if t.TYPE_CHECKING:
     from flask_difylogstore.settings import LogStoreSettings

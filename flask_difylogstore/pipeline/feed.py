@@ -22,7 +22,8 @@ from flask_difylogstore.pipeline import lifecycle, spool
 from flask_difylogstore.pipeline.metrics import PipelineMetrics
 from flask_difylogstore.pipeline.pending import PendingIndex
 from flask_difylogstore.pipeline.spool import Segment, Spool
-from flask_difylogstore.records import LogRecord, RecordKind, RecordSchema
+from flask_difylogstore.records import LogRecord, RecordKind
+from flask_difylogstore.schemas import RecordSchema
 from flask_difylogstore.settings import PipelineSettings
 
 logger = logging.getLogger(__name__)

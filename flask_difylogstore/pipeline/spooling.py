@@ -34,8 +34,9 @@ from flask_difylogstore.pipeline.metrics import PipelineMetrics
 from flask_difylogstore.pipeline.pending import PendingIndex
 from flask_difylogstore.pipeline.spool import Segment, Spool, SpoolFullError
 from flask_difylogstore.pipeline.writer import WRITERS, DeadLetters, Gate, Writer
-from flask_difylogstore.records import LogRecord, RecordKind, RecordSchema
-from flask_difylogstore.records import schema as default_schema
+from flask_difylogstore.records import LogRecord, RecordKind
+from flask_difylogstore.schemas import RecordSchema
+from flask_difylogstore.schemas import schema as default_schema
 from flask_difylogstore.settings import PipelineSettings
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from flask_difylogstore import conversions, payloads
 from flask_difylogstore.backends.base import Direction, Filter, RecordQuery
 from flask_difylogstore.dify.enums import WorkflowNodeExecutionTriggeredFrom
 from flask_difylogstore.extension import LogStoreState
-from flask_difylogstore.records import LogRecord, RecordKind, default_clock, schema
+from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from flask_difylogstore.repositories._context import StateMixin, creator_of, enum_value, scope, tenant_of
 from flask_difylogstore.repositories._reads import Reader
 from flask_difylogstore.repositories.dual import (
@@ -19,6 +19,7 @@ from flask_difylogstore.repositories.dual import (
     report_read_failure,
     report_write_failure,
 )
+from flask_difylogstore.schemas import schema
 
 #: How long ``save_synchronously`` waits for the backend to acknowledge.
 SYNC_TIMEOUT_S = 30.0

@@ -9,7 +9,8 @@ import orjson
 
 from flask_difylogstore.backends.base import RecordQuery, Scope
 from flask_difylogstore.backends.elasticsearch import ElasticsearchBackend
-from flask_difylogstore.records import LogRecord, RecordKind, schema
+from flask_difylogstore.records import LogRecord, RecordKind
+from flask_difylogstore.schemas import schema
 from tests.backends import es_fixtures
 from tests.backends.records import RecordFactory
 

@@ -13,7 +13,8 @@ from flask_difylogstore.backends.elasticsearch import ElasticsearchBackend
 from flask_difylogstore.backends.elasticsearch.client import build_client
 from flask_difylogstore.backends.elasticsearch.indices import IndexLayout
 from flask_difylogstore.backends.elasticsearch.lifecycle import Provisioner
-from flask_difylogstore.records import FieldType, RecordKind, RecordSchema, schemas
+from flask_difylogstore.records import FieldType, RecordKind
+from flask_difylogstore.schemas import RecordSchema, schemas
 from flask_difylogstore.settings import LogStoreSettings
 from flask_difylogstore.testing.es import LocalElasticsearchServer
 from tests.backends import es_fixtures

@@ -20,7 +20,8 @@ from flask_difylogstore.backends.base import (
 from flask_difylogstore.backends.elasticsearch import results
 from flask_difylogstore.backends.elasticsearch.indices import IndexLayout
 from flask_difylogstore.backends.elasticsearch.query import QueryBuilder, escape_wildcard
-from flask_difylogstore.records import RecordKind, schema, schemas
+from flask_difylogstore.records import RecordKind
+from flask_difylogstore.schemas import schema, schemas
 
 RUN = RecordKind.RUN
 

@@ -10,7 +10,8 @@ from aliyun.log import IndexConfig, IndexKeyConfig
 from flask_difylogstore.backends.aliyun_sls import AliyunSLSBackend
 from flask_difylogstore.backends.aliyun_sls.client import make_client
 from flask_difylogstore.backends.aliyun_sls.schema import KEYWORD_TOKENS, desired_index, diff_index
-from flask_difylogstore.records import RecordKind, schema
+from flask_difylogstore.records import RecordKind
+from flask_difylogstore.schemas import schema
 from flask_difylogstore.settings import AliyunSLSSettings
 
 KINDS = [k.value for k in RecordKind]

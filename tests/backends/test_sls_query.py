@@ -17,7 +17,8 @@ from flask_difylogstore.backends.aliyun_sls.query import (
     sql_literal,
 )
 from flask_difylogstore.backends.base import Filter, GroupBy, Metric, Scope, TimeRange
-from flask_difylogstore.records import RecordKind, schema
+from flask_difylogstore.records import RecordKind
+from flask_difylogstore.schemas import schema
 
 
 @pytest.fixture

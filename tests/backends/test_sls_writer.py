@@ -14,7 +14,8 @@ from flask_difylogstore.backends.aliyun_sls.writer import (
     encode,
 )
 from flask_difylogstore.backends.base import RecordQuery, Scope
-from flask_difylogstore.records import RecordKind, schema
+from flask_difylogstore.records import RecordKind
+from flask_difylogstore.schemas import schema
 from flask_difylogstore.settings import AliyunSLSSettings
 from tests.backends.conftest import RunFactory
 from tests.backends.records import BASE_TIME

@@ -11,7 +11,8 @@ from aliyun.log.log_logs_pb2 import LogGroup
 from flask_difylogstore.backends.aliyun_sls import AliyunSLSBackend
 from flask_difylogstore.backends.aliyun_sls.writer import encode, encode_raw, log_group_bytes
 from flask_difylogstore.backends.base import Scope
-from flask_difylogstore.records import LogRecord, RecordKind, format_datetime, schema
+from flask_difylogstore.records import LogRecord, RecordKind, format_datetime
+from flask_difylogstore.schemas import schema
 from tests.backends.conftest import RunFactory
 
 

@@ -18,7 +18,8 @@ import orjson
 
 from flask_difylogstore.backends.base import WriteResult
 from flask_difylogstore.backends.memory import MemoryBackend
-from flask_difylogstore.records import LogRecord, RecordKind, schema
+from flask_difylogstore.records import LogRecord, RecordKind
+from flask_difylogstore.schemas import schema
 
 if t.TYPE_CHECKING:
     from flask_difylogstore.settings import LogStoreSettings

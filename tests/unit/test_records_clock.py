@@ -11,10 +11,10 @@ from flask_difylogstore.records import (
     compose_version,
     is_final_status,
     latest_by_id,
-    schema,
     supersedes,
     version_time_ms,
 )
+from flask_difylogstore.schemas import schema
 
 
 def test_clock_is_strictly_monotonic_under_many_threads() -> None:

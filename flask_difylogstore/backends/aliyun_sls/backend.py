@@ -31,16 +31,8 @@ from flask_difylogstore.backends.base import (
     TimeRange,
     WriteResult,
 )
-from flask_difylogstore.records import (
-    FieldType,
-    LogRecord,
-    RecordKind,
-    RecordSchema,
-    VersionClock,
-    compose_version,
-    default_clock,
-    schemas,
-)
+from flask_difylogstore.records import FieldType, LogRecord, RecordKind, VersionClock, compose_version, default_clock
+from flask_difylogstore.schemas import RecordSchema, schemas
 from flask_difylogstore.settings import AliyunSLSSettings, LogStoreSettings
 
 #: Rows per internal SQL page: pages follow the keyset, so no offset cap is ever reached.

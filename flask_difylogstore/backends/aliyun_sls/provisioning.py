@@ -17,7 +17,8 @@ from flask_difylogstore.backends.aliyun_sls.client import TransportError
 from flask_difylogstore.backends.aliyun_sls.schema import desired_index, diff_index
 from flask_difylogstore.backends.base import ProvisionChange, ProvisionReport
 from flask_difylogstore.errors import ProvisioningError
-from flask_difylogstore.records import RecordKind, RecordSchema
+from flask_difylogstore.records import RecordKind
+from flask_difylogstore.schemas import RecordSchema
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from datetime import datetime
 from enum import Enum
 
 from flask_difylogstore.backends.base import Filter, GroupBy, Metric, Scope, TimeRange
-from flask_difylogstore.records import FieldType, RecordSchema, format_datetime, parse_datetime
+from flask_difylogstore.records import FieldType, format_datetime, parse_datetime
+from flask_difylogstore.schemas import RecordSchema
 
 #: SLS: ``LIMIT offset, count`` needs count <= 10,000 and offset + count <= 1,000,000.
 MAX_SQL_ROWS = 10_000

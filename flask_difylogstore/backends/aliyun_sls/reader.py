@@ -27,7 +27,8 @@ from flask_difylogstore.backends.aliyun_sls.query import (
 from flask_difylogstore.backends.aliyun_sls.writer import NULLS_FIELD
 from flask_difylogstore.backends.base import Scope
 from flask_difylogstore.errors import BackendUnavailableError
-from flask_difylogstore.records import META_FIELDS, FieldType, LogRecord, RecordKind, RecordSchema, coerce
+from flask_difylogstore.records import META_FIELDS, FieldType, LogRecord, RecordKind, coerce
+from flask_difylogstore.schemas import RecordSchema
 
 logger = logging.getLogger(__name__)
 

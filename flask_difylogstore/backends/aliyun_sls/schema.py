@@ -12,7 +12,8 @@ import copy
 import typing as t
 from dataclasses import dataclass, field
 
-from flask_difylogstore.records import FieldType, RecordSchema
+from flask_difylogstore.records import FieldType
+from flask_difylogstore.schemas import RecordSchema
 
 #: Delimiters of free text (the upstream plugin's list, with the curly quotes it meant).
 TEXT_TOKENS: tuple[str, ...] = (

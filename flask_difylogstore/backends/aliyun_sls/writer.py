@@ -23,7 +23,8 @@ from aliyun.log.util import Util
 
 from flask_difylogstore.backends.aliyun_sls.client import TransportError, is_retryable
 from flask_difylogstore.backends.base import WriteResult
-from flask_difylogstore.records import FieldType, LogRecord, RecordSchema, format_datetime
+from flask_difylogstore.records import FieldType, LogRecord, format_datetime
+from flask_difylogstore.schemas import RecordSchema
 
 logger = logging.getLogger(__name__)
 

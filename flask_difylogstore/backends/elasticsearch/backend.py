@@ -39,15 +39,8 @@ from flask_difylogstore.backends.elasticsearch.query import QueryBuilder
 from flask_difylogstore.backends.elasticsearch.writer import BulkWriter, IndexCreator
 from flask_difylogstore.backends.memory import full_order, row_key
 from flask_difylogstore.errors import BackendUnavailableError, ProvisioningError
-from flask_difylogstore.records import (
-    LogRecord,
-    RecordKind,
-    RecordSchema,
-    VersionClock,
-    compose_version,
-    default_clock,
-    schemas,
-)
+from flask_difylogstore.records import LogRecord, RecordKind, VersionClock, compose_version, default_clock
+from flask_difylogstore.schemas import RecordSchema, schemas
 
 if t.TYPE_CHECKING:
     from flask_difylogstore.settings import LogStoreSettings

@@ -30,7 +30,8 @@ from flask_difylogstore.backends.elasticsearch.mappings import (
     missing_properties,
 )
 from flask_difylogstore.errors import ProvisioningError
-from flask_difylogstore.records import RecordKind, RecordSchema
+from flask_difylogstore.records import RecordKind
+from flask_difylogstore.schemas import RecordSchema
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import typing as t
 
-from flask_difylogstore.records import FieldType, RecordSchema
+from flask_difylogstore.records import FieldType
+from flask_difylogstore.schemas import RecordSchema
 
 #: Payload fields searched by :attr:`RecordQuery.keyword` (the memory backend's list).
 SUBSTRING_FIELDS = frozenset({"inputs", "outputs", "process_data"})

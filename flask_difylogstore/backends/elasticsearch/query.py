@@ -32,7 +32,8 @@ from flask_difylogstore.backends.elasticsearch.mappings import (
     unmapped_type,
 )
 from flask_difylogstore.backends.memory import full_order
-from flask_difylogstore.records import FieldType, RecordKind, RecordSchema, coerce, format_datetime
+from flask_difylogstore.records import FieldType, RecordKind, coerce, format_datetime
+from flask_difylogstore.schemas import RecordSchema
 
 Clause = dict[str, t.Any]
 MATCH_NONE: Clause = {"match_none": {}}

@@ -32,7 +32,8 @@ from flask_difylogstore.backends.base import WriteResult
 from flask_difylogstore.backends.elasticsearch.client import is_retryable, is_retryable_status
 from flask_difylogstore.backends.elasticsearch.indices import IndexLayout
 from flask_difylogstore.backends.elasticsearch.mappings import desired_mappings, index_settings
-from flask_difylogstore.records import LogRecord, RecordKind, RecordSchema
+from flask_difylogstore.records import LogRecord, RecordKind
+from flask_difylogstore.schemas import RecordSchema
 
 logger = logging.getLogger(__name__)
 
