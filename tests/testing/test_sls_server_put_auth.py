@@ -12,7 +12,7 @@ from aliyun.log.auth import AUTH_VERSION_4
 from aliyun.log.log_logs_raw_pb2 import LogGroupRaw
 
 from flask_difylogstore.testing.sls import LocalSLSServer, local_log_client
-from flask_difylogstore.testing.sls import store as sls_store
+from flask_difylogstore.testing.sls import ingest as sls_ingest
 from tests.testing.conftest import make_logstore, put, query
 
 
@@ -20,7 +20,7 @@ from tests.testing.conftest import make_logstore, put, query
 def test_lz4_and_uncompressed_bodies(
     sls_client: LogClient, project: str, use_arrow: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sls_store, "USE_ARROW", use_arrow)  # both bulk-append paths
+    monkeypatch.setattr(sls_ingest, "USE_ARROW", use_arrow)  # both bulk-append paths
     make_logstore(sls_client, project, "bodies", {"k": "text", "n": "long"})
     put(sls_client, project, "bodies", [{"k": "lz4", "n": "1"}])
     put(sls_client, project, "bodies", [{"k": "plain"}, {"other": "x"}], compress=False)

@@ -13,9 +13,10 @@ import duckdb
 import orjson
 
 from flask_difylogstore.testing.sls.errors import SLSError, bad_request, not_found
+from flask_difylogstore.testing.sls.ingest import column_key, key_column, quote_ident
 from flask_difylogstore.testing.sls.search import KeyInfo, SearchSchema, compile_search, split_query
 from flask_difylogstore.testing.sls.sql import translate
-from flask_difylogstore.testing.sls.store import Store, column_key, key_column, quote_ident
+from flask_difylogstore.testing.sls.store import Store
 
 #: SLS's default ``max_text_len``: longer text values are cut in analytic (SQL) results.
 DEFAULT_MAX_TEXT_LEN = 2048

@@ -3,9 +3,8 @@
 Each logstore is one DuckDB table: fixed columns (``__seq__`` ingest order, ``__time__``,
 ``__time_ns__``, ``__topic__``, ``__source__``, ``__tags__``) plus one VARCHAR column per log key
 ever written (named ``k_<hex of the key>`` so any key, in any case, is a distinct column). Decoded
-logs are buffered in memory and appended column-wise in bulk (through pyarrow when installed,
-else ``INSERT … SELECT unnest(list)``), which is what keeps PutLogs fast. Metadata lives in a
-JSON document next to the database.
+logs are buffered in memory and appended in bulk (:mod:`~flask_difylogstore.testing.sls.ingest`)
+before any read. Metadata lives in a JSON document next to the database.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import importlib
 import os
 import re
 import threading
@@ -25,37 +23,16 @@ from typing import Any
 import duckdb
 import orjson
 
+from flask_difylogstore.testing.sls import ingest
 from flask_difylogstore.testing.sls.errors import SLSError, bad_request, not_found
+from flask_difylogstore.testing.sls.ingest import quote_ident
 from flask_difylogstore.testing.sls.sql import MACROS
 from flask_difylogstore.testing.sls.wire import DecodedGroup
 
-#: Buffered logs are appended to DuckDB once this many are waiting (or before any read).
-FLUSH_ROWS = 5_000
-FLUSH_BYTES = 64 * 1024 * 1024
-#: Append through pyarrow when it is installed; set False to use DuckDB's list parameters only.
-USE_ARROW = True
-
 _PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _LOGSTORE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
-_FIXED_COLUMNS = (
-    ("__seq__", "BIGINT"),
-    ("__time__", "BIGINT"),
-    ("__time_ns__", "BIGINT"),
-    ("__topic__", "VARCHAR"),
-    ("__source__", "VARCHAR"),
-    ("__tags__", "VARCHAR"),
-)
 
 
-def _optional_pyarrow() -> Any:
-    """pyarrow when installed: it makes the bulk append about twice as fast."""
-    try:
-        return importlib.import_module("pyarrow")
-    except ImportError:  # pragma: no cover - depends on the environment
-        return None
-
-
-pyarrow: Any = _optional_pyarrow()
 _OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
 
 
@@ -67,36 +44,13 @@ def _close_open_stores() -> None:
             store.close(final=True)
 
 
-def key_column(key: str) -> str:
-    return "k_" + key.encode().hex()
-
-
-def column_key(column: str) -> str:
-    return bytes.fromhex(column[2:]).decode()
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-class _Pending:
-    """Logs accepted by PutLogs but not yet appended to DuckDB."""
-
-    __slots__ = ("groups", "rows", "bytes")
-
-    def __init__(self) -> None:
-        self.groups: list[tuple[int, DecodedGroup]] = []
-        self.rows = 0
-        self.bytes = 0
-
-
 class Store:
     """All state of one server; every method is thread-safe (one lock around DuckDB)."""
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.lock = threading.RLock()
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, ingest.Pending] = {}
         self._columns: dict[str, list[str]] = {}
         self.meta: dict[str, Any] = {"projects": {}}
         self.con: duckdb.DuckDBPyConnection | None = self._connect()
@@ -129,7 +83,7 @@ class Store:
             for ls in project["logstores"].values():
                 tbl = quote_ident(ls["_table"])
                 con.execute(
-                    f"CREATE TABLE IF NOT EXISTS {tbl} (" + ", ".join(f"{c} {t}" for c, t in _FIXED_COLUMNS) + ")"
+                    f"CREATE TABLE IF NOT EXISTS {tbl} (" + ", ".join(f"{c} {t}" for c, t in ingest.FIXED_COLUMNS) + ")"
                 )
                 row = con.execute(f"SELECT max(__seq__) FROM {tbl}").fetchone()
                 stored = row[0] if row and row[0] is not None else -1
@@ -243,7 +197,7 @@ class Store:
             tbl = quote_ident(record["_table"])
             self._columns.pop(record["_table"], None)
             self.db.execute(f"DROP TABLE IF EXISTS {tbl}")
-            self.db.execute(f"CREATE TABLE {tbl} (" + ", ".join(f"{c} {t}" for c, t in _FIXED_COLUMNS) + ")")
+            self.db.execute(f"CREATE TABLE {tbl} (" + ", ".join(f"{c} {t}" for c, t in ingest.FIXED_COLUMNS) + ")")
             proj["logstores"][name] = record
             self._save_meta()
 
@@ -337,11 +291,11 @@ class Store:
             ls = self.logstore(project, name)
             seq = ls["_next_seq"]
             ls["_next_seq"] = seq + len(group.rows)
-            pending = self._pending.setdefault(ls["_table"], _Pending())
+            pending = self._pending.setdefault(ls["_table"], ingest.Pending())
             pending.groups.append((seq, group))
             pending.rows += len(group.rows)
             pending.bytes += group.raw_size
-            if pending.rows >= FLUSH_ROWS or pending.bytes >= FLUSH_BYTES:
+            if pending.full:
                 self._flush(ls["_table"])
 
     def flush_all(self) -> None:
@@ -367,53 +321,6 @@ class Store:
         pending = self._pending.pop(table, None)
         if pending is None or not pending.rows:
             return
-        seqs: list[int] = []
-        times: list[int] = []
-        times_ns: list[int] = []
-        topics: list[str] = []
-        sources: list[str] = []
-        tags: list[str | None] = []
-        rows: list[dict[str, str]] = []
-        for seq, group in pending.groups:
-            count = len(group.rows)
-            seqs.extend(range(seq, seq + count))
-            times.extend(group.times)
-            times_ns.extend(group.times_ns)
-            topics.extend([group.topic] * count)
-            sources.extend([group.source] * count)
-            tag_json = orjson.dumps(group.tags).decode() if group.tags else None
-            tags.extend([tag_json] * count)
-            rows.extend(group.rows)
-        keys: dict[str, None] = {}
-        for row in rows:
-            keys.update(dict.fromkeys(row))
-        existing = set(self.table_columns(table))
-        tbl = quote_ident(table)
-        columns = ["__seq__", "__time__", "__time_ns__", "__topic__", "__source__", "__tags__"]
-        values: list[list[Any]] = [seqs, times, times_ns, topics, sources, tags]
-        types = ["BIGINT", "BIGINT", "BIGINT", "VARCHAR", "VARCHAR", "VARCHAR"]
-        for key in keys:
-            col = key_column(key)
-            if col not in existing:
-                self.db.execute(f"ALTER TABLE {tbl} ADD COLUMN {quote_ident(col)} VARCHAR")
-                self._columns.setdefault(table, []).append(col)
-            columns.append(quote_ident(col))
-            values.append([row.get(key) for row in rows])
-            types.append("VARCHAR")
-        target = f"INSERT INTO {tbl} ({', '.join(columns)})"
-        if pyarrow is not None and USE_ARROW:
-            arrow_types = {"BIGINT": pyarrow.int64(), "VARCHAR": pyarrow.string()}
-            batch = pyarrow.table(
-                {f"c{i}": pyarrow.array(v, arrow_types[t]) for i, (v, t) in enumerate(zip(values, types, strict=True))}
-            )
-            # A cursor of its own: the shared connection may hold a partly fetched result, which
-            # makes DuckDB refuse register() on it.
-            cursor = self.db.cursor()
-            try:
-                cursor.register("__sls_batch", batch)
-                cursor.execute(f"{target} SELECT * FROM __sls_batch")
-            finally:
-                cursor.close()
-        else:
-            select = ", ".join(f"unnest(${i + 1}::{t}[])" for i, t in enumerate(types))
-            self.db.execute(f"{target} SELECT {select}", values)
+        added = ingest.insert(self.db, table, pending, self.table_columns(table))
+        if added:
+            self._columns.setdefault(table, []).extend(added)
