@@ -97,6 +97,20 @@ def test_wait_for_without_changes_returns_at_once(es: Elasticsearch, index_name:
     assert time.monotonic() - started < 0.5
 
 
+def test_unknown_refresh_value_is_refused_before_writing(es: Elasticsearch, index_name: str) -> None:
+    es.indices.create(index=index_name)
+    with pytest.raises(BadRequestError) as exc:
+        es.perform_request(
+            "PUT",
+            f"/{index_name}/_doc/1",
+            params={"refresh": "soon"},
+            headers={"content-type": "application/json", "accept": "application/json"},
+            body={"a": 1},
+        )
+    assert exc.value.error == "illegal_argument_exception"
+    assert not es.exists(index=index_name, id="1")
+
+
 def test_by_query_refuses_wait_for(es: Elasticsearch, index_name: str) -> None:
     es.index(index=index_name, id="1", document={"a": 1}, refresh=True)
     with pytest.raises(BadRequestError) as exc:

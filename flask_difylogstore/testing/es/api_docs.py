@@ -26,12 +26,21 @@ def _int(value: t.Any) -> int | None:
     return None if value is None or value == "" else int(value)
 
 
-def _refresh_after(
-    srv: Srv, req: Request, stores: t.Iterable[IndexStore], body: dict[str, t.Any] | None = None
-) -> None:
-    """The write's ``refresh`` parameter: ``true`` (or empty) refreshes now, ``wait_for`` waits for one."""
+def _refresh_mode(req: Request) -> str | None:
+    """The write's ``refresh`` parameter, checked before anything is written (``None``: no refresh)."""
     mode = req.params.get("refresh")
     if mode is None or mode == "false":
+        return None
+    if mode not in ("", "true", "wait_for"):
+        raise bad_request(f"Unknown value for refresh: [{mode}].")
+    return mode
+
+
+def _refresh_after(
+    srv: Srv, mode: str | None, stores: t.Iterable[IndexStore], body: dict[str, t.Any] | None = None
+) -> None:
+    """Apply the refresh mode: ``true`` (or empty) refreshes now, ``wait_for`` waits for a refresh."""
+    if mode is None:
         return
     if mode == "wait_for":
         forced = srv.cluster.wait_for_refresh(stores)
@@ -53,6 +62,7 @@ def _versioning(req: Request) -> dict[str, t.Any]:
 
 @router.route("PUT POST", "{index}/_doc/{id}", "{index}/_create/{id}", "{index}/_doc")
 def index_doc(srv: Srv, req: Request) -> Response:
+    refresh = _refresh_mode(req)
     source = req.json()
     if not isinstance(source, dict):
         raise EsError(400, "mapper_parsing_exception", "failed to parse, document is empty")
@@ -61,7 +71,7 @@ def index_doc(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         store = srv.cluster.write_target(req.args["index"])
         status, body = store.index(doc_id, source, op_type="create" if create else "index", **_versioning(req))
-        _refresh_after(srv, req, [store], body)
+        _refresh_after(srv, refresh, [store], body)
     return status, body
 
 
@@ -107,15 +117,17 @@ def _filtered(req: Request, source: dict[str, t.Any], spec: t.Any = None) -> dic
 
 @router.route("DELETE", "{index}/_doc/{id}")
 def delete_doc(srv: Srv, req: Request) -> Response:
+    refresh = _refresh_mode(req)
     with srv.cluster.lock:
         store = srv.cluster.write_target(req.args["index"], auto_create=False)
         status, body = store.delete(req.args["id"], **_versioning(req))
-        _refresh_after(srv, req, [store], body)
+        _refresh_after(srv, refresh, [store], body)
     return status, body
 
 
 @router.route("POST", "{index}/_update/{id}")
 def update_doc(srv: Srv, req: Request) -> Response:
+    refresh = _refresh_mode(req)
     body = req.json()
     with srv.cluster.lock:
         store = srv.cluster.write_target(req.args["index"])
@@ -123,12 +135,13 @@ def update_doc(srv: Srv, req: Request) -> Response:
         status, result = store.update(
             req.args["id"], body, if_seq_no=v["if_seq_no"], if_primary_term=v["if_primary_term"]
         )
-        _refresh_after(srv, req, [store], result)
+        _refresh_after(srv, refresh, [store], result)
     return status, result
 
 
 @router.route("PUT POST", "_bulk", "{index}/_bulk")
 def bulk(srv: Srv, req: Request) -> Response:
+    refresh = _refresh_mode(req)
     started = time.perf_counter()
     lines = req.body.split(b"\n")
     default_index = req.args.get("index")
@@ -228,7 +241,7 @@ def bulk(srv: Srv, req: Request) -> Response:
             except EsError as exc:
                 errors = True
                 items.append({op: {"_index": index_name, "_id": doc_id, "status": exc.status, "error": exc.cause()}})
-        _refresh_after(srv, req, touched.values())
+        _refresh_after(srv, refresh, touched.values())
     took = int((time.perf_counter() - started) * 1000)
     return 200, {"errors": errors, "took": took, "items": items}
 

@@ -120,6 +120,7 @@ def by_query(srv: Srv, req: Request) -> Response:
             "illegal_argument_exception",
             f"Failed to parse value [{refresh}] as only [true] or [false] are allowed.",
         )
+    mode = None if refresh in (None, "false") else "true"
     proceed = req.params.get("conflicts", body.get("conflicts")) == "proceed"
     max_docs = _int(req.params.get("max_docs", body.get("max_docs")))
     done = conflicts = noops = 0
@@ -163,7 +164,7 @@ def by_query(srv: Srv, req: Request) -> Response:
                 flat = store.mapping.index_document(source, doc.id)
                 store._store(doc.id, source, flat, live.version + 1)
             done += 1
-        _refresh_after(srv, req, stores)
+        _refresh_after(srv, mode, stores)
     result: dict[str, t.Any] = {
         "took": int((time.perf_counter() - started) * 1000),
         "timed_out": False,
