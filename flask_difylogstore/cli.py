@@ -175,6 +175,9 @@ def health_command(as_json: bool) -> None:
             ping = report.backend
             line = f"{ping.name}: {'ok' if ping.ok else 'FAILED'} ({ping.latency_ms:.1f} ms)"
             click.echo(line + (f" - {ping.error}" if ping.error else ""))
+            click.echo("checks:")
+            for name, check in report.checks.items():
+                click.echo(f"  {name}: {'ok' if check.ok else 'FAILED - ' + check.detail}")
             for section in ("provisioning", "pipeline", "counters"):
                 values = getattr(report, section)
                 if values:
@@ -182,6 +185,8 @@ def health_command(as_json: bool) -> None:
                     for key, value in values.items():
                         click.echo(f"  {key}: {value}")
     if not report.ok:
+        if not as_json:
+            click.echo(f"UNHEALTHY: {', '.join(report.failed)}", err=True)
         raise SystemExit(1)
 
 

@@ -1,7 +1,12 @@
-"""Health report: backend reachability, provisioning, and write-pipeline figures.
+"""Health report: backend reachability, provisioning, and whether the write pipeline delivers.
 
 The same report feeds ``flask logstore health`` and the optional JSON endpoint (200 healthy,
-503 not), so operators and load balancers see one truth.
+503 not), so operators and load balancers see one truth. A backend that answers pings is not
+enough: the report is also unhealthy when a writer thread is dead, when the write circuit breaker
+has been open longer than ``LOGSTORE_HEALTH_BREAKER_OPEN_MAX`` (pings pass but writes are refused:
+quota, missing write permission), when the oldest unacknowledged record is older than
+``LOGSTORE_HEALTH_MAX_PENDING_AGE``, or when records could be neither delivered nor dead-lettered.
+``checks`` names each check and says why it failed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,15 @@ from flask_difylogstore.backends.base import PingResult
 
 if t.TYPE_CHECKING:
     from flask_difylogstore.extension import LogStoreState
+    from flask_difylogstore.settings import LogStoreSettings
+
+
+@dataclass
+class Check:
+    """One health check: whether it passed and, when it did not, why."""
+
+    ok: bool
+    detail: str = ""
 
 
 @dataclass
@@ -27,13 +41,67 @@ class HealthReport:
     provisioning: dict[str, t.Any] = field(default_factory=dict)
     pipeline: dict[str, t.Any] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the checks that failed."""
+        return [name for name, check in self.checks.items() if not check.ok]
 
     def to_dict(self) -> dict[str, t.Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["failed"] = self.failed
+        return data
+
+
+def pipeline_checks(pipeline: dict[str, t.Any], settings: LogStoreSettings) -> dict[str, Check]:
+    """The write pipeline's checks, from the figures of ``RecordSink.stats()``."""
+    if pipeline.get("mode") != "spooling":
+        return {}
+    checks: dict[str, Check] = {}
+    expected = int(pipeline.get("writers", 0))
+    alive = int(pipeline.get("writers_alive", 0))
+    if pipeline.get("writers_started") and alive < expected:
+        dead = expected - alive
+        checks["writer"] = Check(False, f"{dead} of {expected} writer threads are dead; restart the process")
+    else:
+        checks["writer"] = Check(True)
+    breaker = pipeline.get("breaker") or {}
+    open_for = float(breaker.get("open_for_s") or 0.0)
+    limit = settings.health_breaker_open_max_s
+    if breaker.get("state", "closed") != "closed" and open_for > limit:
+        checks["breaker"] = Check(
+            False,
+            f"writes have failed for {open_for:.0f}s (circuit breaker open, more than "
+            f"LOGSTORE_HEALTH_BREAKER_OPEN_MAX={limit:g}s): {pipeline.get('last_error') or 'unknown error'}",
+        )
+    else:
+        checks["breaker"] = Check(True)
+    age = pipeline.get("oldest_pending_age_s")
+    max_age = settings.health_pending_age_max_s
+    if age is not None and float(age) > max_age:
+        checks["pending_age"] = Check(
+            False,
+            f"the oldest unacknowledged record is {float(age):.0f}s old (more than "
+            f"LOGSTORE_HEALTH_MAX_PENDING_AGE={max_age:g}s)",
+        )
+    else:
+        checks["pending_age"] = Check(True)
+    stuck = int(pipeline.get("undeliverable", 0))
+    if stuck:
+        checks["undeliverable"] = Check(
+            False,
+            f"{stuck} records were refused by the backend and could not be written to the dead-letter "
+            f"directory {pipeline.get('dead_letter_dir', '')} ({pipeline.get('dead_letter_error') or 'error'}); "
+            "they stay in the spool",
+        )
+    else:
+        checks["undeliverable"] = Check(True)
+    return checks
 
 
 def build_health_report(state: LogStoreState) -> HealthReport:
-    """Ping the backend and collect provisioning and pipeline figures."""
+    """Ping the backend and collect provisioning and pipeline figures and checks."""
     if state.backend is None:
         return HealthReport(enabled=False, ok=True, counters=dict(state.counters))
     try:
@@ -42,15 +110,21 @@ def build_health_report(state: LogStoreState) -> HealthReport:
         ping = PingResult(state.backend.name, False, 0.0, f"{type(exc).__name__}: {exc}")
     provisioning = state.gate.snapshot() if state.gate is not None else {}
     pipeline = state.sink.stats() if state.sink is not None else {}
+    checks = {"backend": Check(ping.ok, "" if ping.ok else f"{ping.name} unreachable: {ping.error}")}
     provisioned = provisioning.get("state") in ("done", "disabled", None)
-    breaker_open = pipeline.get("breaker_state") == "open"
+    checks["provisioning"] = Check(
+        provisioned,
+        "" if provisioned else f"provisioning {provisioning.get('state')}: {provisioning.get('last_error') or ''}",
+    )
+    checks.update(pipeline_checks(pipeline, state.settings))
     return HealthReport(
         enabled=True,
-        ok=ping.ok and provisioned and not breaker_open,
+        ok=all(check.ok for check in checks.values()),
         backend=ping,
         provisioning=provisioning,
         pipeline=pipeline,
         counters=dict(state.counters),
+        checks=checks,
     )
 
 

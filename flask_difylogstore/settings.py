@@ -359,6 +359,22 @@ class LogStoreSettings(BaseSettings):
         description="Longest array kept in a truncated payload.",
         json_schema_extra=env("WORKFLOW_VARIABLE_TRUNCATION_ARRAY_LENGTH"),
     )
+    health_breaker_open_max_s: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="Health turns unhealthy when the write circuit breaker has stayed open this many seconds "
+        "(the backend answers pings but refuses or fails writes: quota, missing write permission).",
+        json_schema_extra=env("LOGSTORE_HEALTH_BREAKER_OPEN_MAX"),
+    )
+    health_pending_age_max_s: float = Field(
+        300.0,
+        gt=0,
+        le=604_800,
+        description="Health turns unhealthy when the oldest record not yet acknowledged by the backend is "
+        "older than this many seconds.",
+        json_schema_extra=env("LOGSTORE_HEALTH_MAX_PENDING_AGE"),
+    )
     health_url_prefix: str = Field(
         "",
         description="When set (e.g. `/logstore`), serve the health report at `<prefix>/health`.",

@@ -91,5 +91,17 @@ class CircuitBreaker:
                 self._retry_at = now + random.uniform(ceiling / 2, ceiling)
             self._probing = False
 
+    def open_for(self) -> float:
+        """Seconds since the breaker opened (0 while closed); a half-open probe does not reset it."""
+        opened_at = self.opened_at
+        if self.state == "closed" or opened_at is None:
+            return 0.0
+        return max(0.0, self._clock() - opened_at)
+
     def snapshot(self) -> dict[str, t.Any]:
-        return {"state": self.state, "consecutive_failures": self.failures, "opens": self.opens}
+        return {
+            "state": self.state,
+            "consecutive_failures": self.failures,
+            "opens": self.opens,
+            "open_for_s": round(self.open_for(), 3),
+        }

@@ -110,3 +110,92 @@ def test_ext_logstore_is_a_drop_in(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ext_logstore.is_enabled() is True
     monkeypatch.setenv("LOGSTORE_BACKEND", "bogus name")
     assert ext_logstore.is_enabled() is True
+
+
+# Health tells the truth about the write pipeline (docs/operations.md, "Health checks"): a backend
+# that answers pings but refuses writes, a dead writer, records waiting too long.
+
+
+def _run_record() -> t.Any:
+    from datetime import datetime
+
+    from flask_difylogstore.records import LogRecord, RecordKind, default_clock
+
+    data = {"id": "run-1", "tenant_id": "t1", "app_id": "a1", "status": "running", "created_at": datetime(2026, 1, 1)}
+    return LogRecord(RecordKind.RUN, data, default_clock.version_for(RecordKind.RUN, "running"))
+
+
+def _refuse_writes(app: Flask) -> None:
+    backend = t.cast(FakeBackend, get_state(app).backend)
+
+    def refuse(records: t.Any) -> t.Any:
+        raise PermissionError("403 Unauthorized: no write permission")
+
+    backend.write = refuse  # type: ignore[method-assign]
+
+
+def test_open_breaker_turns_health_unhealthy_and_names_the_check(make_settings: MakeSettings) -> None:
+    settings = make_settings(
+        backend=FAKE,
+        health_url_prefix="/logstore",
+        health_breaker_open_max_s=0,
+        pipeline={"max_retry_delay_s": 0.05, "flush_interval_ms": 5},
+    )
+    app = create_app(settings=settings)
+    _refuse_writes(app)
+    from flask_difylogstore.pipeline.lifecycle import wait_until
+
+    state = get_state(app)
+    assert state.sink is not None
+    state.sink.submit([_run_record()])
+    assert wait_until(lambda: state.sink is not None and state.sink.stats()["breaker"]["state"] != "closed", 20)
+    response = app.test_client().get("/logstore/health")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["backend"]["ok"] is True  # the ping passes, the writes do not
+    assert "breaker" in body["failed"]
+    assert "no write permission" in body["checks"]["breaker"]["detail"]
+    result = app.test_cli_runner().invoke(args=["logstore", "health"])
+    assert result.exit_code == 1
+    assert "breaker: FAILED" in result.output and "LOGSTORE_HEALTH_BREAKER_OPEN_MAX" in result.output
+
+
+def test_old_unacknowledged_records_turn_health_unhealthy(make_settings: MakeSettings) -> None:
+    settings = make_settings(backend=FAKE, health_pending_age_max_s=0.01, pipeline={"max_retry_delay_s": 0.05})
+    app = create_app(settings=settings)
+    _refuse_writes(app)
+    from flask_difylogstore.health import build_health_report
+    from flask_difylogstore.pipeline.lifecycle import wait_until
+
+    state = get_state(app)
+    assert state.sink is not None
+    state.sink.submit([_run_record()])
+    assert wait_until(lambda: "pending_age" in build_health_report(state).failed, 10)
+    result = app.test_cli_runner().invoke(args=["logstore", "health", "--json"])
+    assert result.exit_code == 1
+    assert "LOGSTORE_HEALTH_MAX_PENDING_AGE" in orjson.loads(result.output)["checks"]["pending_age"]["detail"]
+
+
+def test_pipeline_checks_from_figures(make_settings: MakeSettings) -> None:
+    from flask_difylogstore.health import pipeline_checks
+
+    settings = make_settings(health_breaker_open_max_s=60, health_pending_age_max_s=300)
+    healthy = {
+        "mode": "spooling",
+        "writers": 2,
+        "writers_started": True,
+        "writers_alive": 2,
+        "breaker": {"state": "open", "open_for_s": 59.0},
+        "oldest_pending_age_s": 299.0,
+        "undeliverable": 0,
+    }
+    assert all(c.ok for c in pipeline_checks(healthy, settings).values())
+    dead_writer = {**healthy, "writers_alive": 1}
+    assert not pipeline_checks(dead_writer, settings)["writer"].ok
+    long_open = {**healthy, "breaker": {"state": "half_open", "open_for_s": 61.0}}
+    assert not pipeline_checks(long_open, settings)["breaker"].ok
+    stuck = {**healthy, "undeliverable": 3, "dead_letter_error": "OSError: [Errno 28] No space left on device"}
+    assert "No space left" in pipeline_checks(stuck, settings)["undeliverable"].detail
+    not_started = {**healthy, "writers_started": False, "writers_alive": 0}
+    assert pipeline_checks(not_started, settings)["writer"].ok
+    assert pipeline_checks({"mode": "direct"}, settings) == {}
