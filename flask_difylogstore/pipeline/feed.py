@@ -37,7 +37,7 @@ FORGET_CHUNK = 256
 class Entry:
     """A record on its way to the backend, and the segment that holds it durably."""
 
-    __slots__ = ("attempts", "queued_at", "record", "segment", "size")
+    __slots__ = ("attempts", "queued_at", "reason", "record", "segment", "settled", "size")
 
     def __init__(self, record: LogRecord, segment: Segment, size: int, queued_at: float) -> None:
         self.record = record
@@ -45,6 +45,8 @@ class Entry:
         self.size = size
         self.attempts = 0
         self.queued_at = queued_at
+        self.settled = False
+        self.reason: str | None = None
 
 
 class WriterSide:

@@ -335,6 +335,13 @@ class SpoolingPipeline(WriterSide, GroupCommit):
                 "oldest_pending_age_s": None if oldest is None else max(0.0, time.time() - oldest),
                 "overflow_policy": self.settings.overflow_policy,
                 "writer_alive": any(not th.finished for th in self._threads[:WRITERS]),
+                "writers": WRITERS,
+                "writers_started": bool(self._threads),
+                "writers_alive": sum(1 for th in self._threads[:WRITERS] if not th.finished),
+                "writer_errors": self.writer.loop_errors,
+                "undeliverable": self.writer.undeliverable(),
+                "dead_letter_dir": str(self.dead_letters.directory),
+                "dead_letter_error": self.writer.dead_letter_error,
             }
         figures.update(self.metrics.counters())
         figures["breaker"] = self.breaker.snapshot()

@@ -6,12 +6,17 @@ both the settings' and the backend's limits, and settles every record of every b
 acknowledged (stored or stale), retried later (exponential back-off with full jitter, capped at
 ``max_retry_delay_s``, no attempt limit: a retryable record is kept until the backend takes it),
 or moved to the dead-letter file when the backend says retrying cannot help. Nothing leaves the
-spool any other way. Batches in flight at the same time may hold versions of one entity; the
-backends keep the highest ``log_version`` whatever the order of arrival, so that is safe.
+spool any other way: a refused record whose dead letter cannot be written (disk full, read-only
+mount, ``dead`` not a directory) stays in the spool, is counted as ``undeliverable`` and is
+dead-lettered again every ``DEAD_LETTER_RETRY_S``. An exception anywhere in the loop is logged
+(rate-limited) and the loop carries on: a writer thread never dies of one. Batches in flight at
+the same time may hold versions of one entity; the backends keep the highest ``log_version``
+whatever the order of arrival, so that is safe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -36,6 +41,10 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RETRY_BASE_S = 0.05
+#: How often records that could not be dead-lettered are tried again.
+DEAD_LETTER_RETRY_S = 5.0
+#: At most one log line per this many seconds for each repeated error of the writer loop.
+ERROR_LOG_INTERVAL_S = 10.0
 PROBE_RECORDS = 16
 #: Writer threads per pipeline. A backend call is mostly encoding (holding the GIL) then waiting for
 #: the server (not holding it); with two, one encodes the next batch while the other waits.
@@ -81,37 +90,68 @@ class Writer:
     consecutive_failures: int = 0
     retry_at: float = 0.0
     provisioned: bool = False
+    loop_errors: int = 0
+    stuck: list[Entry] = field(default_factory=list)
+    dead_letter_error: str | None = None
 
     def __post_init__(self) -> None:
         self.breaker.max_open_s = self.max_retry_delay_s
         self.max_records = max(1, min(self.batch_max_records, self.backend.max_batch_records))
         self.max_bytes = max(1, min(self.batch_max_bytes, self.backend.max_batch_bytes))
+        self._stuck_lock = native_lock()
+        self._stuck_retry_at = 0.0
+        self._last_error_log = -ERROR_LOG_INTERVAL_S
 
     def run(self) -> None:
+        """The loop of a writer thread: survives any exception, so delivery never stops for good."""
+        while not self.feed.stopping:
+            try:
+                self._turn()
+            except Exception as exc:
+                self.loop_errors += 1
+                self.metrics.error(f"writer: {type(exc).__name__}: {exc}")
+                now = time.monotonic()
+                if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
+                    self._last_error_log = now
+                    logger.exception(
+                        "flask-difylogstore: %s writer error (%d so far), carrying on",
+                        self.backend.name,
+                        self.loop_errors,
+                    )
+                self.feed.sleep(min(1.0, backoff_delay(min(self.loop_errors, 10), 1.0) + 0.05))
+
+    def _turn(self) -> None:
+        """One turn of the loop: maintenance, then at most one batch."""
         feed = self.feed
-        while not feed.stopping:
-            feed.maintenance()
-            if not self._provisioned():
-                feed.sleep(0.2)
-                continue
-            wait = max(self.breaker.wait_time(), self.retry_at - time.monotonic())
-            if wait > 0:
-                feed.sleep(min(wait, 1.0))
-                continue
-            feed.refill()
-            probe = self.breaker.state == "half_open"
-            if probe and not self.breaker.claim_probe():
-                feed.sleep(PROBE_WAIT_S)  # another writer's probe is out
-                continue
+        feed.maintenance()
+        if self.stuck and time.monotonic() >= self._stuck_retry_at:
+            self._retry_stuck()
+        if not self._provisioned():
+            feed.sleep(0.2)
+            return
+        wait = max(self.breaker.wait_time(), self.retry_at - time.monotonic())
+        if wait > 0:
+            feed.sleep(min(wait, 1.0))
+            return
+        feed.refill()
+        probe = self.breaker.state == "half_open"
+        if probe and not self.breaker.claim_probe():
+            feed.sleep(PROBE_WAIT_S)  # another writer's probe is out
+            return
+        try:
             batch, wait = feed.next_batch(
                 min(self.max_records, PROBE_RECORDS) if probe else self.max_records, self.max_bytes
             )
-            if batch is None:
-                if probe:
-                    self.breaker.release_probe()
-                feed.sleep(wait)
-                continue
-            self.deliver(batch)
+        except BaseException:
+            if probe:
+                self.breaker.release_probe()
+            raise
+        if batch is None:
+            if probe:
+                self.breaker.release_probe()
+            feed.sleep(wait)
+            return
+        self.deliver(batch)
 
     def _provisioned(self) -> bool:
         if not self.provisioned:
@@ -119,7 +159,17 @@ class Writer:
         return self.provisioned
 
     def deliver(self, batch: list[Entry]) -> None:
-        """Write one batch and settle each of its records."""
+        """Write one batch and settle each of its records (on an unexpected error: retry them all)."""
+        for entry in batch:
+            entry.settled = False
+        try:
+            self._deliver(batch)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.feed.settle([], [], [e for e in batch if not e.settled])
+            raise
+
+    def _deliver(self, batch: list[Entry]) -> None:
         records = [entry.record for entry in batch]
         raised = False
         try:
@@ -141,8 +191,11 @@ class Writer:
                 retry.append(entry)
             else:
                 dead.append(entry)
+        stuck: list[Entry] = []
         if dead:
-            self._dead_letter(dead, failures)
+            dead, stuck = self._dead_letter(dead, failures)
+        for entry in batch:
+            entry.settled = True
         self.feed.settle(ok, dead, retry)
         self.metrics.add(
             batches=1,
@@ -183,18 +236,86 @@ class Writer:
             self.retry_at = 0.0
             self.breaker.success()
 
-    def _dead_letter(self, dead: list[Entry], failures: dict[int, tuple[str, bool]]) -> None:
-        for entry in dead:
-            reason = failures[id(entry.record)][0]
-            self.dead_letters.add(entry.record, reason, entry.attempts)
+    def _dead_letter(
+        self, dead: list[Entry], failures: dict[int, tuple[str, bool]]
+    ) -> tuple[list[Entry], list[Entry]]:
+        """Write dead letters; return the entries written and those kept in the spool (not writable)."""
+        written, stuck = self._write_dead_letters([(e, failures[id(e.record)][0]) for e in dead])
+        if written:
+            logger.error(
+                "flask-difylogstore: %s rejected %d records for good; kept in %s (first: %s)",
+                self.backend.name,
+                len(written),
+                self.dead_letters.directory,
+                failures[id(written[0].record)][0],
+            )
+        return written, stuck
+
+    def _write_dead_letters(self, items: list[tuple[Entry, str]]) -> tuple[list[Entry], list[Entry]]:
+        written: list[Entry] = []
+        stuck: list[Entry] = []
+        for entry, reason in items:
             self.metrics.error(f"rejected {entry.record.kind.value} {entry.record.id}: {reason}")
-        logger.error(
-            "flask-difylogstore: %s rejected %d records for good; kept in %s (first: %s)",
-            self.backend.name,
-            len(dead),
-            self.dead_letters.directory,
-            failures[id(dead[0].record)][0],
-        )
+            if stuck:  # the dead-letter file failed for this batch: don't hammer it
+                stuck.append(entry)
+                continue
+            try:
+                self.dead_letters.add(entry.record, reason, entry.attempts)
+            except Exception as exc:
+                self.dead_letter_error = f"{type(exc).__name__}: {exc}"
+                stuck.append(entry)
+            else:
+                written.append(entry)
+        if stuck:
+            for entry, reason in items:
+                entry.reason = reason
+            with self._stuck_lock:
+                self.stuck.extend(stuck)
+                self._stuck_retry_at = time.monotonic() + DEAD_LETTER_RETRY_S
+                total = len(self.stuck)
+            now = time.monotonic()
+            if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
+                self._last_error_log = now
+                logger.error(
+                    "flask-difylogstore: %s refused %d records for good and they cannot be written to the "
+                    "dead-letter directory %s (%s); they stay in the spool (%d so far), retried every %gs",
+                    self.backend.name,
+                    len(stuck),
+                    self.dead_letters.directory,
+                    self.dead_letter_error,
+                    total,
+                    DEAD_LETTER_RETRY_S,
+                )
+        elif written:
+            self.dead_letter_error = None
+        return written, stuck
+
+    def _retry_stuck(self) -> None:
+        """Dead-letter again the records whose dead letter could not be written."""
+        with self._stuck_lock:
+            items, self.stuck = self.stuck, []
+            self._stuck_retry_at = time.monotonic() + DEAD_LETTER_RETRY_S
+        if not items:
+            return
+        try:
+            written, stuck = self._write_dead_letters([(e, e.reason or "refused") for e in items])
+        except BaseException:
+            with self._stuck_lock:
+                self.stuck.extend(items)
+            raise
+        if written:
+            self.feed.settle([], written, [])
+            self.metrics.add(dead_lettered=len(written))
+            logger.warning(
+                "flask-difylogstore: wrote %d held-back dead letters to %s (%d still held)",
+                len(written),
+                self.dead_letters.directory,
+                len(stuck),
+            )
+
+    def undeliverable(self) -> int:
+        """Records refused for good that are still in the spool because their dead letter failed."""
+        return len(self.stuck)
 
 
 class DeadLetters:
