@@ -8,6 +8,7 @@ imported where used because that module imports this one.
 
 from __future__ import annotations
 
+import re
 import typing as t
 from pathlib import Path
 
@@ -25,14 +26,28 @@ def _root_model() -> type[BaseModel]:
     return LogStoreSettings
 
 
+#: ``user:password@`` in a URL (``http://user:pw@host``) or a bare ``user:pw@host`` token.
+_URL_CREDENTIALS = re.compile(r"(?P<lead>^|[\s'\"(\[,=]|://)(?P<user>[^\s:/@'\"]*):(?P<password>[^\s@/'\"]+)@")
+MASK = "**********"
+
+
+def mask_url_credentials(text: str) -> str:
+    """``text`` with the password of every URL in it masked (``http://user:**********@host``)."""
+    if "@" not in text:
+        return text
+    return _URL_CREDENTIALS.sub(lambda m: f"{m['lead']}{m['user']}:{MASK}@", text)
+
+
 def mask_secrets(data: t.Any) -> t.Any:
-    """Replace every non-empty secret in a dumped settings tree with ``'**********'``."""
+    """Replace every non-empty secret in a dumped settings tree with ``'**********'``, and URL passwords."""
+    if isinstance(data, str):
+        return mask_url_credentials(data)
     if isinstance(data, dict):
         return {k: mask_secrets(v) for k, v in data.items()}
     if isinstance(data, list):
         return [mask_secrets(v) for v in data]
     if isinstance(data, SecretStr):
-        return "**********" if data.get_secret_value() else ""
+        return MASK if data.get_secret_value() else ""
     if isinstance(data, Path):
         return str(data)
     return data
@@ -82,6 +97,6 @@ def problems_from_validation_error(exc: ValidationError) -> list[ConfigProblem]:
         env_name = names[0] if names else dotted
         secret = field is not None and field.annotation is SecretStr
         fix = field.description if field is not None and field.description else "see the configuration reference"
-        message = "is invalid" if secret else str(error["msg"])
+        message = "is invalid" if secret else mask_url_credentials(str(error["msg"]))
         problems.append(ConfigProblem(env_name, message, f"expected: {fix}"))
     return problems

@@ -16,6 +16,7 @@ from flask.cli import AppGroup
 from flask_difylogstore.errors import DifyLogStoreError
 from flask_difylogstore.extension import get_state
 from flask_difylogstore.health import build_health_report
+from flask_difylogstore.settings import mask_url_credentials
 
 logstore_group = AppGroup("logstore", help="Workflow logs in Aliyun SLS / Elasticsearch.")
 
@@ -30,14 +31,14 @@ def catch_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except DifyLogStoreError as exc:
-            lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip()]
+            lines = [line.strip(" -") for line in mask_url_credentials(str(exc)).splitlines() if line.strip()]
             raise click.ClickException("; ".join(lines)) from None
 
     return t.cast(F, wrapper)
 
 
 def echo_json(data: t.Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
+    click.echo(mask_url_credentials(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode()))
 
 
 def _flatten(prefix: str, data: t.Any, rows: list[tuple[str, str]]) -> None:

@@ -11,11 +11,13 @@ quota, missing write permission), when the oldest unacknowledged record is older
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 from dataclasses import asdict, dataclass, field
 
 from flask import Blueprint, Response, jsonify
 
+from flask_difylogstore._settings_errors import mask_url_credentials
 from flask_difylogstore.backends.base import PingResult
 
 if t.TYPE_CHECKING:
@@ -108,6 +110,8 @@ def build_health_report(state: LogStoreState) -> HealthReport:
         ping = state.backend.ping()
     except Exception as exc:
         ping = PingResult(state.backend.name, False, 0.0, f"{type(exc).__name__}: {exc}")
+    if ping.error:
+        ping = dataclasses.replace(ping, error=mask_url_credentials(ping.error))
     provisioning = state.gate.snapshot() if state.gate is not None else {}
     pipeline = state.sink.stats() if state.sink is not None else {}
     checks = {"backend": Check(ping.ok, "" if ping.ok else f"{ping.name} unreachable: {ping.error}")}

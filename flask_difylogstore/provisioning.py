@@ -13,6 +13,7 @@ import threading
 import time
 import typing as t
 
+from flask_difylogstore._settings_errors import mask_url_credentials
 from flask_difylogstore.backends.base import LogBackend, ProvisionReport
 from flask_difylogstore.errors import ProvisioningError
 
@@ -71,7 +72,7 @@ class ProvisioningGate:
                 self.report = self._backend.provision()
             except Exception as exc:
                 self.state = "failed"
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = mask_url_credentials(f"{type(exc).__name__}: {exc}")
                 logger.warning(
                     "flask-difylogstore: provisioning %s failed (attempt %d): %s",
                     self._backend.name,

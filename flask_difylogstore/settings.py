@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from flask_difylogstore._settings_errors import _defaults_for
 from flask_difylogstore._settings_errors import mask_secrets as mask_secrets
+from flask_difylogstore._settings_errors import mask_url_credentials as mask_url_credentials
 from flask_difylogstore._settings_errors import problems_from_validation_error as problems_from_validation_error
 from flask_difylogstore._settings_sources import _FlatEnvSource
 from flask_difylogstore._settings_sources import env as env

@@ -6,6 +6,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from flask_difylogstore._settings_errors import mask_url_credentials
 from flask_difylogstore.pipeline.lifecycle import native_lock
 
 
@@ -41,7 +42,7 @@ class PipelineMetrics:
                 setattr(self, name, getattr(self, name) + amount)
 
     def error(self, message: str) -> None:
-        self.last_error = message
+        self.last_error = mask_url_credentials(message)
         self.last_error_at = time.time()
 
     def counters(self) -> dict[str, t.Any]:

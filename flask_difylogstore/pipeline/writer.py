@@ -28,6 +28,7 @@ from pathlib import Path
 
 import orjson
 
+from flask_difylogstore._settings_errors import mask_url_credentials
 from flask_difylogstore.backends.base import LogBackend, WriteResult
 from flask_difylogstore.pipeline.breaker import PROBE_WAIT_S, CircuitBreaker
 from flask_difylogstore.pipeline.lifecycle import native_lock
@@ -176,7 +177,7 @@ class Writer:
             result = self.backend.write(records)
         except Exception as exc:
             raised = True
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = mask_url_credentials(f"{type(exc).__name__}: {exc}")
             result = WriteResult(failed=[(record, reason, True) for record in records])
         failures = {id(record): (reason, retryable) for record, reason, retryable in result.failed}
         ok: list[Entry] = []
