@@ -3,35 +3,27 @@
 Shape of every graph (Dify's stored graph format: ``nodes[].data.type``, edges with ``sourceHandle``)::
 
     start ──▶ check (if-else: start.name is not empty)
-                ├─ "true"  ──▶ greet    (template-transform) ──▶ end
+                ├─ "true"  ──▶ greet    ──▶ end
                 └─ "false" ──▶ fallback (template-transform) ──▶ end_fallback
 
-``ok`` renders ``Hello {{ name }}!``; ``fails`` gives ``greet`` a template with a Jinja2 syntax error, so the
-node fails and, having no error strategy, fails the run. The template-transform node needs a host-provided
-renderer (graphon only ships the abstract ``Jinja2TemplateRenderer``); :class:`SandboxedJinja2Renderer`
-renders with ``jinja2``'s sandbox, as Dify's code executor does.
+What ``greet`` is decides the kind of run:
+
+- ``ok``: template-transform ``Hello {{ name }}!``; every node succeeds, the run SUCCEEDED.
+- ``fails``: template-transform with a Jinja2 syntax error and no error strategy; the node and the run FAILED.
+- ``partial``: the same broken template with the ``default-value`` error strategy; the node ends EXCEPTION with
+  its default output, ``end`` still runs, the run PARTIAL_SUCCEEDED.
+- ``retried``: a Python code node that always raises, with one retry; the node goes RETRY, then FAILED.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping
 from typing import Any, Literal
 
-import jinja2
-import jinja2.sandbox
-from graphon.entities.graph_config import NodeConfigDict
-from graphon.enums import BuiltinNodeTypes, NodeExecutionType
-from graphon.nodes.base.node import Node
-from graphon.nodes.end.end_node import EndNode
-from graphon.nodes.if_else.if_else_node import IfElseNode
-from graphon.nodes.start import StartNode
-from graphon.nodes.template_transform import TemplateTransformNode
-from graphon.runtime.init_params import InitParams
-from graphon.runtime.runtime_state import RuntimeState
-from graphon.template_rendering import Jinja2TemplateRenderer, TemplateRenderError
+from graphon.enums import BuiltinNodeTypes, ErrorStrategy
 
-GraphKind = Literal["ok", "fails"]
+from tests.graphon.host_runtimes import jinja2_error_message
+
+GraphKind = Literal["ok", "fails", "partial", "retried"]
 
 START_NODE_ID = "start"
 IF_ELSE_NODE_ID = "check"
@@ -44,11 +36,18 @@ GREETING_TEMPLATE = "Hello {{ name }}!"
 FALLBACK_TEMPLATE = "Hello, whoever you are."
 BROKEN_TEMPLATE = "Hello {{ name "
 """Unterminated expression: Jinja2 raises ``TemplateSyntaxError`` when the node renders it."""
+DEFAULT_GREETING = "Hello, default"
+"""``partial``: the output the ``default-value`` strategy gives the failed greet node."""
+FAILING_CODE = 'def main(name: str) -> dict:\n    raise ValueError(f"no greeting for {name}")\n'
+"""``retried``: the code node's program; every attempt raises."""
+MAX_RETRIES = 1
 
 #: Node ids each graph runs, in start order, when ``name`` is not empty (the if-else takes ``true``).
-TRUE_BRANCH_PATH = {
+TRUE_BRANCH_PATH: dict[str, tuple[str, ...]] = {
     "ok": (START_NODE_ID, IF_ELSE_NODE_ID, GREET_NODE_ID, END_NODE_ID),
     "fails": (START_NODE_ID, IF_ELSE_NODE_ID, GREET_NODE_ID),
+    "partial": (START_NODE_ID, IF_ELSE_NODE_ID, GREET_NODE_ID, END_NODE_ID),
+    "retried": (START_NODE_ID, IF_ELSE_NODE_ID, GREET_NODE_ID),
 }
 FALSE_BRANCH_PATH = (START_NODE_ID, IF_ELSE_NODE_ID, FALLBACK_NODE_ID, END_FALLBACK_NODE_ID)
 
@@ -70,6 +69,30 @@ def _edge(source: str, target: str, handle: str, source_type: str, target_type: 
     }
 
 
+def _greet_data(kind: GraphKind) -> dict[str, Any]:
+    variables = [{"variable": "name", "value_selector": [START_NODE_ID, "name"]}]
+    if kind == "retried":
+        return {
+            "type": BuiltinNodeTypes.CODE,
+            "title": "Greet",
+            "variables": variables,
+            "code_language": "python3",
+            "code": FAILING_CODE,
+            "outputs": {"output": {"type": "string", "children": None}},
+            "retry_config": {"retry_enabled": True, "max_retries": MAX_RETRIES, "retry_interval": 0},
+        }
+    data: dict[str, Any] = {
+        "type": BuiltinNodeTypes.TEMPLATE_TRANSFORM,
+        "title": "Greet",
+        "variables": variables,
+        "template": GREETING_TEMPLATE if kind == "ok" else BROKEN_TEMPLATE,
+    }
+    if kind == "partial":
+        data["error_strategy"] = ErrorStrategy.DEFAULT_VALUE.value
+        data["default_value"] = [{"key": "output", "type": "string", "value": DEFAULT_GREETING}]
+    return data
+
+
 def build_graph_config(kind: GraphKind) -> dict[str, Any]:
     """The stored graph (``WorkflowExecution.graph``) for ``kind``; a fresh copy on every call."""
     if kind not in TRUE_BRANCH_PATH:
@@ -82,12 +105,7 @@ def build_graph_config(kind: GraphKind) -> dict[str, Any]:
     )
     name_variable = {"variable": "name", "label": "Name", "type": "text-input", "required": False, "max_length": 64}
     condition = {"variable_selector": [START_NODE_ID, "name"], "comparison_operator": "not empty", "value": ""}
-    greet_data = {
-        "type": template,
-        "title": "Greet",
-        "variables": [{"variable": "name", "value_selector": [START_NODE_ID, "name"]}],
-        "template": GREETING_TEMPLATE if kind == "ok" else BROKEN_TEMPLATE,
-    }
+    greet_data = _greet_data(kind)
     nodes = [
         _node(START_NODE_ID, {"type": start, "title": "Start", "variables": [name_variable]}, 0),
         _node(
@@ -126,9 +144,9 @@ def build_graph_config(kind: GraphKind) -> dict[str, Any]:
     ]
     edges = [
         _edge(START_NODE_ID, IF_ELSE_NODE_ID, "source", start, if_else),
-        _edge(IF_ELSE_NODE_ID, GREET_NODE_ID, "true", if_else, template),
+        _edge(IF_ELSE_NODE_ID, GREET_NODE_ID, "true", if_else, greet_data["type"]),
         _edge(IF_ELSE_NODE_ID, FALLBACK_NODE_ID, "false", if_else, template),
-        _edge(GREET_NODE_ID, END_NODE_ID, "source", template, end),
+        _edge(GREET_NODE_ID, END_NODE_ID, "source", greet_data["type"], end),
         _edge(FALLBACK_NODE_ID, END_FALLBACK_NODE_ID, "source", template, end),
     ]
     return {"nodes": nodes, "edges": edges, "viewport": {"x": 0, "y": 0, "zoom": 1}}
@@ -139,85 +157,10 @@ def expected_path(kind: GraphKind, name: str) -> tuple[str, ...]:
     return TRUE_BRANCH_PATH[kind] if name else FALSE_BRANCH_PATH
 
 
-class SandboxedJinja2Renderer(Jinja2TemplateRenderer):
-    """Renders template-transform nodes with ``jinja2``'s sandbox; Jinja2 errors become ``TemplateRenderError``."""
-
-    def __init__(self) -> None:
-        self._environment = jinja2.sandbox.SandboxedEnvironment(autoescape=False)
-
-    def render_template(self, template: str, variables: Mapping[str, Any]) -> str:
-        try:
-            return self._environment.from_string(template).render(**dict(variables))
-        except jinja2.TemplateError as error:
-            raise TemplateRenderError(str(error)) from error
-
-
-def jinja2_error_message(template: str, variables: Mapping[str, Any]) -> str:
-    """The message the renderer (and so the failed node) reports for ``template``; raises if it renders."""
-    try:
-        SandboxedJinja2Renderer().render_template(template, variables)
-    except TemplateRenderError as error:
-        return str(error)
-    raise AssertionError(f"template {template!r} renders without error")
-
-
-_NODE_CLASSES: dict[str, type[Node[Any]]] = {
-    BuiltinNodeTypes.START: StartNode,
-    BuiltinNodeTypes.IF_ELSE: IfElseNode,
-    BuiltinNodeTypes.TEMPLATE_TRANSFORM: TemplateTransformNode,
-    BuiltinNodeTypes.END: EndNode,
-}
-
-
-class LocalNodeFactory:
-    """graphon ``NodeFactory`` for the node kinds that run locally: start, if-else, template-transform, end.
-
-    graphon's ``Graph.init`` first narrows the factory to one graph scope (``with_graph_config``), validates every
-    node (``validate_node``) and then builds them (``create_node``); container frames rebind the runtime state.
-    """
-
-    def __init__(
-        self,
-        *,
-        init_params: InitParams,
-        runtime_state: RuntimeState,
-        renderer: Jinja2TemplateRenderer | None = None,
-    ) -> None:
-        self.init_params = init_params
-        self.runtime_state = runtime_state
-        self.renderer = renderer or SandboxedJinja2Renderer()
-
-    def with_runtime_state(self, runtime_state: RuntimeState) -> LocalNodeFactory:
-        return LocalNodeFactory(init_params=self.init_params, runtime_state=runtime_state, renderer=self.renderer)
-
-    def with_graph_config(self, graph_config: Mapping[str, Any]) -> LocalNodeFactory:
-        scoped = self.init_params.model_copy(update={"graph_config": copy.deepcopy(dict(graph_config))})
-        return LocalNodeFactory(init_params=scoped, runtime_state=self.runtime_state, renderer=self.renderer)
-
-    def validate_node(self, node_config: NodeConfigDict) -> NodeExecutionType:
-        node_class = self._node_class(node_config)
-        node_class.validate_node_data(node_config["data"])
-        return node_class.execution_type
-
-    def create_node(self, node_config: NodeConfigDict) -> Node[Any]:
-        node_class = self._node_class(node_config)
-        data = node_class.validate_node_data(node_config["data"])
-        if node_class is TemplateTransformNode:
-            return TemplateTransformNode(
-                node_id=node_config["id"],
-                data=data,
-                init_params=self.init_params,
-                runtime_state=self.runtime_state,
-                jinja2_template_renderer=self.renderer,
-            )
-        return node_class(
-            node_id=node_config["id"], data=data, init_params=self.init_params, runtime_state=self.runtime_state
-        )
-
-    @staticmethod
-    def _node_class(node_config: NodeConfigDict) -> type[Node[Any]]:
-        node_type = node_config["data"].type
-        node_class = _NODE_CLASSES.get(node_type)
-        if node_class is None:
-            raise ValueError(f"node {node_config['id']!r}: type {node_type!r} needs a host runtime this factory lacks")
-        return node_class
+def expected_greet_error(kind: GraphKind, name: str) -> str:
+    """The error the greet node reports in the ``fails`` / ``partial`` / ``retried`` runs."""
+    if kind == "retried":
+        return f"no greeting for {name}"
+    if kind in ("fails", "partial"):
+        return jinja2_error_message(BROKEN_TEMPLATE, {"name": name})
+    raise ValueError(f"greet does not fail in a {kind!r} run")

@@ -29,8 +29,9 @@ from graphon.runtime.init_params import InitParams
 from graphon.runtime.runtime_state import RuntimeState
 from graphon.runtime.variable_pool import VariablePool
 
-from tests.graphon.demo_graphs import START_NODE_ID, GraphKind, LocalNodeFactory, build_graph_config
+from tests.graphon.demo_graphs import START_NODE_ID, GraphKind, build_graph_config
 from tests.graphon.event_translation import DifyPersistenceTranslator, RepositoryCall
+from tests.graphon.host_runtimes import LocalNodeFactory
 
 __all__ = [
     "GraphRunOutcome",

@@ -14,13 +14,14 @@ import pytest
 from graphon.entities import WorkflowNodeExecution
 from graphon.enums import (
     BuiltinNodeTypes,
+    ErrorStrategy,
     WorkflowExecutionStatus,
     WorkflowNodeExecutionMetadataKey,
     WorkflowNodeExecutionStatus,
 )
 
 from tests.graphon.demo_graphs import (
-    BROKEN_TEMPLATE,
+    DEFAULT_GREETING,
     END_FALLBACK_NODE_ID,
     END_NODE_ID,
     FALLBACK_NODE_ID,
@@ -28,14 +29,17 @@ from tests.graphon.demo_graphs import (
     GREET_NODE_ID,
     GREETING_TEMPLATE,
     IF_ELSE_NODE_ID,
+    MAX_RETRIES,
     START_NODE_ID,
     GraphKind,
+    expected_greet_error,
     expected_path,
-    jinja2_error_message,
 )
 from tests.graphon.engine_driver import GraphRunOutcome, RepositoryCall, run_graph
+from tests.graphon.event_translation import RETRY_HISTORY_PROCESS_DATA_KEY
 from tests.graphon.recording_repositories import CallLog, RecordingNodeRepository, RecordingRunRepository
 
+ALL_KINDS = ["ok", "fails", "partial", "retried"]
 TENANT_ID = "tenant-graphon"
 APP_ID = "app-graphon"
 
@@ -56,11 +60,16 @@ def _run(kind: GraphKind, *, name: str = "Graphon") -> Recorded:
 
 
 def _expected_calls(outcome: GraphRunOutcome) -> list[RepositoryCall]:
-    """persistence.py: run save (running); per node save (running) then save + save_execution_data; run save."""
+    """persistence.py: run save (running); per node save (running), [save + save_execution_data (retry)] per retry,
+    then save + save_execution_data (final); run save (final)."""
     run_status = outcome.execution.status.value
+    retry = WorkflowNodeExecutionStatus.RETRY.value
     calls = [RepositoryCall("run", "save", outcome.run_id, WorkflowExecutionStatus.RUNNING.value)]
     for node in outcome.node_executions:
         calls.append(RepositoryCall("node", "save", node.id, WorkflowNodeExecutionStatus.RUNNING.value))
+        for _ in (node.process_data or {}).get(RETRY_HISTORY_PROCESS_DATA_KEY, []):
+            calls.append(RepositoryCall("node", "save", node.id, retry))
+            calls.append(RepositoryCall("node", "save_execution_data", node.id, retry))
         calls.append(RepositoryCall("node", "save", node.id, node.status.value))
         calls.append(RepositoryCall("node", "save_execution_data", node.id, node.status.value))
     calls.append(RepositoryCall("run", "save", outcome.run_id, run_status))
@@ -124,7 +133,7 @@ def test_empty_name_takes_the_false_branch() -> None:
     assert GREET_NODE_ID not in outcome.node_ids and END_NODE_ID not in outcome.node_ids
 
 
-@pytest.mark.parametrize("kind", ["ok", "fails"])
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_node_indexes_count_from_one_in_start_order(kind: GraphKind) -> None:
     # persistence.py _handle_node_started: index=self._next_node_sequence(), created_at=event.start_at.
     recorded = _run(kind)
@@ -137,7 +146,7 @@ def test_node_indexes_count_from_one_in_start_order(kind: GraphKind) -> None:
     assert created == sorted(created)
 
 
-@pytest.mark.parametrize("kind", ["ok", "fails"])
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_call_sequence_matches_the_persistence_layer(kind: GraphKind) -> None:
     recorded = _run(kind)
     outcome, runs, nodes = recorded.outcome, recorded.runs, recorded.nodes
@@ -174,7 +183,7 @@ def test_failing_template_fails_the_node_and_the_run_with_the_jinja2_error() -> 
     # persistence.py _handle_node_failed / _handle_graph_run_failed: error on both, FAILED on both.
     recorded = _run("fails")
     outcome, runs, nodes = recorded.outcome, recorded.runs, recorded.nodes
-    message = jinja2_error_message(BROKEN_TEMPLATE, {"name": "Graphon"})
+    message = expected_greet_error("fails", "Graphon")
 
     run = runs.runs[outcome.run_id]
     assert run.status == WorkflowExecutionStatus.FAILED
@@ -193,6 +202,56 @@ def test_failing_template_fails_the_node_and_the_run_with_the_jinja2_error() -> 
     for node_id in (START_NODE_ID, IF_ELSE_NODE_ID):
         assert outcome.node(node_id).status == WorkflowNodeExecutionStatus.SUCCEEDED
     assert all(node.status != WorkflowNodeExecutionStatus.RUNNING for node in nodes.nodes.values())
+
+
+def test_default_value_strategy_ends_the_node_in_exception_and_the_run_partial_succeeded() -> None:
+    # persistence.py _handle_node_exception / _handle_graph_run_partial_succeeded; graphon 0.8
+    # engine/event/node_failure.py _handle_default_value (outputs = defaults + error_message + error_type).
+    recorded = _run("partial")
+    outcome, runs, nodes = recorded.outcome, recorded.runs, recorded.nodes
+    message = expected_greet_error("partial", "Graphon")
+
+    run = runs.runs[outcome.run_id]
+    assert run.status == WorkflowExecutionStatus.PARTIAL_SUCCEEDED
+    assert run.exceptions_count == 1
+    assert run.outputs == {"greeting": DEFAULT_GREETING}
+    assert outcome.engine_error is None
+    greet = nodes.nodes[outcome.node(GREET_NODE_ID).id]
+    assert greet.status == WorkflowNodeExecutionStatus.EXCEPTION
+    assert greet.error == message
+    assert greet.outputs is not None and greet.outputs["output"] == DEFAULT_GREETING
+    assert greet.outputs["error_message"] == message
+    assert greet.metadata == {WorkflowNodeExecutionMetadataKey.ERROR_STRATEGY: ErrorStrategy.DEFAULT_VALUE}
+    assert outcome.node(END_NODE_ID).status == WorkflowNodeExecutionStatus.SUCCEEDED
+
+
+def test_a_retried_node_is_saved_as_retry_with_its_attempt_in_process_data_then_failed() -> None:
+    # persistence.py _handle_node_retry + _append_retry_history (core/app/workflow/retry_history.py), then
+    # _handle_node_failed keeping the history (_merge_retry_history).
+    recorded = _run("retried")
+    outcome, runs, nodes = recorded.outcome, recorded.runs, recorded.nodes
+    message = expected_greet_error("retried", "Graphon")
+
+    assert outcome.event_names.count("NodeRunRetryEvent") == MAX_RETRIES
+    greet_id = outcome.node(GREET_NODE_ID).id
+    retry_saves = [copy for method, copy in nodes.snapshots if copy.id == greet_id and copy.status == "retry"]
+    assert [method for method, copy in nodes.snapshots if copy.id == greet_id] == [
+        "save",
+        *["save", "save_execution_data"] * MAX_RETRIES,
+        "save",
+        "save_execution_data",
+    ]
+    assert retry_saves and all(copy.error == message for copy in retry_saves)
+    final = nodes.nodes[greet_id]
+    assert final.status == WorkflowNodeExecutionStatus.FAILED
+    assert final.error == message
+    assert final.node_type == BuiltinNodeTypes.CODE
+    history = (final.process_data or {})[RETRY_HISTORY_PROCESS_DATA_KEY]
+    assert [attempt["retry_index"] for attempt in history] == list(range(1, MAX_RETRIES + 1))
+    assert history[0]["error"] == message
+    assert history[0]["inputs"] == {"name": "Graphon"}
+    assert runs.runs[outcome.run_id].status == WorkflowExecutionStatus.FAILED
+    assert runs.runs[outcome.run_id].error_message == message
 
 
 class _BrokenNodeRepository(RecordingNodeRepository):
