@@ -139,7 +139,12 @@ class DifyLogStore:
         if settings.enabled:
             backend = create_backend(settings)
             state.backend = backend
-            state.gate = ProvisioningGate(backend, enabled=settings.auto_provision)
+            state.gate = ProvisioningGate(
+                backend,
+                enabled=settings.auto_provision,
+                retry_initial=min(1.0, settings.pipeline.max_retry_delay_s),
+                retry_max=settings.pipeline.max_retry_delay_s,
+            )
             try:
                 state.gate.start(timeout=settings.startup_timeout, strict=settings.startup_strict)
             except Exception:

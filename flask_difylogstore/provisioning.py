@@ -3,7 +3,8 @@
 SLS never indexes data written before its index exists, so writers wait on :meth:`ProvisioningGate.wait`
 before their first batch. Startup waits at most ``LOGSTORE_STARTUP_TIMEOUT``: with
 ``LOGSTORE_STARTUP_STRICT`` a failure raises, otherwise it is logged, the backend is reported
-unhealthy, and a daemon thread keeps retrying with back-off.
+unhealthy, and a daemon thread keeps retrying with back-off (1 s doubling up to ``retry_max``, the
+pipeline's ``LOGSTORE_MAX_RETRY_DELAY``, so writes start within that long of the backend returning).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ProvisioningGate:
         *,
         enabled: bool = True,
         retry_initial: float = 1.0,
-        retry_max: float = 60.0,
+        retry_max: float = 4.0,
     ) -> None:
         self._backend = backend
         self._done = threading.Event()

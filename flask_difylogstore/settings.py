@@ -263,10 +263,12 @@ class PipelineSettings(BaseModel):
         json_schema_extra=env("LOGSTORE_PIPELINE_MEMORY_MAX_BYTES"),
     )
     max_retry_delay_s: float = Field(
-        30.0,
+        4.0,
         gt=0,
         le=600,
-        description="Cap of the exponential retry back-off.",
+        description="Cap of the exponential retry back-off, of the circuit breaker's pause between probes and of "
+        "the provisioning retry interval: delivery resumes at most this long (plus one request) after the "
+        "backend returns.",
         json_schema_extra=env("LOGSTORE_MAX_RETRY_DELAY"),
     )
     shutdown_timeout_s: float = Field(

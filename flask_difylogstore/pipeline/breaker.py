@@ -28,7 +28,7 @@ class CircuitBreaker:
         *,
         threshold: int = 5,
         base_open_s: float = 0.5,
-        max_open_s: float = 30.0,
+        max_open_s: float = 4.0,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = threshold
