@@ -13,6 +13,8 @@ What ``greet`` is decides the kind of run:
 - ``partial``: the same broken template with the ``default-value`` error strategy; the node ends EXCEPTION with
   its default output, ``end`` still runs, the run PARTIAL_SUCCEEDED.
 - ``retried``: a Python code node that always raises, with one retry; the node goes RETRY, then FAILED.
+- ``aborted``: a Python code node that would greet, but the run is aborted while it runs (see ``run_graph``);
+  the run is STOPPED and the still-RUNNING node is saved FAILED with the abort reason.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from graphon.enums import BuiltinNodeTypes, ErrorStrategy
 
 from tests.graphon.host_runtimes import jinja2_error_message
 
-GraphKind = Literal["ok", "fails", "partial", "retried"]
+GraphKind = Literal["ok", "fails", "partial", "retried", "aborted"]
 
 START_NODE_ID = "start"
 IF_ELSE_NODE_ID = "check"
@@ -41,6 +43,9 @@ DEFAULT_GREETING = "Hello, default"
 FAILING_CODE = 'def main(name: str) -> dict:\n    raise ValueError(f"no greeting for {name}")\n'
 """``retried``: the code node's program; every attempt raises."""
 MAX_RETRIES = 1
+GREETING_CODE = 'def main(name: str) -> dict:\n    return {"output": f"Hello {name}!"}\n'
+"""``aborted``: the code node's program; it never gets to return."""
+ABORT_REASON = "stopped while greet was running"
 
 #: Node ids each graph runs, in start order, when ``name`` is not empty (the if-else takes ``true``).
 TRUE_BRANCH_PATH: dict[str, tuple[str, ...]] = {
@@ -48,6 +53,7 @@ TRUE_BRANCH_PATH: dict[str, tuple[str, ...]] = {
     "fails": (START_NODE_ID, IF_ELSE_NODE_ID, GREET_NODE_ID),
     "partial": (START_NODE_ID, IF_ELSE_NODE_ID, GREET_NODE_ID, END_NODE_ID),
     "retried": (START_NODE_ID, IF_ELSE_NODE_ID, GREET_NODE_ID),
+    "aborted": (START_NODE_ID, IF_ELSE_NODE_ID, GREET_NODE_ID),
 }
 FALSE_BRANCH_PATH = (START_NODE_ID, IF_ELSE_NODE_ID, FALLBACK_NODE_ID, END_FALLBACK_NODE_ID)
 
@@ -71,16 +77,18 @@ def _edge(source: str, target: str, handle: str, source_type: str, target_type: 
 
 def _greet_data(kind: GraphKind) -> dict[str, Any]:
     variables = [{"variable": "name", "value_selector": [START_NODE_ID, "name"]}]
-    if kind == "retried":
-        return {
+    if kind in ("retried", "aborted"):
+        code: dict[str, Any] = {
             "type": BuiltinNodeTypes.CODE,
             "title": "Greet",
             "variables": variables,
             "code_language": "python3",
-            "code": FAILING_CODE,
+            "code": FAILING_CODE if kind == "retried" else GREETING_CODE,
             "outputs": {"output": {"type": "string", "children": None}},
-            "retry_config": {"retry_enabled": True, "max_retries": MAX_RETRIES, "retry_interval": 0},
         }
+        if kind == "retried":
+            code["retry_config"] = {"retry_enabled": True, "max_retries": MAX_RETRIES, "retry_interval": 0}
+        return code
     data: dict[str, Any] = {
         "type": BuiltinNodeTypes.TEMPLATE_TRANSFORM,
         "title": "Greet",

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from graphon.engine import Engine
 from graphon.engine.layer import Layer
-from graphon.engine_events import EngineEvent
+from graphon.engine_events import EngineEvent, GraphRunAbortedEvent
 from graphon.entities import WorkflowExecution, WorkflowNodeExecution
 from graphon.enums import WorkflowType
 from graphon.graph import Graph
@@ -29,9 +29,9 @@ from graphon.runtime.init_params import InitParams
 from graphon.runtime.runtime_state import RuntimeState
 from graphon.runtime.variable_pool import VariablePool
 
-from tests.graphon.demo_graphs import START_NODE_ID, GraphKind, build_graph_config
+from tests.graphon.demo_graphs import ABORT_REASON, START_NODE_ID, GraphKind, build_graph_config
 from tests.graphon.event_translation import DifyPersistenceTranslator, RepositoryCall
-from tests.graphon.host_runtimes import LocalNodeFactory
+from tests.graphon.host_runtimes import GatedPythonExecutor, LocalNodeFactory
 
 __all__ = [
     "GraphRunOutcome",
@@ -203,11 +203,10 @@ def run_graph(
         run_context={"tenant_id": tenant_id, "app_id": app_id, "user_id": user_id},
         call_depth=0,
     )
-    graph = Graph.init(
-        graph_config=graph_config,
-        node_factory=LocalNodeFactory(init_params=init_params, runtime_state=runtime_state),
-        root_node_id=START_NODE_ID,
-    )
+    # "aborted": the code node requests the abort as it starts and is held RUNNING until the run has stopped.
+    gate = GatedPythonExecutor() if graph_kind == "aborted" else None
+    factory = LocalNodeFactory(init_params=init_params, runtime_state=runtime_state, code_executor=gate)
+    graph = Graph.init(graph_config=graph_config, node_factory=factory, root_node_id=START_NODE_ID)
     driver = PersistenceDriver(
         run_repo,
         node_repo,
@@ -221,13 +220,19 @@ def run_graph(
     # One worker: node start order (and so ``index``) is the graph's order, run after run.
     engine = Engine(graph=graph, runtime_state=runtime_state, workers=1)
     engine.add_layer(driver)
+    if gate is not None:
+        gate.on_enter = lambda: engine.request_abort(ABORT_REASON)
 
     engine_error: str | None = None
     try:
-        for _event in engine.run():
-            pass
+        for event in engine.run():
+            if gate is not None and isinstance(event, GraphRunAbortedEvent):
+                gate.release.set()
     except Exception as error:  # graphon re-raises the failure after emitting GraphRunFailedEvent
         engine_error = str(error)
+    finally:
+        if gate is not None:
+            gate.release.set()
 
     if driver.errors and raise_repository_errors:
         raise ExceptionGroup(f"repository calls failed during run {run_id}", driver.errors)

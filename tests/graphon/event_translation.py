@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from graphon.engine_events import (
@@ -35,18 +35,20 @@ from graphon.enums import (
     WorkflowNodeExecutionStatus,
     WorkflowType,
 )
-from graphon.file.models import File
 from graphon.node_events import NodeRunResult
 from graphon.runtime.runtime_state_protocol import ReadOnlyRuntimeState
-from pydantic import BaseModel, ConfigDict, Field
 
-# Dify: core/workflow/system_variables.py, core/workflow/variable_prefixes.py, core/app/workflow/retry_history.py,
-# core/workflow/node_execution_process_data.py.
-SYSTEM_VARIABLE_NODE_ID = "sys"
-WORKFLOW_EXECUTION_ID_KEY = "workflow_run_id"
-CONVERSATION_ID_KEY = "conversation_id"
-RETRY_HISTORY_PROCESS_DATA_KEY = "__dify_retry_history"
-WORKFLOW_AGENT_BINDING_ID_KEY = "workflow_agent_binding_id"
+from tests.graphon.dify_helpers import (
+    CONVERSATION_ID_KEY,
+    RETRY_HISTORY_PROCESS_DATA_KEY,
+    SYSTEM_VARIABLE_NODE_ID,
+    WORKFLOW_EXECUTION_ID_KEY,
+    RetryAttempt,
+    handle_special_values,
+    naive_utc_now,
+    preserve_workflow_agent_binding_id,
+    project_node_outputs_for_workflow_run,
+)
 
 
 @dataclass(frozen=True)
@@ -57,63 +59,6 @@ class RepositoryCall:
     method: str
     entity_id: str
     status: str
-
-
-class _RetryAttempt(BaseModel):
-    """Dify's ``WorkflowNodeRetryAttempt``: one failed attempt kept in ``process_data`` before a retry."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    retry_index: int = Field(gt=0)
-    inputs: Mapping[str, Any]
-    process_data: Mapping[str, Any]
-    outputs: Mapping[str, Any]
-    error: str
-    elapsed_time: float = Field(ge=0)
-    execution_metadata: Mapping[str, Any]
-    created_at: int
-    finished_at: int
-
-
-def naive_utc_now() -> datetime:
-    """Dify's ``libs.datetime_utils.naive_utc_now`` (graphon stamps events the same way)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def preserve_workflow_agent_binding_id(
-    identity_source: Mapping[str, Any] | None, process_data: Mapping[str, Any] | None
-) -> dict[str, Any] | None:
-    """Dify's helper of the same name: keep an agent binding id across process-data replacements."""
-    source_id = (identity_source or {}).get(WORKFLOW_AGENT_BINDING_ID_KEY)
-    target_id = (process_data or {}).get(WORKFLOW_AGENT_BINDING_ID_KEY)
-    if source_id is not None and target_id is not None and source_id != target_id:
-        raise ValueError("workflow_agent_binding_id does not match")
-    if process_data is None and source_id is None:
-        return None
-    merged = dict(process_data or {})
-    if source_id is not None:
-        merged[WORKFLOW_AGENT_BINDING_ID_KEY] = source_id
-    return merged
-
-
-def project_node_outputs_for_workflow_run(
-    *, node_type: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Dify's ``core/workflow/workflow_run_outputs.py``: a start node's public outputs are its inputs."""
-    if node_type == BuiltinNodeTypes.START:
-        return dict(inputs)
-    return dict(outputs)
-
-
-def handle_special_values(value: Any) -> Any:
-    """Dify's ``WorkflowEntry.handle_special_values``: files become their dict form, recursively."""
-    if isinstance(value, Mapping):
-        return {key: handle_special_values(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [handle_special_values(item) for item in value]
-    if isinstance(value, File):
-        return value.to_dict()
-    return value
 
 
 class DifyPersistenceTranslator:
@@ -338,7 +283,7 @@ class DifyPersistenceTranslator:
         process_data = dict(preserve_workflow_agent_binding_id(result.process_data, node.process_data) or {})
         raw_history = process_data.get(RETRY_HISTORY_PROCESS_DATA_KEY)
         history = list(raw_history) if isinstance(raw_history, list) else []
-        attempt = _RetryAttempt(
+        attempt = RetryAttempt(
             retry_index=event.retry_index,
             inputs=result.inputs,
             process_data=result.process_data,

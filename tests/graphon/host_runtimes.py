@@ -9,7 +9,8 @@ snippets in :mod:`tests.graphon.demo_graphs`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jinja2
@@ -77,6 +78,28 @@ class InProcessPythonExecutor(CodeExecutorProtocol):
 
     def is_execution_error(self, error: Exception) -> bool:
         return isinstance(error, CodeExecutionError)
+
+
+class GatedPythonExecutor(InProcessPythonExecutor):
+    """Calls ``on_enter`` when code starts, then holds the node RUNNING until ``release`` is set (or a deadline).
+
+    Lets a test stop a run while a node is mid-flight without sleeping: ``on_enter`` requests the abort, the
+    caller sets ``release`` once it has seen the engine's terminal event.
+    """
+
+    def __init__(self, *, deadline_seconds: float = 30.0) -> None:
+        self.on_enter: Callable[[], None] | None = None
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self._deadline_seconds = deadline_seconds
+
+    def execute(self, *, language: CodeLanguage, code: str, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.entered.set()
+        if self.on_enter is not None:
+            self.on_enter()
+        if not self.release.wait(self._deadline_seconds):
+            raise CodeExecutionError(f"not released within {self._deadline_seconds} s")
+        return super().execute(language=language, code=code, inputs=inputs)
 
 
 def jinja2_error_message(template: str, variables: Mapping[str, Any]) -> str:

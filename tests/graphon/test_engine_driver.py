@@ -21,6 +21,7 @@ from graphon.enums import (
 )
 
 from tests.graphon.demo_graphs import (
+    ABORT_REASON,
     DEFAULT_GREETING,
     END_FALLBACK_NODE_ID,
     END_NODE_ID,
@@ -35,11 +36,11 @@ from tests.graphon.demo_graphs import (
     expected_greet_error,
     expected_path,
 )
+from tests.graphon.dify_helpers import RETRY_HISTORY_PROCESS_DATA_KEY
 from tests.graphon.engine_driver import GraphRunOutcome, RepositoryCall, run_graph
-from tests.graphon.event_translation import RETRY_HISTORY_PROCESS_DATA_KEY
 from tests.graphon.recording_repositories import CallLog, RecordingNodeRepository, RecordingRunRepository
 
-ALL_KINDS = ["ok", "fails", "partial", "retried"]
+ALL_KINDS = ["ok", "fails", "partial", "retried", "aborted"]
 TENANT_ID = "tenant-graphon"
 APP_ID = "app-graphon"
 
@@ -60,9 +61,12 @@ def _run(kind: GraphKind, *, name: str = "Graphon") -> Recorded:
 
 
 def _expected_calls(outcome: GraphRunOutcome) -> list[RepositoryCall]:
-    """persistence.py: run save (running); per node save (running), [save + save_execution_data (retry)] per retry,
-    then save + save_execution_data (final); run save (final)."""
-    run_status = outcome.execution.status.value
+    """persistence.py call order for a run whose nodes ran one after another:
+
+    run ``save`` (running); per node ``save`` (running), ``save`` + ``save_execution_data`` per retry (retry),
+    ``save`` + ``save_execution_data`` (final) -- or, for a node still running when the run failed or stopped
+    (it never reported a result, so its inputs are unset), one ``save`` (failed); last the run ``save`` (final).
+    """
     retry = WorkflowNodeExecutionStatus.RETRY.value
     calls = [RepositoryCall("run", "save", outcome.run_id, WorkflowExecutionStatus.RUNNING.value)]
     for node in outcome.node_executions:
@@ -71,8 +75,9 @@ def _expected_calls(outcome: GraphRunOutcome) -> list[RepositoryCall]:
             calls.append(RepositoryCall("node", "save", node.id, retry))
             calls.append(RepositoryCall("node", "save_execution_data", node.id, retry))
         calls.append(RepositoryCall("node", "save", node.id, node.status.value))
-        calls.append(RepositoryCall("node", "save_execution_data", node.id, node.status.value))
-    calls.append(RepositoryCall("run", "save", outcome.run_id, run_status))
+        if node.inputs is not None:
+            calls.append(RepositoryCall("node", "save_execution_data", node.id, node.status.value))
+    calls.append(RepositoryCall("run", "save", outcome.run_id, outcome.execution.status.value))
     return calls
 
 
@@ -252,6 +257,27 @@ def test_a_retried_node_is_saved_as_retry_with_its_attempt_in_process_data_then_
     assert history[0]["inputs"] == {"name": "Graphon"}
     assert runs.runs[outcome.run_id].status == WorkflowExecutionStatus.FAILED
     assert runs.runs[outcome.run_id].error_message == message
+
+
+def test_an_aborted_run_is_stopped_and_its_running_node_saved_failed() -> None:
+    # persistence.py _handle_graph_run_aborted + _fail_running_node_executions (save only, no execution data).
+    recorded = _run("aborted")
+    outcome, runs, nodes = recorded.outcome, recorded.runs, recorded.nodes
+
+    run = runs.runs[outcome.run_id]
+    assert run.status == WorkflowExecutionStatus.STOPPED
+    assert ABORT_REASON in run.error_message
+    assert run.finished_at is not None
+    # greet started and never finished: the abort is the next (and last) event.
+    assert outcome.event_names[-2:] == ("NodeRunStartedEvent", "GraphRunAbortedEvent")
+    greet = nodes.nodes[outcome.node(GREET_NODE_ID).id]
+    assert greet.status == WorkflowNodeExecutionStatus.FAILED
+    assert greet.error == run.error_message
+    assert greet.finished_at is not None and greet.elapsed_time >= 0.0
+    assert greet.inputs is None and greet.outputs is None
+    assert [method for method, copy in nodes.snapshots if copy.id == greet.id] == ["save", "save"]
+    for node_id in (START_NODE_ID, IF_ELSE_NODE_ID):
+        assert outcome.node(node_id).status == WorkflowNodeExecutionStatus.SUCCEEDED
 
 
 class _BrokenNodeRepository(RecordingNodeRepository):
