@@ -118,17 +118,15 @@ def run_model(record: LogRecord) -> t.Any:
 
 def run_entity(data: Mapping[str, t.Any]) -> t.Any:
     """A ``WorkflowExecution`` from run columns (a record's data or an ORM row's)."""
-    from flask_difylogstore.dify.enums import WorkflowExecutionStatus, WorkflowType
-
     return compat.WorkflowExecution(
         id_=data["id"],
         workflow_id=data["workflow_id"],
         workflow_version=data["version"],
-        workflow_type=WorkflowType(data["type"]),
+        workflow_type=compat.WorkflowType(data["type"]),
         graph=payloads.loads(data.get("graph")) or {},
         inputs=payloads.loads(data.get("inputs")) or {},
         outputs=payloads.loads(data.get("outputs")),
-        status=WorkflowExecutionStatus(data["status"]),
+        status=compat.WorkflowExecutionStatus(data["status"]),
         error_message=data.get("error") or "",
         total_tokens=data.get("total_tokens") or 0,
         total_steps=data.get("total_steps") or 0,
@@ -149,17 +147,11 @@ def metadata_text(metadata: Mapping[t.Any, t.Any] | None) -> str | None:
 
 
 def metadata_from_text(text: str | None) -> dict[t.Any, t.Any]:
-    """Metadata with keys rebuilt as ``WorkflowNodeExecutionMetadataKey``; unknown keys dropped."""
+    """Metadata with keys rebuilt as ``WorkflowNodeExecutionMetadataKey``; keys the enum lacks stay strings."""
     raw = payloads.loads(text)
     if not isinstance(raw, dict):
         return {}
-    result: dict[t.Any, t.Any] = {}
-    for key, value in raw.items():
-        try:
-            result[compat.WorkflowNodeExecutionMetadataKey(key)] = value
-        except ValueError:
-            continue
-    return result
+    return compat.metadata_keys(raw)
 
 
 def node_data(execution: t.Any, owner: Owner, encoded: Mapping[str, payloads.EncodedPayload]) -> dict[str, t.Any]:
@@ -200,8 +192,7 @@ def truncated_types(data: Mapping[str, t.Any]) -> list[str]:
 
 def node_entity(data: Mapping[str, t.Any], full_texts: Mapping[str, str] | None = None) -> t.Any:
     """A ``WorkflowNodeExecution``; truncated payloads get the full value and ``set_truncated_*``."""
-    from flask_difylogstore.dify.enums import WorkflowNodeExecutionStatus
-
+    metadata = metadata_from_text(data.get("execution_metadata"))
     values: dict[str, t.Any] = {name: payloads.loads(data.get(name)) for name in PAYLOAD_TYPES}
     truncated: dict[str, t.Any] = {}
     for name in truncated_types(data):
@@ -217,18 +208,22 @@ def node_entity(data: Mapping[str, t.Any], full_texts: Mapping[str, str] | None 
         index=data["index"],
         predecessor_node_id=data.get("predecessor_node_id"),
         node_id=data["node_id"],
-        node_type=compat.NodeType(data["node_type"]),
+        node_type=compat.node_type(data["node_type"]),
         title=data["title"],
         inputs=values["inputs"],
         process_data=values["process_data"],
         outputs=values["outputs"],
-        status=WorkflowNodeExecutionStatus(data["status"]),
+        status=compat.WorkflowNodeExecutionStatus(data["status"]),
         error=data.get("error"),
         elapsed_time=data.get("elapsed_time") or 0.0,
-        metadata=metadata_from_text(data.get("execution_metadata")),
+        metadata={k: v for k, v in metadata.items() if isinstance(k, compat.WorkflowNodeExecutionMetadataKey)},
         created_at=data["created_at"],
         finished_at=data.get("finished_at"),
     )
+    if len(metadata) != len(entity.metadata or {}):
+        # Keys the running enum does not know (written by a newer engine) are kept on the entity
+        # unvalidated, so a read-modify-save never drops them.
+        entity.metadata = metadata
     for name, value in truncated.items():
         getattr(entity, f"set_truncated_{name}")(value)
     return entity

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, PrivateAttr
 
@@ -173,3 +173,36 @@ class InfiniteScrollPagination:
         self.data = data
         self.limit = limit
         self.has_more = has_more
+
+
+@dataclass(frozen=True)
+class WorkflowRunCleanupRef:
+    """Dify's ``services.workflow.run_entities.WorkflowRunCleanupRef``: what a retention scan needs of a run."""
+
+    id: str
+    tenant_id: str
+    created_at: datetime
+
+
+class WorkflowRunMessageRef(NamedTuple):
+    """Dify's ``WorkflowRunMessageRef``: the chat message a run answered, if any."""
+
+    message_id: str
+    conversation_id: str
+
+
+@dataclass(frozen=True)
+class WorkflowNodeExecutionSnapshot:
+    """Dify's ``services.workflow.node_execution_queries.WorkflowNodeExecutionSnapshot`` (stream recovery)."""
+
+    execution_id: str
+    node_id: str
+    node_type: str
+    title: str
+    index: int
+    status: str
+    elapsed_time: float
+    created_at: datetime
+    finished_at: datetime | None
+    iteration_id: str | None = None
+    loop_id: str | None = None

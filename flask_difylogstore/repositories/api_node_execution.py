@@ -7,13 +7,15 @@ With dual read on, every read also sees node executions only the relational data
 from __future__ import annotations
 
 import typing as t
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from flask_difylogstore import conversions
+from flask_difylogstore import conversions, payloads
 from flask_difylogstore.backends.base import Filter, RecordQuery, Scope, TimeRange
+from flask_difylogstore.dify import compat
+from flask_difylogstore.dify.enums import WorkflowNodeExecutionStatus
 from flask_difylogstore.records import LogRecord, RecordKind
-from flask_difylogstore.repositories._context import scope
+from flask_difylogstore.repositories._context import enum_value, scope
 from flask_difylogstore.repositories.dual import (
     ListSpec,
     RelationalDelegate,
@@ -23,7 +25,11 @@ from flask_difylogstore.repositories.dual import (
     report_read_failure,
     report_write_failure,
 )
+from flask_difylogstore.repositories.node_execution import full_payloads
 from flask_difylogstore.repositories.statistics import naive_utc
+
+#: Dify's ``WorkflowNodeExecutionTriggeredFrom.WORKFLOW_TOOL``: a node run as a tool of another workflow.
+WORKFLOW_TOOL = "workflow-tool"
 
 
 class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
@@ -58,10 +64,66 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
     # -- reads ----------------------------------------------------------------------------------
 
     def get_node_last_execution(self, tenant_id: str, app_id: str, workflow_id: str, node_id: str) -> t.Any:
-        """The most recent execution of a node (the draft "last run" panel)."""
-        filters = (Filter("workflow_id", "eq", workflow_id), Filter("node_id", "eq", node_id))
+        """The most recent finished-or-running execution of a node (the draft "last run" panel).
+
+        A paused execution is not a result to show, and a node run as a tool of another workflow
+        belongs to that workflow's history: both are skipped, as Dify's own log store does.
+        """
+        filters = (
+            Filter("workflow_id", "eq", workflow_id),
+            Filter("node_id", "eq", node_id),
+            Filter("status", "ne", WorkflowNodeExecutionStatus.PAUSED.value),
+            Filter("triggered_from", "ne", WORKFLOW_TOOL),
+        )
         rows, _ = self._merger().page(ListSpec(RecordKind.NODE_EXECUTION, scope(tenant_id, app_id), filters), 1)
         return rows[0] if rows else None
+
+    def load_full_process_data(self, execution: t.Any) -> Mapping[str, t.Any] | None:
+        """The complete ``process_data`` of a returned row: the full value when it was truncated (S4)."""
+        reader = self._reader()
+        record = reader.get_one(RecordKind.NODE_EXECUTION, str(execution.id), scope(str(execution.tenant_id)))
+        if record is None:
+            loader = getattr(self._relational(), "load_full_process_data", None)
+            if loader is not None and self._dual_read_sessions() is not None:
+                return t.cast(Mapping[str, t.Any] | None, loader(execution))
+            return t.cast(Mapping[str, t.Any] | None, payloads.loads(getattr(execution, "process_data", None)))
+        if "process_data" in conversions.truncated_types(record.data):
+            full = full_payloads(reader, [record], record.data.get("tenant_id")).get(record.id, {})
+            if "process_data" in full:
+                return t.cast(Mapping[str, t.Any] | None, payloads.loads(full["process_data"]))
+        return t.cast(Mapping[str, t.Any] | None, payloads.loads(record.data.get("process_data")))
+
+    def get_execution_snapshots_by_workflow_run(
+        self, tenant_id: str, app_id: str, workflow_id: str, triggered_from: str, workflow_run_id: str
+    ) -> Sequence[t.Any]:
+        """Minimal snapshots of a run's node executions, ``created_at`` ascending, paused ones included (S4:
+        the event stream rebuilds a paused run's state from them)."""
+        snapshot = compat.node_snapshot_class()
+        trigger = str(enum_value(triggered_from))
+        rows = [
+            row
+            for row in self.get_executions_by_workflow_run(tenant_id, app_id, workflow_run_id)
+            if str(row.workflow_id) == workflow_id and str(enum_value(row.triggered_from)) == trigger
+        ]
+        result = []
+        for row in rows:
+            metadata = payloads.loads(row.execution_metadata) or {}
+            result.append(
+                snapshot(
+                    execution_id=str(row.node_execution_id or row.id),
+                    node_id=str(row.node_id),
+                    node_type=str(enum_value(row.node_type)),
+                    title=str(row.title),
+                    index=int(row.index),
+                    status=str(enum_value(row.status)),
+                    elapsed_time=float(row.elapsed_time or 0.0),
+                    created_at=row.created_at,
+                    finished_at=row.finished_at,
+                    iteration_id=metadata.get("iteration_id") if isinstance(metadata, dict) else None,
+                    loop_id=metadata.get("loop_id") if isinstance(metadata, dict) else None,
+                )
+            )
+        return result
 
     def get_executions_by_workflow_run(self, tenant_id: str, app_id: str, workflow_run_id: str) -> Sequence[t.Any]:
         """Every node execution of a run, ``created_at`` ascending (the SQL order), no row cap."""
@@ -78,8 +140,10 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
         return merge_entities(self._models(records), list(relational or ()), cutover_of(self.state.settings))
 
     def get_execution_by_id(self, execution_id: str, tenant_id: str | None = None) -> t.Any:
-        record = self._reader().get_one(RecordKind.NODE_EXECUTION, execution_id, scope(tenant_id))
-        return self._by_id(record, "get_execution_by_id", execution_id, tenant_id)
+        """The node execution (within ``tenant_id`` when given), or ``None``."""
+        return self._lookup(
+            RecordKind.NODE_EXECUTION, execution_id, scope(tenant_id), "get_execution_by_id", execution_id, tenant_id
+        )
 
     def get_expired_executions_batch(
         self, tenant_id: str, before_date: datetime, batch_size: int = 1000

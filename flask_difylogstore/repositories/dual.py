@@ -44,7 +44,6 @@ from datetime import UTC, datetime
 from flask_difylogstore import conversions
 from flask_difylogstore.backends.base import AggregateQuery, Direction, Filter, RecordQuery, Scope, TimeRange
 from flask_difylogstore.backends.memory import aggregate_records
-from flask_difylogstore.dify import compat
 from flask_difylogstore.extension import LogStoreState
 from flask_difylogstore.records import LogRecord, RecordKind
 from flask_difylogstore.repositories import dual_sql
@@ -52,6 +51,7 @@ from flask_difylogstore.repositories._context import StateMixin
 from flask_difylogstore.repositories._reads import Reader
 from flask_difylogstore.repositories.dual_merge import combine, merge_entities, merge_groups, narrow, row_key
 from flask_difylogstore.repositories.dual_sql import Key, Sessions
+from flask_difylogstore.repositories.relational_classes import relational_repositories
 
 __all__ = [
     "ListSpec",
@@ -303,7 +303,7 @@ class RelationalDelegate(StateMixin):
         if self._relational_cache is None:
             from flask_difylogstore.repositories.relational import resolve_session_factory
 
-            cls = compat.relational_repositories()[self._relational_key]
+            cls = relational_repositories()[self._relational_key]
             self._relational_cache = cls(session_maker=self._session_maker or resolve_session_factory(None))
         return self._relational_cache
 
@@ -331,6 +331,27 @@ class RelationalDelegate(StateMixin):
         except Exception as exc:
             report_read_failure(self.state, method, exc)
             return None
+
+    def _lookup(self, kind: RecordKind, id_: str, where: Scope, method: str, *args: t.Any) -> t.Any:
+        """A by-id read: the log store's entity (see :meth:`_by_id`).
+
+        When the log store cannot answer (unreachable, refusing) and dual read is on, the relational
+        repository answers instead — a migration must not turn a log-store outage into missing runs;
+        with dual read off the backend's error propagates.
+        """
+        try:
+            record = self._reader().get_one(kind, id_, where)
+        except Exception as exc:
+            if self._dual_read_sessions() is None:
+                raise
+            logger.warning(
+                "flask-difylogstore: the log store could not answer %s (%s); reading the relational database",
+                method,
+                describe(exc),
+            )
+            self.state.count("dual_read_fallbacks")
+            return self._dual_read(method, *args)
+        return self._by_id(record, method, *args)
 
     def _by_id(self, record: LogRecord | None, method: str, *args: t.Any) -> t.Any:
         """The by-id rule: the log store's entity unless it predates the cut-over or is missing."""

@@ -7,7 +7,7 @@ import typing as t
 
 from flask_difylogstore import conversions, payloads
 from flask_difylogstore.backends.base import Direction, Filter, RecordQuery
-from flask_difylogstore.dify.enums import WorkflowNodeExecutionTriggeredFrom
+from flask_difylogstore.dify.enums import WorkflowNodeExecutionStatus, WorkflowNodeExecutionTriggeredFrom
 from flask_difylogstore.extension import LogStoreState
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from flask_difylogstore.repositories._context import StateMixin, creator_of, enum_value, scope, tenant_of
@@ -19,10 +19,8 @@ from flask_difylogstore.repositories.dual import (
     report_read_failure,
     report_write_failure,
 )
+from flask_difylogstore.repositories.relational_classes import control_rows_required, core_repository
 from flask_difylogstore.schemas import schema
-
-#: How long ``save_synchronously`` waits for the backend to acknowledge.
-SYNC_TIMEOUT_S = 30.0
 
 
 class _Stored(t.NamedTuple):
@@ -110,6 +108,8 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
         self._triggered_from_raw = triggered_from
         role, creator = creator_of(user)
         self._owner = conversions.Owner(self._tenant_id, app_id, enum_value(triggered_from), role, creator)
+        # S4 factories pass Dify's uploader for offloaded payloads; the relational writer needs it.
+        self._upload_file = extra.get("upload_file")
         self._stored: dict[str, dict[str, _Stored]] = {}
         self._relational: t.Any = None
         self._truncator: tuple[t.Any, payloads.Truncator] | None = None
@@ -129,11 +129,20 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
         self._dual_write("save_execution_data", execution, state)
 
     def save_synchronously(self, execution: t.Any) -> None:
-        """:meth:`save`, then wait until the backend has it (S3 uses this before reading back)."""
+        """A save that is durable when it returns.
+
+        On the newest Dify line this is the relational *caller row* Agent participant allocation reads
+        (``workflow_node_executions``), written through Dify's SQL repository before the log store
+        sees the node; its failure propagates. Elsewhere the record is durable once spooled, and this
+        process reads it back at once (read-your-writes), so nothing waits on the log store.
+        """
         state = self.state
+        if control_rows_required():
+            self._relational_repository().save_synchronously(execution)
+            self._persist(execution, state, load_missing=False)
+            return
         self._persist(execution, state, load_missing=False)
         self._dual_write("save_synchronously", execution, state)
-        state.require_sink().flush(SYNC_TIMEOUT_S)
 
     def _truncator_for(self, state: LogStoreState) -> payloads.Truncator:
         """The truncator of the state's settings, built once per settings object (not per save)."""
@@ -202,16 +211,18 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
         }
 
     def _relational_repository(self) -> t.Any:
+        """The relational node writer for this owner, built once (Dify's own inside Dify)."""
         if self._relational is None:
-            from flask_difylogstore.dify import compat
             from flask_difylogstore.repositories.relational import resolve_session_factory
 
-            cls = compat.relational_repositories()["workflow_node_execution"]
-            self._relational = cls(
+            self._relational = core_repository(
+                "workflow_node_execution",
                 session_factory=self._session_factory or resolve_session_factory(None),
                 user=self._user,
                 app_id=self._app_id,
                 triggered_from=self._triggered_from_raw,
+                tenant_id=self._tenant_id,
+                upload_file=self._upload_file,
             )
         return self._relational
 
@@ -289,8 +300,14 @@ class LogStoreWorkflowNodeExecutionRepository(StateMixin):
             return []
 
     def get_by_workflow_execution(self, workflow_execution_id: str, order_config: t.Any = None) -> t.Sequence[t.Any]:
-        """S3 name of :meth:`get_by_workflow_run`."""
-        return self.get_by_workflow_run(workflow_execution_id, order_config)
+        """The run's node executions the engine resumes from: every one but the paused ones.
+
+        A paused node runs again when the workflow resumes, so Dify's persistence layer must not
+        reload it (Dify's storage contract: "excludes paused nodes and respects ordering").
+        """
+        paused = WorkflowNodeExecutionStatus.PAUSED.value
+        entities = self.get_by_workflow_run(workflow_execution_id, order_config)
+        return [e for e in entities if enum_value(e.status) != paused]
 
     def get_max_index(self, workflow_execution_id: str) -> int:
         """Highest ``index`` among the run's node executions in either store (0 when there are none)."""

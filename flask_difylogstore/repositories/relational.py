@@ -5,7 +5,7 @@ node payloads truncated, the full JSON uploaded as an ``upload_files`` row + sto
 linked by a ``workflow_node_execution_offload`` row), so it serves as the reference the contract
 suite compares the log store against, the baseline benchmarks measure, and the relational side of
 dual write / dual read when Dify itself is not present (inside Dify, Dify's own SQLAlchemy
-repositories take its place; see :func:`flask_difylogstore.dify.compat.relational_repositories`).
+repositories take its place; see :func:`flask_difylogstore.repositories.relational_classes.relational_repositories`).
 """
 
 from __future__ import annotations

@@ -9,9 +9,16 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
+from flask_difylogstore import payloads
+from flask_difylogstore.dify import compat
+from flask_difylogstore.dify.enums import WorkflowNodeExecutionStatus
 from flask_difylogstore.dify.models import WorkflowNodeExecutionModel, WorkflowNodeExecutionOffload
-from flask_difylogstore.repositories.relational import SessionRepository
+from flask_difylogstore.repositories._context import enum_value
+from flask_difylogstore.repositories.relational import SessionRepository, default_storage
 from flask_difylogstore.repositories.statistics import naive_utc
+
+#: Dify's ``WorkflowNodeExecutionTriggeredFrom.WORKFLOW_TOOL``: a node run as a tool of another workflow.
+WORKFLOW_TOOL = "workflow-tool"
 
 
 def _with_offloads(stmt: t.Any) -> t.Any:
@@ -32,6 +39,8 @@ class RelationalAPIWorkflowNodeExecutionRepository(SessionRepository):
                 m.app_id == app_id,
                 m.workflow_id == workflow_id,
                 m.node_id == node_id,
+                m.status != WorkflowNodeExecutionStatus.PAUSED.value,
+                m.triggered_from != WORKFLOW_TOOL,
             )
             .order_by(m.created_at.desc(), m.id.desc())
             .limit(1)
@@ -49,6 +58,58 @@ class RelationalAPIWorkflowNodeExecutionRepository(SessionRepository):
             )
             .order_by(m.created_at.asc(), m.id.asc())
         )
+
+    def get_execution_snapshots_by_workflow_run(
+        self, tenant_id: str, app_id: str, workflow_id: str, triggered_from: str, workflow_run_id: str
+    ) -> Sequence[t.Any]:
+        """Minimal snapshots of a run's node executions, ``created_at`` ascending (S4)."""
+        m = self._model
+        rows = self._scalars(
+            sa.select(m)
+            .where(
+                m.tenant_id == tenant_id,
+                m.app_id == app_id,
+                m.workflow_id == workflow_id,
+                m.triggered_from == str(enum_value(triggered_from)),
+                m.workflow_run_id == workflow_run_id,
+            )
+            .order_by(m.created_at.asc(), m.id.asc())
+        )
+        snapshot = compat.node_snapshot_class()
+        result = []
+        for row in rows:
+            metadata = payloads.loads(row.execution_metadata)
+            extra = metadata if isinstance(metadata, dict) else {}
+            result.append(
+                snapshot(
+                    execution_id=str(row.node_execution_id or row.id),
+                    node_id=row.node_id,
+                    node_type=str(row.node_type),
+                    title=row.title,
+                    index=row.index,
+                    status=str(row.status),
+                    elapsed_time=float(row.elapsed_time or 0.0),
+                    created_at=row.created_at,
+                    finished_at=row.finished_at,
+                    iteration_id=extra.get("iteration_id"),
+                    loop_id=extra.get("loop_id"),
+                )
+            )
+        return result
+
+    def load_full_process_data(self, execution: t.Any, storage: t.Any = None) -> t.Any:
+        """The full ``process_data`` of a row: its offloaded file when truncated, else the column (S4)."""
+        o = WorkflowNodeExecutionOffload
+        rows = self._scalars(
+            sa.select(o)
+            .options(selectinload(o.file))
+            .where(o.node_execution_id == str(execution.id), o.type_ == "process_data")
+        )
+        for offload in rows:
+            if offload.file is not None:
+                store = storage if storage is not None else default_storage()
+                return payloads.loads(store.load(offload.file.key).decode("utf-8"))
+        return payloads.loads(execution.process_data)
 
     def get_execution_by_id(self, execution_id: str, tenant_id: str | None = None) -> t.Any:
         m = self._model

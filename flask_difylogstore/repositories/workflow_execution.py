@@ -1,11 +1,19 @@
-"""``CORE_WORKFLOW_EXECUTION_REPOSITORY``: the engine saves workflow runs here."""
+"""The run writer (``CORE_WORKFLOW_EXECUTION_REPOSITORY``; Dify's ``create_workflow_execution_repository``).
+
+On the newest Dify line the relational ``workflow_runs`` row is also *control state*: pausing a
+run (``create_workflow_pause``), resuming it and the pause record all read that row inside a SQL
+transaction. Dify's own SQL repository there offers ``save_control`` (the run's identity and
+lifecycle without graph, inputs or outputs), and Dify's own log-store writer calls it before
+every log write. This writer does the same whenever the host's SQL repository has
+``save_control``: the control row is the one synchronous write of a save, and its failure
+propagates to the engine, as Dify requires. Everything else goes through the pipeline.
+"""
 
 from __future__ import annotations
 
 import typing as t
 
 from flask_difylogstore import conversions
-from flask_difylogstore.dify import compat
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from flask_difylogstore.repositories._context import StateMixin, creator_of, enum_value, scope, tenant_of
 from flask_difylogstore.repositories._reads import Reader
@@ -15,13 +23,19 @@ from flask_difylogstore.repositories.dual import (
     report_read_failure,
     report_write_failure,
 )
+from flask_difylogstore.repositories.relational_classes import (
+    control_rows_required,
+    core_repository,
+    relational_repositories,
+)
 
 
 class LogStoreWorkflowExecutionRepository(StateMixin):
     """Saves each state of a run as a full snapshot; the newest (or final) snapshot wins on read.
 
-    Accepts Dify's S1/S2 constructor (``session_factory, user, app_id, triggered_from``) and the S3
-    one (plus ``tenant_id``). ``session_factory`` is only used for dual write and dual read.
+    Accepts every Dify line's constructor: S2 (``session_factory, user, app_id, triggered_from``),
+    S3 and S4 (plus ``tenant_id``). ``session_factory`` is used for control rows, dual write and
+    dual read.
     """
 
     def __init__(
@@ -44,14 +58,19 @@ class LogStoreWorkflowExecutionRepository(StateMixin):
         self._relational: t.Any = None
 
     def save(self, execution: t.Any) -> None:
-        """Hand a full snapshot of ``execution`` to the write pipeline (no network on this thread);
-        with dual write, then save it through the relational repository too (failures logged, counted)."""
+        """Write the control row when the host needs one (errors propagate), then hand a full snapshot to
+        the write pipeline (no network on this thread). With dual write, the relational copy is complete."""
         state = self.state
         settings = state.settings
         data = conversions.run_data(execution, self._owner, put_graph=settings.enable_put_graph_field)
+        if control_rows_required():
+            # The control row (or, with dual write, the complete SQL copy) must exist before anything
+            # else can pause the run; a failure stops the save here, before the log store sees it.
+            repository = self._relational_repository()
+            (repository.save if settings.dual_write_enabled else repository.save_control)(execution)
         version = default_clock.version_for(RecordKind.RUN, data["status"])
         state.require_sink().submit([LogRecord(RecordKind.RUN, data, version)])
-        if settings.dual_write_enabled:
+        if settings.dual_write_enabled and not control_rows_required():
             self._dual_write(execution)
 
     def get(self, execution_id: str) -> t.Any:
@@ -74,7 +93,7 @@ class LogStoreWorkflowExecutionRepository(StateMixin):
             sessions = relational_sessions(self._session_factory)
             if sessions is None:
                 return None
-            cls = compat.relational_repositories()["api_workflow_run"]
+            cls = relational_repositories()["api_workflow_run"]
             row = cls(session_maker=sessions).get_workflow_run_by_id_without_tenant(execution_id)
         except Exception as exc:
             report_read_failure(self.state, "get_workflow_run_by_id_without_tenant", exc)
@@ -83,17 +102,22 @@ class LogStoreWorkflowExecutionRepository(StateMixin):
             return None
         return row
 
+    def _relational_repository(self) -> t.Any:
+        """The relational run writer for this owner, built once (Dify's own inside Dify)."""
+        if self._relational is None:
+            self._relational = core_repository(
+                "workflow_execution",
+                session_factory=self._session_factory or _app_session_factory(),
+                user=self._user,
+                app_id=self._app_id,
+                triggered_from=self._triggered_from_raw,
+                tenant_id=self._tenant_id,
+            )
+        return self._relational
+
     def _dual_write(self, execution: t.Any) -> None:
         try:
-            if self._relational is None:
-                cls = compat.relational_repositories()["workflow_execution"]
-                self._relational = cls(
-                    session_factory=self._session_factory or _app_session_factory(),
-                    user=self._user,
-                    app_id=self._app_id,
-                    triggered_from=self._triggered_from_raw,
-                )
-            self._relational.save(execution)
+            self._relational_repository().save(execution)
         except Exception as exc:
             context = {"id": execution.id_, "tenant_id": self._tenant_id, "app_id": self._app_id}
             report_write_failure(self.state, "save of run", exc, **context)

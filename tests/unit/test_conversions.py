@@ -138,10 +138,17 @@ def test_node_columns_metadata_and_flags() -> None:
     assert without_full.inputs == encoded["inputs"].truncated_value and not without_full.inputs_truncated
 
 
-def test_unknown_metadata_keys_are_dropped() -> None:
-    assert conversions.metadata_from_text('{"total_tokens": 1, "from_the_future": 2}') == {
-        WorkflowNodeExecutionMetadataKey.TOTAL_TOKENS: 1
-    }
+def test_unknown_metadata_keys_round_trip() -> None:
+    """A key a newer engine wrote (graphon's ``completed_reason`` read by an older enum) is kept as a string."""
+    metadata = conversions.metadata_from_text('{"total_tokens": 1, "from_the_future": 2}')
+    assert metadata == {WorkflowNodeExecutionMetadataKey.TOTAL_TOKENS: 1, "from_the_future": 2}
+    assert isinstance(next(iter(metadata)), WorkflowNodeExecutionMetadataKey)
+    entity = conversions.node_entity(
+        conversions.node_data(make_node(), OWNER, {})
+        | {"execution_metadata": '{"total_tokens": 1, "from_the_future": 2}'}
+    )
+    assert dict(entity.metadata) == metadata
+    assert orjson.loads(conversions.metadata_text(entity.metadata) or "") == {"total_tokens": 1, "from_the_future": 2}
     assert conversions.metadata_from_text("[1]") == {} and conversions.metadata_from_text(None) == {}
     assert conversions.metadata_text({}) is None
 
