@@ -82,6 +82,7 @@ class PersistenceDriver(Layer):
         workflow_version: str = "draft",
     ) -> None:
         super().__init__()
+        # Dify's layer does not use these either (its repositories are bound to them); kept for the caller.
         self.tenant_id = tenant_id
         self.app_id = app_id
         self.translator = DifyPersistenceTranslator(
@@ -172,9 +173,13 @@ def run_graph(
 ) -> GraphRunOutcome:
     """Run ``graph_kind`` (see :mod:`tests.graphon.demo_graphs`) with graphon's engine, saving through the repos.
 
-    ``name`` is the start node's input: non-empty takes the if-else's ``true`` branch (greet), empty takes
-    ``false`` (fallback). A failing run is not an error here: the outcome holds the FAILED run and
-    ``engine_error``. Repository exceptions raised inside the engine are re-raised afterwards as an
+    ``tenant_id`` / ``app_id`` must be the ones the repositories were built for (Dify binds repositories to
+    them; the entities carry neither). ``app_id``, ``user_id``, ``workflow_id`` and ``run_id`` also go into
+    the ``sys.*`` variables, so the saved run inputs hold them as Dify's do. ``name`` is the start node's
+    input: non-empty takes the if-else's ``true`` branch (greet), empty takes ``false`` (fallback).
+
+    A failing, partial or aborted run is not an error here: the outcome holds the final run and, for a failed
+    one, ``engine_error``. Repository exceptions raised inside the engine are re-raised afterwards as an
     ``ExceptionGroup`` unless ``raise_repository_errors`` is false.
     """
     run_id = run_id or str(uuid.uuid4())
