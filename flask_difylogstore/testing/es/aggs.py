@@ -8,10 +8,12 @@ from __future__ import annotations
 import typing as t
 from collections import Counter
 
-from flask_difylogstore.testing.es import datemath
+from flask_difylogstore.testing.es import aggs_spec, datemath
+from flask_difylogstore.testing.es.body_check import not_implemented
 from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
 from flask_difylogstore.testing.es.errors import EsError, bad_request, parsing_error
-from flask_difylogstore.testing.es.mapping import TEXT_TYPES
+from flask_difylogstore.testing.es.lucene_regex import NotTranslatable, RegexError, compile_lucene
+from flask_difylogstore.testing.es.mapping import TEXT_TYPES, coerce
 from flask_difylogstore.testing.es.query import Context, Matcher, compile_query
 
 Pair = tuple[Context, StoredDoc]
@@ -22,6 +24,16 @@ class _Env:
     def __init__(self, stores: list[IndexStore], now_ms: int) -> None:
         self.stores = stores
         self.now_ms = now_ms
+        self.buckets = 0
+
+    def count_buckets(self, result: dict[str, t.Any]) -> None:
+        """``search.max_buckets``: every bucket of the response counts, at every level."""
+        found = result.get("buckets")
+        if found is None:
+            return
+        self.buckets += len(found)
+        if self.buckets > aggs_spec.MAX_BUCKETS:
+            raise aggs_spec.too_many_buckets(self.buckets)
 
     def field_type(self, field: str) -> str | None:
         for store in self.stores:
@@ -47,16 +59,20 @@ def run_aggs(spec: dict[str, t.Any], docs: list[Pair], stores: list[IndexStore],
 def _run(spec: dict[str, t.Any], docs: list[Pair], env: _Env) -> dict[str, t.Any]:
     out: dict[str, t.Any] = {}
     for name, body in spec.items():
+        if not isinstance(body, dict):
+            raise parsing_error(f"Expected [START_OBJECT] under [{name}], but got a [VALUE] in [{name}]")
         sub = body.get("aggs", body.get("aggregations")) or {}
         kinds = [k for k in body if k not in ("aggs", "aggregations", "meta")]
+        if not kinds:
+            raise parsing_error(f"Missing definition for aggregation [{name}]")
         if len(kinds) != 1:
-            raise parsing_error(f"Expected exactly one aggregation type for [{name}]")
+            raise parsing_error(f"Found two aggregation type definitions in [{name}]: [{kinds[0]}] and [{kinds[1]}]")
         kind = kinds[0]
         params = body[kind]
-        handler = _HANDLERS.get(kind)
-        if handler is None:
-            raise parsing_error(f"Unknown aggregation type [{kind}] did you mean [terms]?")
-        result = handler(params, docs, env, sub)
+        aggs_spec.check_type(name, kind)
+        aggs_spec.check_params(name, kind, params)
+        result = _HANDLERS[kind](params, docs, env, sub)
+        env.count_buckets(result)
         if "meta" in body:
             result["meta"] = body["meta"]
         out[name] = result
@@ -118,12 +134,8 @@ def _terms(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str,
             for doc in store.view.values():
                 for v in _vals(doc, field):
                     counts.setdefault(v, 0)
-    include, exclude = params.get("include"), params.get("exclude")
     keys = [k for k, c in counts.items() if c >= min_count]
-    if isinstance(include, list):
-        keys = [k for k in keys if k in include]
-    if isinstance(exclude, list):
-        keys = [k for k in keys if k not in exclude]
+    keys = _include_exclude(params, keys, ftype)
     sub_results = {k: _run(sub, members.get(k, []), env) for k in keys} if sub else {}
     order = params.get("order", [{"_count": "desc"}, {"_key": "asc"}])
     for spec in reversed(order if isinstance(order, list) else [order]):
@@ -141,9 +153,12 @@ def _terms(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str,
     shown = keys[:size]
     fmt = params.get("format") or env.field_format(field)
     buckets = []
+    show_error = bool(params.get("show_term_doc_count_error"))
     for key in shown:
         bucket = _key_fields(ftype, key, fmt)
         bucket["doc_count"] = counts[key]
+        if show_error:
+            bucket["doc_count_error_upper_bound"] = 0
         if sub:
             bucket.update(sub_results[key])
         buckets.append(bucket)
@@ -152,6 +167,35 @@ def _terms(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str,
         "sum_other_doc_count": sum(counts[k] for k in keys[size:]),
         "buckets": buckets,
     }
+
+
+def _include_exclude(params: dict[str, t.Any], keys: list[t.Any], ftype: str | None) -> list[t.Any]:
+    """``include`` / ``exclude``: exact value lists, Lucene regexps (string fields), or partitions."""
+    include, exclude = params.get("include"), params.get("exclude")
+    for spec, keep in ((include, True), (exclude, False)):
+        if spec is None:
+            continue
+        if isinstance(spec, dict):
+            raise not_implemented("Terms [include] partitions")
+        if isinstance(spec, list):
+            texts = {str(v) for v in spec}
+            keys = [k for k in keys if (k in spec or str(k) in texts) == keep]
+            continue
+        if ftype not in (None, "keyword", "flattened", "wildcard", "ip", "version", "constant_keyword"):
+            raise EsError(
+                400,
+                "aggregation_execution_exception",
+                "Aggregation [terms] cannot support regular expression style include/exclude settings as they "
+                "can only be applied to string fields. Use an array of values for include/exclude clauses",
+            )
+        try:
+            rx = compile_lucene(str(spec))
+        except (RegexError, NotTranslatable) as exc:
+            raise bad_request(
+                f"Invalid regular expression [{spec}] in [{'include' if keep else 'exclude'}]: {exc}"
+            ) from None
+        keys = [k for k in keys if bool(rx.fullmatch(str(k))) == keep]
+    return keys
 
 
 def _metric_value(result: dict[str, t.Any], metric: str) -> float:
@@ -177,10 +221,18 @@ def _metric(
     def handler(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
         field = params["field"]
         ftype = _check_field(env, field)
+        missing = params.get("missing")
         if kind == "cardinality":
-            return {"value": len({v for _, d in docs for v in _vals(d, field)})}
+            seen = {v for _, d in docs for v in _vals(d, field)}
+            if missing is not None and any(not _vals(d, field) for _, d in docs):
+                seen.add(_missing_value(ftype, missing))
+            return {"value": len(seen)}
         if kind == "value_count":
-            return {"value": sum(len(_vals(d, field)) for _, d in docs)}
+            count = 0
+            for _, d in docs:
+                n = len(_vals(d, field))
+                count += n if n or missing is None else 1
+            return {"value": count}
         if ftype is not None and ftype in ("keyword", "flattened"):
             raise bad_request(f"Field [{field}] of type [{ftype}] is not supported for aggregation [{kind}]")
         nums = _numbers(docs, field, params.get("missing"))
@@ -212,6 +264,16 @@ def _metric(
     return handler
 
 
+def _missing_value(ftype: str | None, missing: t.Any) -> t.Any:
+    """A ``missing`` value in the field's indexed form, so it counts once with equal real values."""
+    if ftype is None:
+        return missing
+    try:
+        return coerce(missing, ftype, {})
+    except (ValueError, TypeError, EsError):
+        raise bad_request(f"Cannot use [missing] value [{missing}] for a field of type [{ftype}]") from None
+
+
 def _compiled(query: t.Any, env: _Env) -> t.Callable[[Pair], bool]:
     cache: dict[str, Matcher] = {}
 
@@ -232,9 +294,11 @@ def _filter(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str
 
 
 def _filters(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
-    spec = params["filters"]
+    spec = params.get("filters")
+    if not spec or not isinstance(spec, dict | list):
+        raise bad_request("[filters] cannot be empty.")
     named = isinstance(spec, dict)
-    items = list(spec.items()) if named else list(enumerate(spec))
+    items: list[tuple[t.Any, t.Any]] = list(spec.items()) if isinstance(spec, dict) else list(enumerate(spec))
     matched: set[int] = set()
     buckets: list[tuple[t.Any, dict[str, t.Any]]] = []
     for key, query in items:
@@ -262,6 +326,10 @@ def _top_hits(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[s
     rendered = []
     for hit in hits[start : start + size]:
         body = _render(hit, keep, inc, exc, not order)
+        if params.get("version"):
+            body["_version"] = hit[1].version
+        if params.get("seq_no_primary_term"):
+            body["_seq_no"], body["_primary_term"] = hit[1].seq_no, hit[1].primary_term
         if order:
             body["sort"] = [f.raw(hit, {}) for f in order]
         rendered.append(body)

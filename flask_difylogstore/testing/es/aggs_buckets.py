@@ -9,8 +9,9 @@ import datetime as dt
 import itertools
 import typing as t
 
-from flask_difylogstore.testing.es import datemath
+from flask_difylogstore.testing.es import aggs_spec, datemath
 from flask_difylogstore.testing.es.aggs import _HANDLERS, Pair, _check_field, _Env, _run, _vals
+from flask_difylogstore.testing.es.body_check import not_implemented
 from flask_difylogstore.testing.es.errors import bad_request, parsing_error
 
 _CAL = {
@@ -27,6 +28,8 @@ class DateBuckets:
         self.nanos = _check_field(env, self.field) == "date_nanos"
         self.zone = datemath.get_zone(params.get("time_zone"))
         self.fmt = params.get("format") or env.field_format(self.field)
+        if params.get("format"):
+            datemath.validate_format(str(params["format"]))
         self.offset = datemath.parse_duration_ms(params["offset"]) if params.get("offset") else 0
         interval = params.get("interval")
         self.cal = params.get("calendar_interval") or (interval if interval in _CAL else None)
@@ -119,6 +122,7 @@ class _Source:
     """One composite source: extracts its keys from a document and orders them."""
 
     def __init__(self, name: str, kind: str, params: dict[str, t.Any], env: _Env) -> None:
+        aggs_spec.check_source(kind, params)
         self.name = name
         self.field = params["field"]
         self.desc = str(params.get("order", "asc")).lower() == "desc"
@@ -209,5 +213,64 @@ def _composite(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[
     return result
 
 
+def _histogram(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Numeric ``histogram``: keys ``floor((value - offset) / interval) * interval + offset``, as doubles."""
+    field = params["field"]
+    _check_field(env, field)
+    try:
+        interval = float(params.get("interval", 0))
+        offset = float(params.get("offset", 0))
+    except (TypeError, ValueError):
+        raise parsing_error("[histogram] failed to parse field [interval]") from None
+    if interval <= 0:
+        raise bad_request("[interval] must be >0 for histogram aggregation")
+    missing = params.get("missing")
+    members: dict[float, list[Pair]] = {}
+    for pair in docs:
+        values = _vals(pair[1], field) or ([missing] if missing is not None else [])
+        doc_keys = {float((float(v) - offset) // interval * interval + offset) for v in values}
+        for key in doc_keys:
+            members.setdefault(key, []).append(pair)
+    min_count = int(params.get("min_doc_count", 0))
+    keys = sorted(members)
+    bounds = params.get("extended_bounds") or {}
+    if min_count == 0 and (keys or bounds):
+        lo = min([*keys, *([float(bounds["min"])] if bounds.get("min") is not None else [])])
+        hi = max([*keys, *([float(bounds["max"])] if bounds.get("max") is not None else [])])
+        start = (lo - offset) // interval * interval + offset
+        steps = int((hi - start) // interval) + 1
+        if steps > aggs_spec.MAX_BUCKETS:
+            raise aggs_spec.too_many_buckets(steps)
+        keys = [start + i * interval for i in range(steps)]
+    hard = params.get("hard_bounds") or {}
+    low, high = hard.get("min"), hard.get("max")
+    if params.get("format"):
+        raise not_implemented("[format] on the [histogram] aggregation")
+    buckets = []
+    for key in keys:
+        chosen = members.get(key, [])
+        if (
+            len(chosen) < min_count
+            or (low is not None and key < float(low))
+            or (high is not None and key > float(high))
+        ):
+            continue
+        bucket: dict[str, t.Any] = {"key": key, "doc_count": len(chosen)}
+        bucket.update(_run(sub, chosen, env))
+        buckets.append(bucket)
+    order = params.get("order")
+    if isinstance(order, dict):
+        ((what, direction),) = order.items()
+        desc = str(direction).lower() == "desc"
+        if what == "_count":
+            buckets.sort(key=lambda b: (-b["doc_count"] if desc else b["doc_count"], b["key"]))
+        elif what == "_key":
+            buckets.sort(key=lambda b: b["key"], reverse=desc)
+        else:
+            raise not_implemented(f"histogram order by [{what}]")
+    return {"buckets": buckets}
+
+
 _HANDLERS["date_histogram"] = _date_histogram
+_HANDLERS["histogram"] = _histogram
 _HANDLERS["composite"] = _composite

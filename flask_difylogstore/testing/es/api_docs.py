@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 import typing as t
 
-import orjson
-
+from flask_difylogstore.testing.es.body_check import token
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.routing import Request, Response, router
 from flask_difylogstore.testing.es.search import _source_filter, filter_source
+from flask_difylogstore.testing.es.versioning import parse_versioning, read_conflict
 
 if t.TYPE_CHECKING:
     from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
@@ -51,26 +50,34 @@ def _refresh_after(
         body["forced_refresh"] = True
 
 
-def _versioning(req: Request) -> dict[str, t.Any]:
-    return {
-        "version": _int(req.params.get("version")),
-        "version_type": req.params.get("version_type"),
-        "if_seq_no": _int(req.params.get("if_seq_no")),
-        "if_primary_term": _int(req.params.get("if_primary_term")),
-    }
+def _require_alias(srv: Srv, req: Request, name: str) -> None:
+    if req.flag("require_alias") and name not in srv.cluster.alias_map():
+        raise EsError(
+            404,
+            "index_not_found_exception",
+            f"no such index [{name}] and [require_alias] request flag is [true] and [{name}] is not an alias",
+            index=name,
+            extra={"resource.type": "index_expression", "resource.id": name},
+        )
 
 
 @router.route("PUT POST", "{index}/_doc/{id}", "{index}/_create/{id}", "{index}/_doc")
 def index_doc(srv: Srv, req: Request) -> Response:
     refresh = _refresh_mode(req)
+    op_type = req.params.get("op_type", "index").lower()
+    if op_type not in ("index", "create"):
+        raise bad_request(f"opType must be 'create' or 'index', found: [{req.params['op_type']}]")
+    create = "/_create/" in req.path or op_type == "create"
+    versioning = parse_versioning(req.params, "the request")
+    versioning.validate("create" if create else "index", req.args.get("id"))
     source = req.json()
-    if not isinstance(source, dict):
-        raise EsError(400, "mapper_parsing_exception", "failed to parse, document is empty")
-    create = "/_create/" in req.path or req.params.get("op_type") == "create"
+    if not isinstance(source, dict) or not source and not req.body.strip():
+        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: source is missing;")
     doc_id = req.args.get("id") or new_id()
     with srv.cluster.lock:
+        _require_alias(srv, req, req.args["index"])
         store = srv.cluster.write_target(req.args["index"])
-        status, body = store.index(doc_id, source, op_type="create" if create else "index", **_versioning(req))
+        status, body = store.index(doc_id, source, op_type="create" if create else "index", **versioning.kwargs())
         _refresh_after(srv, refresh, [store], body)
     return status, body
 
@@ -86,6 +93,9 @@ def get_doc(srv: Srv, req: Request) -> Response:
             store.refresh()
         realtime = req.params.get("realtime", "true") != "false"
         doc = (store.live if realtime else store.view).get(req.args["id"])
+        versioning = parse_versioning(req.params, "the request")
+        if doc is not None and versioning.version is not None and doc.version != versioning.version:
+            raise read_conflict(store.name, doc.id, doc.version, versioning.version)
     if "/_source/" in req.path:
         if doc is None:
             raise EsError(404, "resource_not_found_exception", f"Document not found [{store.name}]/[{req.args['id']}]")
@@ -118,9 +128,11 @@ def _filtered(req: Request, source: dict[str, t.Any], spec: t.Any = None) -> dic
 @router.route("DELETE", "{index}/_doc/{id}")
 def delete_doc(srv: Srv, req: Request) -> Response:
     refresh = _refresh_mode(req)
+    versioning = parse_versioning(req.params, "the request")
+    versioning.validate("delete", req.args["id"])
     with srv.cluster.lock:
         store = srv.cluster.write_target(req.args["index"], auto_create=False)
-        status, body = store.delete(req.args["id"], **_versioning(req))
+        status, body = store.delete(req.args["id"], **versioning.kwargs())
         _refresh_after(srv, refresh, [store], body)
     return status, body
 
@@ -128,136 +140,51 @@ def delete_doc(srv: Srv, req: Request) -> Response:
 @router.route("POST", "{index}/_update/{id}")
 def update_doc(srv: Srv, req: Request) -> Response:
     refresh = _refresh_mode(req)
+    versioning = parse_versioning(req.params, "the request")
+    versioning.validate("update", req.args["id"])
     body = req.json()
     with srv.cluster.lock:
+        _require_alias(srv, req, req.args["index"])
         store = srv.cluster.write_target(req.args["index"])
-        v = _versioning(req)
         status, result = store.update(
-            req.args["id"], body, if_seq_no=v["if_seq_no"], if_primary_term=v["if_primary_term"]
+            req.args["id"], body, if_seq_no=versioning.if_seq_no, if_primary_term=versioning.if_primary_term
         )
         _refresh_after(srv, refresh, [store], result)
     return status, result
 
 
-@router.route("PUT POST", "_bulk", "{index}/_bulk")
-def bulk(srv: Srv, req: Request) -> Response:
-    refresh = _refresh_mode(req)
-    started = time.perf_counter()
-    lines = req.body.split(b"\n")
-    default_index = req.args.get("index")
-    items: list[dict[str, t.Any]] = []
-    touched: dict[str, IndexStore] = {}
-    errors = False
-    loads = orjson.loads
-    faults = srv.faults
-    with srv.cluster.lock:
-        i, n = 0, len(lines)
-        while i < n:
-            line = lines[i]
-            i += 1
-            if not line.strip():
-                continue
-            try:
-                action = loads(line)
-                ((op, meta),) = action.items()
-            except (orjson.JSONDecodeError, ValueError, AttributeError):
-                raise EsError(
-                    400,
-                    "illegal_argument_exception",
-                    f"Malformed action/metadata line [{i}], expected "
-                    "START_OBJECT or END_OBJECT but found [VALUE_STRING]",
-                ) from None
-            if op not in ("index", "create", "update", "delete"):
-                raise EsError(
-                    400,
-                    "illegal_argument_exception",
-                    f"Malformed action/metadata line [{i}], expected "
-                    f"field [create], [delete], [index] or [update] but found [{op}]",
-                )
-            source: t.Any = None
-            if op != "delete":
-                if i >= n or not lines[i].strip():
-                    raise EsError(
-                        400,
-                        "illegal_argument_exception",
-                        "The bulk request must be terminated by a newline [\\n]",
-                    )
-                raw = lines[i]
-                i += 1
-            index_name = meta.get("_index") or default_index
-            doc_id = meta.get("_id")
-            if doc_id is not None:
-                doc_id = str(doc_id)
-            try:
-                if index_name is None:
-                    raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
-                failure = faults.bulk_item_failure()
-                if failure is not None:
-                    raise failure
-                store = touched.get(index_name) or srv.cluster.write_target(index_name)
-                touched[index_name] = store
-                if op != "delete":
-                    try:
-                        source = loads(raw)
-                    except orjson.JSONDecodeError as exc:
-                        raise EsError(400, "document_parsing_exception", f"[1:1] failed to parse: {exc}") from None
-                if op == "update":
-                    if doc_id is None:
-                        raise EsError(
-                            400, "action_request_validation_exception", "Validation Failed: 1: id is missing;"
-                        )
-                    status, result = store.update(
-                        doc_id,
-                        source,
-                        if_seq_no=_int(meta.get("if_seq_no")),
-                        if_primary_term=_int(meta.get("if_primary_term")),
-                    )
-                elif op == "delete":
-                    if doc_id is None:
-                        raise EsError(
-                            400, "action_request_validation_exception", "Validation Failed: 1: id is missing;"
-                        )
-                    status, result = store.delete(
-                        doc_id,
-                        version=_int(meta.get("version")),
-                        version_type=meta.get("version_type"),
-                        if_seq_no=_int(meta.get("if_seq_no")),
-                        if_primary_term=_int(meta.get("if_primary_term")),
-                    )
-                else:
-                    if not isinstance(source, dict):
-                        raise EsError(400, "document_parsing_exception", "[1:1] failed to parse: not an object")
-                    status, result = store.index(
-                        doc_id or new_id(),
-                        source,
-                        op_type=op,
-                        version=_int(meta.get("version")),
-                        version_type=meta.get("version_type"),
-                        if_seq_no=_int(meta.get("if_seq_no")),
-                        if_primary_term=_int(meta.get("if_primary_term")),
-                    )
-                result["status"] = status
-                items.append({op: result})
-            except EsError as exc:
-                errors = True
-                items.append({op: {"_index": index_name, "_id": doc_id, "status": exc.status, "error": exc.cause()}})
-        _refresh_after(srv, refresh, touched.values())
-    took = int((time.perf_counter() - started) * 1000)
-    return 200, {"errors": errors, "took": took, "items": items}
-
-
 @router.route("GET POST", "_mget", "{index}/_mget")
 def mget(srv: Srv, req: Request) -> Response:
     body = req.json()
+    if not isinstance(body, dict):
+        raise EsError(400, "parse_exception", "Failed to derive xcontent")
+    for key, value in body.items():
+        if not isinstance(value, list):
+            raise EsError(
+                400, "parse_exception", f"unexpected token [{token(value)}], expected [FIELD_NAME] or [START_ARRAY]"
+            )
+        if key not in ("docs", "ids"):
+            raise EsError(400, "parse_exception", f"unknown key [{key}] for a START_ARRAY, expected [docs] or [ids]")
+    if "ids" in body and not req.args.get("index"):
+        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing for doc 0;")
     specs = body.get("docs") or [{"_id": i} for i in body.get("ids", [])]
+    problems = []
+    for n, spec in enumerate(specs):
+        if not (spec.get("_index") or req.args.get("index")):
+            problems.append(f"index is missing for doc {n}")
+        if spec.get("_id") in (None, ""):
+            problems.append(f"id is missing for doc {n}")
+    if not specs:
+        problems.append("no documents to get")
+    if problems:
+        text = "".join(f"{n}: {e};" for n, e in enumerate(problems, 1))
+        raise EsError(400, "action_request_validation_exception", f"Validation Failed: {text}")
     out = []
     with srv.cluster.lock:
         for spec in specs:
             name = spec.get("_index") or req.args.get("index")
             doc_id = str(spec.get("_id"))
             try:
-                if name is None:
-                    raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
                 stores = srv.cluster.resolve(name)
             except EsError as exc:
                 out.append({"_index": name, "_id": doc_id, "error": exc.cause()})

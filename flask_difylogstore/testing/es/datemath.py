@@ -7,8 +7,8 @@ import datetime as dt
 import re
 import time
 import zoneinfo
-from functools import lru_cache
 
+from flask_difylogstore.testing.es import javatime
 from flask_difylogstore.testing.es.errors import EsError
 
 DEFAULT_DATE_FORMAT = "strict_date_optional_time||epoch_millis"
@@ -19,26 +19,34 @@ _ISO = re.compile(
     r"^([+-]?\d{4,})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
     r"(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$"
 )
-_JAVA_TOKENS = [
-    ("yyyy", r"(?P<year>\d{4})"),
-    ("uuuu", r"(?P<year>\d{4})"),
-    ("MM", r"(?P<month>\d{2})"),
-    ("dd", r"(?P<day>\d{2})"),
-    ("HH", r"(?P<hour>\d{2})"),
-    ("mm", r"(?P<minute>\d{2})"),
-    ("ss", r"(?P<second>\d{2})"),
-    ("SSS", r"(?P<frac>\d{3})"),
-    ("XXX", r"(?P<tz>Z|[+-]\d{2}:\d{2})"),
-    ("ZZ", r"(?P<tz>Z|[+-]\d{2}:?\d{2})"),
-    ("Z", r"(?P<tz>Z|[+-]\d{2}:?\d{2})"),
-    ("X", r"(?P<tz>Z|[+-]\d{2}(?::?\d{2})?)"),
-]
 _NAMED = {
     "strict_date": "yyyy-MM-dd",
     "date": "yyyy-MM-dd",
+    "year_month_day": "yyyy-MM-dd",
+    "strict_year_month_day": "yyyy-MM-dd",
+    "year_month": "yyyy-MM",
+    "strict_year_month": "yyyy-MM",
+    "year": "yyyy",
+    "strict_year": "yyyy",
     "strict_date_hour_minute_second": "yyyy-MM-dd'T'HH:mm:ss",
     "date_hour_minute_second": "yyyy-MM-dd'T'HH:mm:ss",
+    "strict_date_hour_minute_second_millis": "yyyy-MM-dd'T'HH:mm:ss.SSS",
+    "date_hour_minute_second_millis": "yyyy-MM-dd'T'HH:mm:ss.SSS",
+    "strict_date_hour_minute_second_fraction": "yyyy-MM-dd'T'HH:mm:ss.SSS",
+    "date_hour_minute_second_fraction": "yyyy-MM-dd'T'HH:mm:ss.SSS",
+    "strict_date_hour_minute": "yyyy-MM-dd'T'HH:mm",
+    "date_hour_minute": "yyyy-MM-dd'T'HH:mm",
+    "strict_date_hour": "yyyy-MM-dd'T'HH",
+    "date_hour": "yyyy-MM-dd'T'HH",
+    "strict_date_time_no_millis": "yyyy-MM-dd'T'HH:mm:ssXXX",
+    "date_time_no_millis": "yyyy-MM-dd'T'HH:mm:ssXXX",
+    "strict_hour_minute_second": "HH:mm:ss",
+    "hour_minute_second": "HH:mm:ss",
+    "strict_hour_minute": "HH:mm",
+    "hour_minute": "HH:mm",
     "basic_date": "yyyyMMdd",
+    "basic_date_time": "yyyyMMdd'T'HHmmss.SSSX",
+    "basic_date_time_no_millis": "yyyyMMdd'T'HHmmssX",
 }
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -50,26 +58,6 @@ def _bad_date(value: object, fmt: str) -> EsError:
         f"failed to parse date field [{value}] with format [{fmt}]",
         caused_by={"type": "date_time_parse_exception", "reason": f"Text '{value}' could not be parsed"},
     )
-
-
-@lru_cache(maxsize=256)
-def _java_regex(pattern: str) -> re.Pattern[str]:
-    out, i = "", 0
-    while i < len(pattern):
-        if pattern[i] == "'":
-            end = pattern.index("'", i + 1)
-            out += re.escape(pattern[i + 1 : end])
-            i = end + 1
-            continue
-        for token, rx in _JAVA_TOKENS:
-            if pattern.startswith(token, i):
-                out += rx
-                i += len(token)
-                break
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return re.compile("^" + out + "$")
 
 
 def _tz_offset(tz: str | None) -> dt.tzinfo:
@@ -109,6 +97,7 @@ _ISO_NAMES = {
     "date_time",
     "iso8601",
     "strict_date_optional_time_nanos",
+    "date_optional_time_nanos",
 }
 
 
@@ -130,11 +119,14 @@ def _parse_one(value: str, fmt: str, zone: dt.tzinfo, round_up: bool = False) ->
             return _to_ns(dict(zip(keys, m.groups(), strict=True)), zone, round_up)
         except ValueError:
             return None
-    m = _java_regex(_NAMED.get(fmt, fmt)).match(value)
-    if not m:
+    try:
+        parts = javatime.parse_parts(_NAMED.get(fmt, fmt), value)
+    except javatime.PatternError:
+        raise EsError(400, "illegal_argument_exception", f"Invalid format: [{fmt}]") from None
+    if parts is None:
         return None
     try:
-        return _to_ns(m.groupdict(), zone, round_up)
+        return _to_ns(parts, zone, round_up)
     except ValueError:
         return None
 
@@ -187,23 +179,26 @@ def format_date(ms: int, fmt: str | None = None, zone: dt.tzinfo = UTC) -> str:
     if first == "epoch_second":
         return str(ms // 1000)
     moment = from_ms(ms, zone)
-    if first in ("strict_date_optional_time", "date_optional_time", "strict_date_time", "date_time"):
+    if first in _ISO_NAMES:
         off = moment.strftime("%z")
         suffix = "Z" if off in ("+0000", "") else f"{off[:3]}:{off[3:]}"
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}" + suffix
-    pattern = _NAMED.get(first, first)
-    out = pattern.replace("'T'", "T")
-    for token, value in (
-        ("yyyy", f"{moment.year:04d}"),
-        ("MM", f"{moment.month:02d}"),
-        ("dd", f"{moment.day:02d}"),
-        ("HH", f"{moment.hour:02d}"),
-        ("mm", f"{moment.minute:02d}"),
-        ("ss", f"{moment.second:02d}"),
-        ("SSS", f"{moment.microsecond // 1000:03d}"),
-    ):
-        out = out.replace(token, value)
-    return out
+    try:
+        return javatime.format_moment(_NAMED.get(first, first), moment)
+    except javatime.PatternError as exc:
+        raise EsError(400, "illegal_argument_exception", f"Invalid format: [{first}]: {exc}") from None
+
+
+def validate_format(fmt: str) -> None:
+    """A mapping's or request's ``format``: built-in names and Java patterns, ``||``-separated."""
+    for one in fmt.split("||"):
+        one = one.strip()
+        if one in _ISO_NAMES or one in _NAMED or one in ("epoch_millis", "epoch_second"):
+            continue
+        try:
+            javatime.validate(one)
+        except javatime.PatternError as exc:
+            raise EsError(400, "illegal_argument_exception", f"Invalid format: [{fmt}]: {exc}") from None
 
 
 def _add_months(moment: dt.datetime, months: int) -> dt.datetime:

@@ -16,6 +16,7 @@ from flask_difylogstore.testing.es.datemath import (
     NANOS_FORMAT,
     parse_date,
     parse_date_ns,
+    validate_format,
 )
 from flask_difylogstore.testing.es.dynamic import infer, template_mapping
 from flask_difylogstore.testing.es.errors import EsError
@@ -77,6 +78,16 @@ def validate_properties(props: dict[str, t.Any], prefix: str = "") -> None:
         ftype = fdef.get("type", "object")
         if ftype not in LEAF_TYPES and ftype not in OBJECT_TYPES:
             raise EsError(400, "mapper_parsing_exception", f"No handler for type [{ftype}] declared on field [{name}]")
+        if ftype in ("date", "date_nanos") and fdef.get("format"):
+            try:
+                validate_format(str(fdef["format"]))
+            except EsError as exc:
+                raise EsError(
+                    400,
+                    "mapper_parsing_exception",
+                    f"Failed to parse mapping: {exc.reason}",
+                    caused_by={"type": exc.type, "reason": exc.reason},
+                ) from None
         if "properties" in fdef:
             validate_properties(fdef["properties"], f"{prefix}{name}.")
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from flask_difylogstore.testing.es import datemath
 from flask_difylogstore.testing.es.documents import StoredDoc
 from flask_difylogstore.testing.es.errors import EsError, parsing_error
+from flask_difylogstore.testing.es.lucene_regex import NotTranslatable, RegexError, compile_lucene
 from flask_difylogstore.testing.es.mapping import FLOAT_TYPES, INT_RANGES, TEXT_TYPES, Mapping, analyze, coerce
 
 Matcher = Callable[[StoredDoc], float | None]
@@ -24,10 +25,11 @@ Matcher = Callable[[StoredDoc], float | None]
 class Context:
     """What a compiled query needs to know about the index it runs on."""
 
-    def __init__(self, index: str, mapping: Mapping, now_ms: int) -> None:
+    def __init__(self, index: str, mapping: Mapping, now_ms: int, max_regex_length: int = 1000) -> None:
         self.index = index
         self.mapping = mapping
         self.now_ms = now_ms
+        self.max_regex_length = max_regex_length
 
     def expand(self, patterns: list[str]) -> list[tuple[str, float]]:
         """``["title^2", "attr.*"]`` → concrete searchable fields with boosts."""
@@ -244,7 +246,7 @@ def pattern_query(ctx: Context, body: dict[str, t.Any], kind: str) -> Matcher:
     elif kind == "wildcard":
         rx = re.compile(wildcard_regex(raw), re.S | (re.I if insensitive else 0))
     else:
-        rx = re.compile(raw, re.S | (re.I if insensitive else 0))
+        rx = _regexp(ctx, raw, params, insensitive)
     text = ctx.mapping.field_type(field) in TEXT_TYPES
 
     def match(doc: StoredDoc) -> float | None:
@@ -255,3 +257,49 @@ def pattern_query(ctx: Context, body: dict[str, t.Any], kind: str) -> Matcher:
         return None
 
     return match
+
+
+_REGEXP_KEYS = {
+    "value",
+    "flags",
+    "flags_value",
+    "case_insensitive",
+    "max_determinized_states",
+    "rewrite",
+    "boost",
+    "_name",
+}
+
+
+def _regexp(ctx: Context, raw: str, params: dict[str, t.Any], insensitive: bool) -> re.Pattern[str]:
+    """A ``regexp`` query's pattern in Lucene syntax, refused the way Elasticsearch refuses it."""
+    for key in params:
+        if key not in _REGEXP_KEYS and key != "query":
+            raise parsing_error(f"[regexp] query does not support [{key}]")
+    flags = str(params.get("flags", "ALL")).upper()
+    if flags not in ("ALL", ""):
+        raise EsError(
+            400, "illegal_argument_exception", f"regexp [flags] [{flags}] is not implemented by this local server"
+        )
+    limit = ctx.max_regex_length
+    if len(raw) > limit:
+        raise EsError(
+            400,
+            "illegal_argument_exception",
+            f"The length of regex [{len(raw)}] used in the Regexp Query request has exceeded the allowed maximum of "
+            f"[{limit}]. This maximum can be set by changing the [index.max_regex_length] index level setting.",
+        )
+    try:
+        return compile_lucene(raw, re.I if insensitive else 0)
+    except RegexError as exc:
+        raise EsError(
+            400,
+            "query_shard_exception",
+            f"failed to create query: {exc}",
+            index=ctx.index,
+            caused_by={"type": "illegal_argument_exception", "reason": str(exc)},
+        ) from None
+    except NotTranslatable as exc:
+        raise EsError(
+            400, "illegal_argument_exception", f"regexp {exc} is not implemented by this local server"
+        ) from None

@@ -21,6 +21,7 @@ class Request:
     params: dict[str, str]
     body: bytes
     args: dict[str, str] = field(default_factory=dict)
+    route: str = ""
 
     def json(self, default: t.Any = None) -> t.Any:
         if not self.body.strip():
@@ -58,7 +59,8 @@ class Router:
 
         return decorate
 
-    def match(self, method: str, parts: list[str]) -> tuple[Handler, dict[str, str]] | None:
+    def match(self, method: str, parts: list[str]) -> tuple[Handler, dict[str, str], str] | None:
+        """The handler, the path placeholders and the route pattern (``{index}/_doc/{id}``) of a request."""
         allowed = False
         for methods, segments, handler in self.routes:
             if len(segments) != len(parts):
@@ -73,7 +75,7 @@ class Router:
                     break
             else:
                 if method in methods or (method == "HEAD" and "GET" in methods):
-                    return handler, args
+                    return handler, args, "/".join(segments)
                 allowed = True
         if allowed:
             raise EsError(

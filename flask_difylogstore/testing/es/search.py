@@ -6,10 +6,22 @@ import fnmatch
 import heapq
 import typing as t
 
-from flask_difylogstore.testing.es import aggs_buckets  # noqa: F401  (registers date_histogram, composite)
+from flask_difylogstore.testing.es import (
+    aggs_buckets,  # noqa: F401  (registers date_histogram, composite)
+    datemath,
+)
 from flask_difylogstore.testing.es.aggs import run_aggs
+from flask_difylogstore.testing.es.body_check import (
+    as_int,
+    check_count_body,
+    check_from,
+    check_search_body,
+    check_size,
+    not_implemented,
+)
 from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
 from flask_difylogstore.testing.es.errors import EsError, bad_request
+from flask_difylogstore.testing.es.fetch import FetchOptions
 from flask_difylogstore.testing.es.mapping import FLOAT_TYPES, INT_RANGES, TEXT_TYPES
 from flask_difylogstore.testing.es.query import Context, compile_query
 
@@ -45,7 +57,7 @@ def match_docs(
     """Everything in the searchable (refreshed) view of ``stores`` that matches ``query``."""
     hits: list[Hit] = []
     for store in stores:
-        ctx = Context(store.name, store.mapping, now_ms)
+        ctx = Context(store.name, store.mapping, now_ms, int(store.settings.get("index.max_regex_length", "1000")))
         extra = (alias_filters or {}).get(store.name)
         effective = {"bool": {"must": [query or {"match_all": {}}], "filter": [extra]}} if extra else query
         matcher = compile_query(effective, ctx)
@@ -72,14 +84,33 @@ def _normalize_sort(spec: t.Any) -> list[tuple[str, dict[str, t.Any]]]:
     return out
 
 
+_SORT_KEYS = {"order", "missing", "unmapped_type", "mode", "format", "numeric_type", "nested"}
+_MODES = {"min", "max", "sum", "avg", "median"}
+
+
 class _SortField:
     def __init__(self, field: str, params: dict[str, t.Any], stores: list[IndexStore]) -> None:
         self.field = field
+        unknown = set(params) - _SORT_KEYS
+        if unknown:
+            raise EsError(400, "x_content_parse_exception", f"[field_sort] unknown field [{sorted(unknown)[0]}]")
+        for key in ("numeric_type", "nested"):
+            if key in params:
+                raise not_implemented(f"sort [{key}]")
         default_order = "desc" if field == "_score" else "asc"
-        self.desc = str(params.get("order", default_order)).lower() == "desc"
+        order = str(params.get("order", default_order)).lower()
+        if order not in ("asc", "desc"):
+            raise EsError(400, "x_content_parse_exception", "[field_sort] failed to parse field [order]")
+        self.desc = order == "desc"
         self.missing = params.get("missing", "_last")
+        self.mode = str(params.get("mode", "max" if self.desc else "min")).lower()
+        if self.mode not in _MODES:
+            raise bad_request(f"Unknown SortMode [{self.mode}]")
+        self.fmt: str | None = params.get("format")
         self.numeric = field in ("_score", "_doc", "_shard_doc")
         self.kind = "score" if field == "_score" else "doc" if field in ("_doc", "_shard_doc") else "field"
+        self.ftype: str | None = None
+        self.is_float = False
         if self.kind == "field":
             types = {s.mapping.field_type(field) for s in stores} - {None}
             if not types and "unmapped_type" not in params:
@@ -97,8 +128,48 @@ class _SortField:
                     "load field data by uninverting the inverted index. Note that this can use significant "
                     "memory."
                 )
+            self.ftype = next(iter(types)) if types else params.get("unmapped_type")
             self.numeric = bool(types & (set(INT_RANGES) | FLOAT_TYPES | {"date", "date_nanos", "boolean"}))
             self.is_float = bool(types & FLOAT_TYPES)
+            if self.mode in ("sum", "avg", "median") and not self.numeric:
+                raise bad_request(f"only [min] and [max] sort modes are supported on non-numeric field [{field}]")
+            if self.fmt is not None and self.ftype not in ("date", "date_nanos"):
+                raise not_implemented(f"sort [format] on the non-date field [{field}]")
+            self.store_format = next((f for s in stores if (f := _mapped_format(s, field)) is not None), None)
+
+    def after_value(self, value: t.Any, now_ms: int) -> t.Any:
+        """A ``search_after`` value in the sort's internal form (a formatted date is parsed, as ES does)."""
+        if value is None or self.kind != "field":
+            return value
+        if self.ftype in ("date", "date_nanos"):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return int(value)
+            fmt = self.fmt or self.store_format
+            try:
+                return datemath.resolve(str(value), fmt, nanos=self.ftype == "date_nanos", now_ms=now_ms)
+            except EsError:
+                raise bad_request(f"Failed to parse search_after value for field [{self.field}].") from None
+        if self.numeric:
+            if isinstance(value, bool):
+                return int(value)
+            if isinstance(value, int | float):
+                return value
+            try:
+                return float(value) if self.is_float else int(str(value))
+            except ValueError:
+                raise bad_request(f"Failed to parse search_after value for field [{self.field}].") from None
+        return str(value)
+
+    def export(self, value: t.Any) -> t.Any:
+        """A hit's ``sort`` value: floats for floating-point fields, the ``format`` for dates."""
+        if self.kind != "field" or value is None:
+            return value
+        if self.fmt is not None and self.ftype in ("date", "date_nanos") and isinstance(value, int):
+            ms = value // 1_000_000 if self.ftype == "date_nanos" else value
+            return datemath.format_date(ms, self.fmt)
+        if self.is_float and isinstance(value, int | float):
+            return float(value)
+        return value
 
     def raw(self, hit: Hit, store_pos: dict[str, int]) -> t.Any:
         ctx, doc, score = hit
@@ -108,7 +179,7 @@ class _SortField:
             return (store_pos[ctx.index] << 40) + doc.ord
         value = doc.flat.get(self.field)
         if isinstance(value, list):
-            value = max(value) if self.desc else min(value)
+            value = _pick(value, self.mode)
         if isinstance(value, bool):
             value = int(value)
         if value is None:
@@ -124,6 +195,27 @@ class _SortField:
         if value is None:
             return (0 if self.missing == "_first" else 2, 0)
         return (1, _Rev(value) if self.desc else value)
+
+
+def _pick(values: list[t.Any], mode: str) -> t.Any:
+    if mode == "min":
+        return min(values)
+    if mode == "max":
+        return max(values)
+    if mode == "sum":
+        return sum(values)
+    if mode == "avg":
+        return sum(values) / len(values)
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _mapped_format(store: IndexStore, field: str) -> str | None:
+    node: t.Any = store.mapping.body
+    for part in field.split("."):
+        node = (node.get("properties") or {}).get(part) if isinstance(node, dict) else None
+    return node.get("format") if isinstance(node, dict) else None
 
 
 def _source_filter(spec: t.Any) -> tuple[bool, list[str], list[str]]:
@@ -181,13 +273,20 @@ def search(
 
     With ``scroll`` (a dict), the remaining sorted hits and a renderer are left in it for ``_search/scroll``.
     """
-    query = body.get("query")
-    if "q" in params:
-        query = {"query_string": {"query": params["q"], "default_operator": params.get("default_operator", "or")}}
-    size = int(params.get("size", body.get("size", 10)))
-    start = int(params.get("from", body.get("from", 0)))
+    check_search_body(body)
+    query = url_query(params, body.get("query"))
+    size = int_param(params, "size", body.get("size", 10))
+    start = int_param(params, "from", body.get("from", 0))
+    check_size(size)
+    check_from(start)
     window = min((s.max_result_window for s in stores), default=10_000)
-    if start + size > window:
+    if scroll is not None and size > window:
+        raise bad_request(
+            f"Batch size is too large, size must be less than or equal to: [{window}] but was [{size}]. Scroll "
+            "batch sizes cost as much memory as result windows so they are controlled by the "
+            "[index.max_result_window] index level setting."
+        )
+    if scroll is None and start + size > window:
         raise EsError(
             400,
             "search_phase_execution_exception",
@@ -208,14 +307,11 @@ def search(
     else:
         visible = hits
     response: dict[str, t.Any] = {"took": 1, "timed_out": False, "_shards": SHARDS}
-    track = params.get("track_total_hits", body.get("track_total_hits", 10_000))
     total = len(visible)
     hits_body: dict[str, t.Any] = {}
-    if str(track).lower() != "false":
-        cap = total if str(track).lower() == "true" else int(track)
-        hits_body["total"] = {"value": min(total, cap), "relation": "eq" if total <= cap else "gte"}
-        if params.get("rest_total_hits_as_int") == "true":
-            hits_body["total"] = total
+    total_body = total_hits(params, body, total)
+    if total_body is not None:
+        hits_body["total"] = total_body
     sort_spec = _normalize_sort(params["sort"].split(",") if "sort" in params else body.get("sort"))
     fields = [_SortField(f, p, stores) for f, p in sort_spec]
     scored = not fields or any(f.kind == "score" for f in fields) or bool(body.get("track_scores"))
@@ -236,7 +332,7 @@ def search(
                 f"search_after has {len(after)} value(s) but sort has {len(order)}.",
                 "illegal_argument_exception",
             )
-        after_key = tuple(f.component(v) for f, v in zip(order, after, strict=True))
+        after_key = tuple(f.component(f.after_value(v, now_ms)) for f, v in zip(order, after, strict=True))
         n = len(order)
         candidates = [h for h in visible if key(h)[:n] > after_key]
     collapse = body.get("collapse")
@@ -252,12 +348,17 @@ def search(
         page = [(h, {}) for h in heapq.nsmallest(need, candidates, key=key)[start:]]
     else:
         page = [(h, {}) for h in sorted(candidates, key=key)[start:need]]
-    keep, inc, exc = _source_filter(_source_param(params, body))
+    source_spec = _source_param(params, body)
+    fetch = FetchOptions(body, params, stores)
+    keep, inc, exc = _source_filter(source_spec)
+    keep = keep and fetch.source_default(source_spec is not None)
+    by_name = {s.name: s for s in stores}
 
     def render(hit: Hit) -> dict[str, t.Any]:
         doc_body = _render(hit, keep, inc, exc, scored)
         if fields:
-            doc_body["sort"] = [_export(f, f.raw(hit, pos)) for f in fields]
+            doc_body["sort"] = [f.export(f.raw(hit, pos)) for f in fields]
+        fetch.apply(doc_body, by_name[hit[0].index], hit[1])
         return doc_body
 
     rendered = []
@@ -275,12 +376,6 @@ def search(
     if aggs:
         response["aggregations"] = run_aggs(aggs, [(c, d) for c, d, _ in hits], stores, now_ms)
     return response
-
-
-def _export(field: _SortField, value: t.Any) -> t.Any:
-    if field.kind == "field" and getattr(field, "is_float", False) and isinstance(value, int | float):
-        return float(value)
-    return value
 
 
 def _source_param(params: dict[str, str], body: dict[str, t.Any]) -> t.Any:
@@ -347,6 +442,9 @@ class _InnerSort(_SortField):
         self.kind = "field"
         self.numeric = False
         self.is_float = False
+        self.mode = "max" if self.desc else "min"
+        self.fmt = None
+        self.ftype = None
 
 
 def count(
@@ -356,7 +454,48 @@ def count(
     now_ms: int,
     alias_filters: dict[str, t.Any] | None = None,
 ) -> dict[str, t.Any]:
-    query = body.get("query")
-    if "q" in params:
-        query = {"query_string": {"query": params["q"]}}
+    check_count_body(body)
+    query = url_query(params, body.get("query"))
     return {"count": len(match_docs(stores, query, now_ms, alias_filters)), "_shards": SHARDS}
+
+
+def url_query(params: dict[str, str], query: t.Any) -> t.Any:
+    """The ``q`` parameter (with ``df``, ``default_operator``, ``lenient``) replaces the body's query."""
+    if "q" not in params:
+        return query
+    spec: dict[str, t.Any] = {"query": params["q"], "default_operator": params.get("default_operator", "or")}
+    if "df" in params:
+        spec["default_field"] = params["df"]
+    if "lenient" in params:
+        spec["lenient"] = params["lenient"] in ("", "true")
+    return {"query_string": spec}
+
+
+def int_param(params: dict[str, str], name: str, default: t.Any) -> int:
+    """An integer URL parameter (or the body's value), refused the way Elasticsearch refuses a bad one."""
+    raw = params.get(name)
+    if raw is None:
+        return as_int(default, name)
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f"Failed to parse int parameter [{name}] with value [{raw}]") from None
+
+
+def total_hits(params: dict[str, str], body: dict[str, t.Any], total: int) -> t.Any:
+    """``hits.total`` as ``track_total_hits`` and ``rest_total_hits_as_int`` ask for it (None: left out)."""
+    track = params.get("track_total_hits", body.get("track_total_hits"))
+    as_int_total = params.get("rest_total_hits_as_int", "false").lower() in ("", "true")
+    text = None if track is None else str(track).lower()
+    if as_int_total:
+        if text not in (None, "true", "false"):
+            raise bad_request(
+                f"[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got {track}"
+            )
+        return -1 if text == "false" else total
+    if text == "false":
+        return None
+    cap = total if text == "true" else (10_000 if track is None else as_int(track, "track_total_hits"))
+    if cap < -1:
+        raise bad_request(f"[track_total_hits] parameter must be positive or equals to -1, got {cap}")
+    return {"value": min(total, cap), "relation": "eq" if total <= cap else "gte"}

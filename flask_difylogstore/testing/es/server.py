@@ -18,10 +18,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
-from flask_difylogstore.testing.es import api_admin, api_docs, api_search  # noqa: F401  (registers routes)
+from flask_difylogstore.testing.es import api_admin, api_bulk, api_docs, api_search  # noqa: F401  (registers routes)
 from flask_difylogstore.testing.es.errors import EsError
 from flask_difylogstore.testing.es.faults import Faults
 from flask_difylogstore.testing.es.indices import Cluster
+from flask_difylogstore.testing.es.params import check as params_check
 from flask_difylogstore.testing.es.routing import Request, router
 
 if t.TYPE_CHECKING:
@@ -295,10 +296,15 @@ class LocalElasticsearchServer:
                 "illegal_argument_exception",
                 f"request [{split.path}] contains unrecognized parameter or path",
             )
-        handler, args = found
-        status, payload = handler(self, Request(method, split.path, params, body, args))
+        handler, args, route = found
+        params_check(method, route, split.path, params)
+        if not body and "source" in params:  # a body passed in the URL (GET clients without bodies)
+            body = params["source"].encode()
+        status, payload = handler(self, Request(method, split.path, params, body, args, route))
         if params.get("filter_path") and isinstance(payload, dict):
             payload = filter_path(payload, params["filter_path"].split(","))
+        if params.get("pretty", "false").lower() in ("", "true") and isinstance(payload, dict | list):
+            payload = orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n"
         return status, payload
 
 
