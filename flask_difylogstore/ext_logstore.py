@@ -7,15 +7,26 @@ Add ``ext_logstore`` from this package next to Dify's own extensions, after ``ex
     extensions = [..., ext_storage, ext_logstore, ext_celery, ...]
 
 Dify calls ``is_enabled()`` and skips the module when it returns ``False``, then ``init_app(app)``.
+``init_app`` makes Dify construct the package's repositories on every Dify line (see
+:mod:`flask_difylogstore.wiring`) — or fails with one message naming the setting to change — and
+then starts the extension.
 """
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
+from flask_difylogstore import wiring
 from flask_difylogstore.errors import LogStoreConfigError
 from flask_difylogstore.extension import DifyLogStore
 from flask_difylogstore.settings import LogStoreSettings
+
+logger = logging.getLogger(__name__)
+
+#: Where ``init_app`` leaves the :class:`~flask_difylogstore.wiring.HostWiring` it detected and installed.
+WIRING_KEY = "difylogstore.wiring"
 
 #: The process's extension instance (one per process, per-app state lives on each app).
 logstore = DifyLogStore()
@@ -30,5 +41,16 @@ def is_enabled() -> bool:
 
 
 def init_app(app: Flask) -> None:
-    """Initialise the log store on ``app`` from the environment and ``.env``."""
+    """Wire the host Dify to the package's repositories, then initialise the log store on ``app``.
+
+    The settings are read from the environment and ``.env``; a bad configuration raises
+    :class:`LogStoreConfigError` before anything changes, a host that cannot be wired raises
+    :class:`~flask_difylogstore.wiring.DifyWiringError`.
+    """
+    settings = LogStoreSettings.load()
+    if settings.problems():
+        raise LogStoreConfigError(settings.problems())
+    host = wiring.install(app) if settings.enabled else wiring.detect()
+    app.extensions[WIRING_KEY] = host
+    logger.info("flask-difylogstore: host is %s", host.description)
     logstore.init_app(app)
