@@ -128,12 +128,18 @@ def _route_logstore(
             "x-log-progress": "Complete", "x-log-count": str(meta["count"]),
             "x-log-processed-rows": str(meta["processedRows"]),
             "x-log-elapsed-millisecond": str(meta["elapsedMillisecond"]),
-            "x-log-has-sql": "True" if meta["hasSQL"] else "False",
+            # The SDK reads any value but "false" as true (GetLogsResponse._from_v1_resp).
+            "x-log-has-sql": "true" if meta["hasSQL"] else "false",
             "x-log-where-query": _header_safe(meta["whereQuery"]),
             "x-log-agg-query": _header_safe(meta["aggQuery"]), "x-log-cpu-sec": str(meta["cpuSec"]),
             "x-log-cpu-cores": "1", "x-log-query-info": '{"mode":0}',
         }  # fmt: skip
         return 200, result.rows, extra
+    if method == "GET" and kind == "topic":
+        topics, next_token = q.list_topics(
+            store, project, name, token=params.get("token") or "", line=_int(params.get("line"), 100)
+        )
+        return 200, topics, {"x-log-count": str(len(topics)), "x-log-nexttoken": next_token}
     if method == "GET" and kind == "histogram":
         buckets = q.get_histograms(
             store, project, name, start=_int(params.get("from"), 0), end=_int(params.get("to"), 0),

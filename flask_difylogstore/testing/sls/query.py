@@ -12,8 +12,9 @@ from typing import Any
 import duckdb
 import orjson
 
-from flask_difylogstore.testing.sls.errors import SLSError, bad_request, not_found
+from flask_difylogstore.testing.sls.errors import SLSError, bad_request
 from flask_difylogstore.testing.sls.ingest import column_key, key_column, quote_ident
+from flask_difylogstore.testing.sls.padding import pad_time_series
 from flask_difylogstore.testing.sls.search import KeyInfo, SearchSchema, compile_search, split_query
 from flask_difylogstore.testing.sls.sql import translate
 from flask_difylogstore.testing.sls.store import Store
@@ -40,7 +41,9 @@ def _to_str(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        text = value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        zone = getattr(value.tzinfo, "key", None) if value.tzinfo is not None else None
+        return f"{text} {zone or value.strftime('%z')}" if value.tzinfo is not None else text
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, (int, float, decimal.Decimal)):
@@ -57,7 +60,8 @@ class _Context:
         ls = store.logstore(project, logstore)
         index = ls["_index"]
         if index is None:
-            raise not_found("IndexConfigNotExist", f"logstore {logstore} has no index config")
+            # GetLogs answers 400 here (GetLogs API reference, "Error codes").
+            raise bad_request("IndexConfigNotExist", "Logstore without index config.")
         self.name = logstore
         self.table = ls["_table"]
         store.flush_table(self.table)
@@ -74,6 +78,7 @@ class _Context:
                 tokens="".join(conf.get("token") or []),
                 case_sensitive=bool(conf.get("caseSensitive", False)),
                 since_seq=int(ls["_key_since"].get(key, ls["_index_since"])),
+                analytics=bool(conf.get("doc_value", False)),
             )
         self.keys = keys
         line = index.get("line")
@@ -99,7 +104,8 @@ class _Context:
         cols = ["__time__", "__source__", "__topic__"]
         seen = {"__time__", "__source__", "__topic__"}
         for key, info in self.keys.items():
-            if key.lower() in seen:
+            if key.lower() in seen or not info.analytics:
+                # A key without analytics (doc_value) is no SQL column on SLS either.
                 continue
             seen.add(key.lower())
             sql_type = _CAST.get(info.type)
@@ -108,7 +114,10 @@ class _Context:
             elif sql_type:
                 expr = f"TRY_CAST({info.column} AS {sql_type})"
             else:
-                expr = f"left({info.column}, {self.max_text_len})"
+                # max_text_len counts UTF-8 bytes; a character never is split.
+                n = self.max_text_len
+                col = info.column
+                expr = f"CASE WHEN strlen({col}) > {n} THEN sls_cut_bytes({col}, {n}) ELSE {col} END"
             if info.column is not None and info.since_seq > 0:
                 expr = f"CASE WHEN __seq__ >= {info.since_seq} THEN {expr} END"
             cols.append(f"{expr} AS {quote_ident(key)}")
@@ -129,6 +138,22 @@ def _sql_error(exc: duckdb.Error) -> SLSError:
     return bad_request("ParameterInvalid", f"line 1:1: {text}")
 
 
+def _check_request(start: int, end: int, line: int, offset: int, has_sql: bool) -> None:
+    """GetLogs' own parameter checks (GetLogs API reference, "Error codes")."""
+    if start >= end:
+        raise bad_request("InvalidTimeRange", "Request time range is invalid.")
+    if line < 0:
+        raise bad_request("InvalidLine", "Line is invalid.")
+    if offset < 0:
+        raise bad_request("InvalidOffset", "Offset is invalid.")
+    if has_sql and offset != 0:
+        raise bad_request(
+            "ParameterInvalid",
+            "ErrorType:OLSQueryParseError.ErrorMessage:offset is not available for pagination in sql query,"
+            " please use limit x,y syntax for pagination.",
+        )
+
+
 def get_logs(
     store: Store,
     project: str | None,
@@ -146,23 +171,23 @@ def get_logs(
     search, sql = split_query(query or "*")
     with store.lock:
         ctx = _Context(store, project, logstore, start, end, topic)
+        _check_request(start, end, line, offset, sql is not None)
         where = ctx.where(search)
         con = store.db
         try:
             if sql is not None:
                 processed = con.execute(f"SELECT count(*) FROM {quote_ident(ctx.table)} WHERE {where}").fetchone()
-                statement = translate(sql, ctx.name, _RELATION)
-                cte = f"{_RELATION} AS ({ctx.relation(where)})"
-                if re.match(r"\s*with\s", statement, re.I):
-                    head = re.match(r"\s*with\s+(recursive\s+)?", statement, re.I)
-                    assert head is not None
-                    statement = f"WITH {head.group(1) or ''}{cte}, {statement[head.end() :]}"
-                else:
-                    statement = f"WITH {cte} {statement}"
-                cursor = con.execute(statement)
-                names = [d[0] for d in cursor.description or []]
-                types = [str(d[1]).lower() for d in cursor.description or []]
-                rows = [dict(zip(names, map(_to_str, r), strict=True)) for r in cursor.fetchall()]
+                translated = translate(sql, ctx.name, _RELATION)
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {_RELATION} AS {ctx.relation(where)}")
+                try:
+                    cursor = con.execute(translated.sql)
+                    names = [d[0] for d in cursor.description or []]
+                    types = [str(d[1]).lower() for d in cursor.description or []]
+                    rows = [dict(zip(names, map(_to_str, r), strict=True)) for r in cursor.fetchall()]
+                    if translated.time_series is not None:
+                        rows = pad_time_series(con, rows, names, translated.time_series, start, end)
+                finally:
+                    con.execute(f"DROP VIEW IF EXISTS {_RELATION}")
                 meta_extra: dict[str, Any] = {
                     "hasSQL": True, "whereQuery": search, "aggQuery": sql, "keys": names,
                     "columnTypes": types, "processedRows": int(processed[0]) if processed else 0,
@@ -193,7 +218,7 @@ def _raw_search(
     con: duckdb.DuckDBPyConnection, ctx: _Context, where: str, line: int, offset: int, reverse: bool
 ) -> tuple[list[dict[str, str]], int]:
     """Matching logs with every key, untruncated, ordered by time."""
-    line = 100 if line is None or line < 0 else min(int(line), 100)
+    line = min(int(line), 100)  # "If you set this parameter to a value greater than 100, only 100 lines are returned."
     order = "DESC" if reverse else "ASC"
     raw = [quote_ident(c) for c in ctx.raw_columns]
     select = ", ".join(["__time__", "__source__", "__topic__", "__tags__", *raw])
@@ -243,3 +268,19 @@ def get_histograms(
     for i, lo in enumerate(range(start, max(end, start + 1), step)):
         buckets.append({"from": lo, "to": min(lo + step, end), "count": int(counts.get(i, 0)), "progress": "Complete"})
     return buckets
+
+
+def list_topics(store: Store, project: str | None, logstore: str, *, token: str, line: int) -> tuple[list[str], str]:
+    """ListTopics: the distinct topics, in order, from ``token`` on; and the token of the next page."""
+    if line < 0:
+        raise bad_request("InvalidLine", "Line is invalid.")
+    line = min(line, 100)
+    with store.lock:
+        ls = store.logstore(project, logstore)
+        store.flush_table(ls["_table"])
+        rows = store.db.execute(
+            f"SELECT DISTINCT __topic__ FROM {quote_ident(ls['_table'])} WHERE __topic__ >= ? ORDER BY 1 LIMIT ?",
+            [token, line + 1],
+        ).fetchall()
+    topics = [str(r[0]) for r in rows]
+    return topics[:line], topics[line] if len(topics) > line else ""

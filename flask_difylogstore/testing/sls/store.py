@@ -25,8 +25,8 @@ import orjson
 
 from flask_difylogstore.testing.sls import ingest
 from flask_difylogstore.testing.sls.errors import SLSError, bad_request, not_found
+from flask_difylogstore.testing.sls.functions import MACROS, SLS_TIME_ZONE
 from flask_difylogstore.testing.sls.ingest import quote_ident
-from flask_difylogstore.testing.sls.sql import MACROS
 from flask_difylogstore.testing.sls.wire import DecodedGroup
 
 _PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -73,7 +73,7 @@ class Store:
             if meta_path.exists():
                 self.meta = orjson.loads(meta_path.read_bytes())
             con = duckdb.connect(str(self.data_dir / "logs.duckdb"))
-        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET TimeZone = '{SLS_TIME_ZONE}'")
         con.execute("SET integer_division = true")
         for macro in MACROS:
             con.execute(macro)
