@@ -182,7 +182,15 @@ def test_ilm_policy_storage_and_delete_phase(
     policy = {"phases": {"hot": {"actions": {}}, "delete": {"min_age": "7d", "actions": {"delete": {}}}}}
     es.ilm.put_lifecycle(name=f"{index_name}-p", policy=policy)
     got = es.ilm.get_lifecycle(name=f"{index_name}-p")[f"{index_name}-p"]
-    assert got["policy"] == policy and got["version"] == 1
+    # Stored as ES stores it: default min_age "0ms", the delete action's delete_searchable_snapshot flag
+    # (reference: "Get lifecycle policy API" example response).
+    assert got["policy"] == {
+        "phases": {
+            "hot": {"min_age": "0ms", "actions": {}},
+            "delete": {"min_age": "7d", "actions": {"delete": {"delete_searchable_snapshot": True}}},
+        }
+    }
+    assert got["version"] == 1
     es.indices.create(index=index_name, settings={"index": {"lifecycle": {"name": f"{index_name}-p"}}})
     es.indices.create(index=f"{index_name}-keep")
     assert es_server.apply_lifecycle(now=time.time() + 6 * 86400) == []

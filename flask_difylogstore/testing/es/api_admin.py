@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import copy
-import datetime as dt
-import time
 import typing as t
 
-from flask_difylogstore.testing.es.errors import EsError, bad_request
+from flask_difylogstore.testing.es.errors import bad_request
 from flask_difylogstore.testing.es.indices import flatten_settings, nest_settings
 from flask_difylogstore.testing.es.mapping import validate_properties
 from flask_difylogstore.testing.es.routing import Request, Response, router
@@ -96,7 +94,7 @@ def cat_indices(srv: Srv, req: Request) -> Response:
             rows.append(
                 {
                     "health": "yellow" if s.settings.get("index.number_of_replicas", "1") != "0" else "green",
-                    "status": "open",
+                    "status": "close" if s.closed else "open",
                     "index": s.name,
                     "uuid": s.uuid,
                     "pri": s.settings.get("index.number_of_shards", "1"),
@@ -131,7 +129,7 @@ def stats(srv: Srv, req: Request) -> Response:
             per[s.name] = {
                 "uuid": s.uuid,
                 "health": "yellow",
-                "status": "open",
+                "status": "close" if s.closed else "open",
                 "primaries": part,
                 "total": part,
             }
@@ -182,6 +180,38 @@ def delete_index(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         srv.cluster.delete_index(req.args["index"], ignore_unavailable=req.flag("ignore_unavailable"))
     return 200, ACK
+
+
+@router.route("POST", "{index}/_close")
+def close_index(srv: Srv, req: Request) -> Response:
+    """Closed indices refuse searches, reads and writes (``index_closed_exception``) until reopened."""
+    expr = req.args["index"]
+    if expr in ("_all", "*") or "*" in expr or "?" in expr:  # action.destructive_requires_name=true
+        raise bad_request("Wildcard expressions or all indices are not allowed")
+    with srv.cluster.lock:
+        stores = srv.cluster.resolve(expr, ignore_unavailable=req.flag("ignore_unavailable"))
+        for store in stores:
+            store.refresh()
+            store.closed = True
+    return 200, {
+        "acknowledged": True,
+        "shards_acknowledged": True,
+        "indices": {s.name: {"closed": True} for s in stores},
+    }
+
+
+@router.route("POST", "{index}/_open")
+def open_index(srv: Srv, req: Request) -> Response:
+    with srv.cluster.lock:
+        stores = srv.cluster.resolve(
+            req.args["index"],
+            ignore_unavailable=req.flag("ignore_unavailable"),
+            allow_no_indices=req.flag("allow_no_indices", True),
+            expand_wildcards=req.params.get("expand_wildcards", "closed"),
+        )
+        for store in stores:
+            store.closed = False
+    return 200, {"acknowledged": True, "shards_acknowledged": True}
 
 
 @router.route("GET", "_mapping", "{index}/_mapping")
@@ -254,7 +284,7 @@ def get_alias(srv: Srv, req: Request) -> Response:
     import fnmatch
 
     wanted = req.args.get("name")
-    patterns = wanted.split(",") if wanted else None
+    patterns = wanted.split(",") if wanted and wanted not in ("_all", "*") else None
     with srv.cluster.lock:
         stores = srv.cluster.resolve(req.args.get("index"))
         out: dict[str, t.Any] = {}
@@ -269,104 +299,3 @@ def get_alias(srv: Srv, req: Request) -> Response:
     if patterns and not out:
         return 404, {"error": f"alias [{wanted}] missing", "status": 404}
     return 200, out
-
-
-# ---- templates & ILM -------------------------------------------------------------------------
-def _template_routes(kind: str, store_attr: str, list_key: str, item_key: str) -> None:
-    def put(srv: Srv, req: Request) -> Response:
-        body = req.json()
-        name = req.args["name"]
-        templates = getattr(srv.cluster, store_attr)
-        if req.flag("create") and name in templates:
-            raise bad_request(f"{kind.replace('_', ' ')} [{name}] already exists")
-        mappings = (body.get("template") or {}).get("mappings") or {}
-        validate_properties(mappings.get("properties") or {})
-        with srv.cluster.lock:
-            for dep in body.get("composed_of", []):
-                if dep not in srv.cluster.component_templates:
-                    raise bad_request(
-                        f"index template [{name}] specifies component templates [{dep}] that do not exist"
-                    )
-            templates[name] = body
-        return 200, ACK
-
-    def get(srv: Srv, req: Request) -> Response:
-        import fnmatch
-
-        templates = getattr(srv.cluster, store_attr)
-        name = req.args.get("name", "*")
-        found = [
-            {"name": n, item_key: copy.deepcopy(b)}
-            for n, b in templates.items()
-            if any(fnmatch.fnmatchcase(n, p) for p in name.split(","))
-        ]
-        if not found and "*" not in name:
-            raise EsError(404, "resource_not_found_exception", f"{kind.replace('_', ' ')} matching [{name}] not found")
-        return 200, {list_key: found}
-
-    def delete(srv: Srv, req: Request) -> Response:
-        templates = getattr(srv.cluster, store_attr)
-        if req.args["name"] not in templates:
-            raise EsError(
-                404,
-                "resource_not_found_exception",
-                f"{kind.replace('_', ' ')} matching [{req.args['name']}] not found",
-            )
-        with srv.cluster.lock:
-            del templates[req.args["name"]]
-        return 200, ACK
-
-    router.add("PUT POST", f"_{kind}/{{name}}", put)
-    router.add("GET", f"_{kind}/{{name}}", get)
-    router.add("GET", f"_{kind}", get)
-    router.add("DELETE", f"_{kind}/{{name}}", delete)
-
-
-_template_routes("index_template", "index_templates", "index_templates", "index_template")
-_template_routes("component_template", "component_templates", "component_templates", "component_template")
-
-
-@router.route("PUT", "_ilm/policy/{name}")
-def put_policy(srv: Srv, req: Request) -> Response:
-    body = req.json()
-    if "policy" not in body:
-        raise EsError(400, "x_content_parse_exception", "[1:1] [put_lifecycle_request] policy not specified")
-    name = req.args["name"]
-    with srv.cluster.lock:
-        previous = srv.cluster.ilm.get(name)
-        srv.cluster.ilm[name] = {
-            "version": (previous["version"] + 1) if previous else 1,
-            "modified_date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            "policy": body["policy"],
-        }
-    return 200, ACK
-
-
-@router.route("GET", "_ilm/policy", "_ilm/policy/{name}")
-def get_policy(srv: Srv, req: Request) -> Response:
-    name = req.args.get("name")
-    with srv.cluster.lock:
-        if name and name not in srv.cluster.ilm:
-            raise EsError(404, "resource_not_found_exception", f"Lifecycle policy not found: [{name}]")
-        chosen = {n: p for n, p in srv.cluster.ilm.items() if name is None or n == name}
-        out = {}
-        for n, p in chosen.items():
-            users = [s.name for s in srv.cluster.indices.values() if s.settings.get("index.lifecycle.name") == n]
-            out[n] = {
-                **copy.deepcopy(p),
-                "in_use_by": {"indices": users, "data_streams": [], "composable_templates": []},
-            }
-    return 200, out
-
-
-@router.route("DELETE", "_ilm/policy/{name}")
-def delete_policy(srv: Srv, req: Request) -> Response:
-    with srv.cluster.lock:
-        if srv.cluster.ilm.pop(req.args["name"], None) is None:
-            raise EsError(404, "resource_not_found_exception", f"Lifecycle policy not found: [{req.args['name']}]")
-    return 200, ACK
-
-
-@router.route("GET", "_ilm/status")
-def ilm_status(srv: Srv, req: Request) -> Response:
-    return 200, {"operation_mode": "RUNNING", "time": int(time.time())}

@@ -85,7 +85,7 @@ def index_doc(srv: Srv, req: Request) -> Response:
 @router.route("GET", "{index}/_doc/{id}", "{index}/_source/{id}")
 def get_doc(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
-        stores = srv.cluster.resolve(req.args["index"])
+        stores = srv.cluster.resolve(req.args["index"], allow_closed=False)
         if len(stores) != 1:
             raise bad_request(f"alias [{req.args['index']}] has more than one index associated with it")
         store = stores[0]
@@ -185,7 +185,7 @@ def mget(srv: Srv, req: Request) -> Response:
             name = spec.get("_index") or req.args.get("index")
             doc_id = str(spec.get("_id"))
             try:
-                stores = srv.cluster.resolve(name)
+                stores = srv.cluster.resolve(name, allow_closed=False)
             except EsError as exc:
                 out.append({"_index": name, "_id": doc_id, "error": exc.cause()})
                 continue

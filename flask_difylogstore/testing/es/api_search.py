@@ -6,9 +6,11 @@ import copy
 import time
 import typing as t
 
+import orjson
+
 from flask_difylogstore.testing.es.api_docs import _int, _refresh_after, new_id
 from flask_difylogstore.testing.es.documents import IndexStore
-from flask_difylogstore.testing.es.errors import EsError
+from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.routing import Request, Response, router
 from flask_difylogstore.testing.es.script import run_script
 from flask_difylogstore.testing.es.search import count, match_docs, search
@@ -31,11 +33,14 @@ def _targets(srv: Srv, req: Request, body: dict[str, t.Any] | None = None) -> li
         req.args.get("index"),
         ignore_unavailable=req.flag("ignore_unavailable"),
         allow_no_indices=req.flag("allow_no_indices", True),
+        allow_closed=False,
+        expand_wildcards=req.params.get("expand_wildcards", "open"),
     )
 
 
 @router.route("GET POST", "_search", "{index}/_search")
 def search_route(srv: Srv, req: Request) -> Response:
+    check_search_type(req.params)
     body = req.json()
     now_ms = int(time.time() * 1000)
     state: dict[str, t.Any] | None = {} if "scroll" in req.params else None
@@ -51,6 +56,61 @@ def search_route(srv: Srv, req: Request) -> Response:
     return 200, result
 
 
+_MSEARCH_HEADER = {
+    "index", "search_type", "preference", "routing", "request_cache", "ignore_unavailable", "allow_no_indices",
+    "expand_wildcards", "ccs_minimize_roundtrips", "allow_partial_search_results", "ignore_throttled",
+}  # fmt: skip
+
+
+@router.route("GET POST", "_msearch", "{index}/_msearch")
+def msearch(srv: Srv, req: Request) -> Response:
+    """``_msearch``: header/body line pairs; each search answers on its own, errors included."""
+    started = time.perf_counter()
+    lines = [line for line in req.body.split(b"\n") if line.strip()]
+    if not lines:
+        raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: no requests added;")
+    pairs: list[tuple[dict[str, t.Any], dict[str, t.Any]]] = []
+    for n in range(0, len(lines), 2):
+        try:
+            header = orjson.loads(lines[n])
+            body = orjson.loads(lines[n + 1]) if n + 1 < len(lines) else None
+        except orjson.JSONDecodeError as exc:
+            raise EsError(400, "x_content_parse_exception", f"[1:1] failed to parse msearch line: {exc}") from None
+        if not isinstance(header, dict):
+            raise EsError(400, "parse_exception", "header must be an object")
+        for key in header:
+            if key not in _MSEARCH_HEADER:
+                raise bad_request(f"key [{key}] is not supported in the metadata section")
+        if body is None:
+            raise bad_request("The msearch request must be terminated by a newline [\\n]")
+        pairs.append((header, body))
+    responses: list[dict[str, t.Any]] = []
+    base = {k: v for k, v in req.params.items() if k in ("rest_total_hits_as_int",)}
+    for header, body in pairs:
+        index = header.get("index", req.args.get("index"))
+        if isinstance(index, list):
+            index = ",".join(index)
+        params = {**base, **{k: str(v).lower() for k, v in header.items() if k != "index"}}
+        sub = Request(
+            "POST", f"/{index}/_search" if index else "/_search", params, b"", {"index": index} if index else {}
+        )
+        try:
+            check_search_type(params)
+            with srv.cluster.lock:
+                filters = srv.cluster.alias_filters(index)
+                result = search(_targets(srv, sub, body), body, params, int(time.time() * 1000), alias_filters=filters)
+            responses.append({**result, "status": 200})
+        except EsError as exc:
+            responses.append({**exc.body(), "status": exc.status})
+    return 200, {"took": int((time.perf_counter() - started) * 1000), "responses": responses}
+
+
+def check_search_type(params: dict[str, str]) -> None:
+    kind = params.get("search_type")
+    if kind is not None and kind not in ("query_then_fetch", "dfs_query_then_fetch"):
+        raise bad_request(f"No search type for [{kind}]")
+
+
 @router.route("GET POST", "_search/scroll", "_search/scroll/{id}")
 def scroll_next(srv: Srv, req: Request) -> Response:
     """Continue a scroll: the hit list was sorted once, when the scroll started."""
@@ -60,8 +120,10 @@ def scroll_next(srv: Srv, req: Request) -> Response:
         raise EsError(404, "search_context_missing_exception", f"No search context found for id [{scroll_id}]")
     page, state["rest"] = state["rest"][: state["size"]], state["rest"][state["size"] :]
     hits: dict[str, t.Any] = {"max_score": None, "hits": [state["render"](h) for h in page]}
-    if state["total"] is not None:
-        hits["total"] = state["total"]
+    total = state["total"]
+    if total is not None:
+        as_int = req.params.get("rest_total_hits_as_int", "false").lower() in ("", "true")
+        hits["total"] = total["value"] if as_int and isinstance(total, dict) else total
     return 200, {
         "_scroll_id": scroll_id,
         "took": 1,

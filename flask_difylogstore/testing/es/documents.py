@@ -61,6 +61,7 @@ class IndexStore:
         self.settings = settings
         self.mapping = mapping
         self.aliases: dict[str, dict[str, t.Any]] = aliases or {}
+        self.closed = False
         self.created_ms = created_ms if created_ms is not None else int(time.time() * 1000)
         self.settings.setdefault("index.creation_date", str(self.created_ms))
         self.settings.setdefault("index.uuid", self.uuid)

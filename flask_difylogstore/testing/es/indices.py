@@ -14,7 +14,7 @@ from flask_difylogstore.testing.es import persistence
 from flask_difylogstore.testing.es.datemath import parse_duration_ms
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request, index_not_found
-from flask_difylogstore.testing.es.mapping import Mapping, merge_properties
+from flask_difylogstore.testing.es.mapping import Mapping
 
 _BAD_CHARS = re.compile(r'[\\/*?"<>| ,#:]')
 
@@ -69,11 +69,46 @@ class Cluster:
         return out
 
     def resolve(
-        self, expr: str | None, *, ignore_unavailable: bool = False, allow_no_indices: bool = True
+        self,
+        expr: str | None,
+        *,
+        ignore_unavailable: bool = False,
+        allow_no_indices: bool = True,
+        allow_closed: bool = True,
+        expand_wildcards: str = "open",
     ) -> list[IndexStore]:
-        """Comma lists, wildcards, aliases, ``_all``, ``-excluded`` → concrete indices."""
+        """Comma lists, wildcards, aliases, ``_all``, ``-excluded`` → concrete indices.
+
+        Wildcards expand to open indices (``expand_wildcards``: ``closed``/``all`` add closed ones); a
+        closed index named explicitly is an ``index_closed_exception`` where ``allow_closed`` is false
+        (searches, reads and writes), unless ``ignore_unavailable``.
+        """
+        states = {w.strip() for w in expand_wildcards.split(",")}
+        unknown = states - {"open", "closed", "hidden", "none", "all"}
+        if unknown:
+            state = sorted(unknown)[0].upper()
+            raise bad_request(
+                f"No enum constant org.elasticsearch.action.support.IndicesOptions.WildcardStates.{state}"
+            )
+        want_closed = bool(states & {"closed", "all"})
+        want_open = bool(states & {"open", "all"})
         if not expr or expr in ("_all", "*"):
-            return list(self.indices.values())
+            return [s for s in self.indices.values() if (want_closed if s.closed else want_open)]
+        chosen = self._resolve_names(expr, ignore_unavailable, allow_no_indices, want_open, want_closed)
+        if allow_closed:
+            return chosen
+        out = []
+        for store in chosen:
+            if store.closed:
+                if ignore_unavailable:
+                    continue
+                raise EsError(400, "index_closed_exception", "closed", index=store.name)
+            out.append(store)
+        return out
+
+    def _resolve_names(
+        self, expr: str, ignore_unavailable: bool, allow_no_indices: bool, want_open: bool, want_closed: bool
+    ) -> list[IndexStore]:
         aliases = self.alias_map()
         chosen: dict[str, IndexStore] = {}
         for part in expr.split(","):
@@ -83,7 +118,11 @@ class Cluster:
                     del chosen[name]
                 continue
             if "*" in part or "?" in part:
-                found = [s for n, s in self.indices.items() if fnmatch.fnmatchcase(n, part)]
+                found = [
+                    s
+                    for n, s in self.indices.items()
+                    if fnmatch.fnmatchcase(n, part) and (want_closed if s.closed else want_open)
+                ]
                 found += [s for a, ss in aliases.items() if fnmatch.fnmatchcase(a, part) for s in ss]
                 if not found and not allow_no_indices:
                     raise index_not_found(part)
@@ -130,14 +169,18 @@ class Cluster:
         """Where a write to ``name`` goes: the index, an alias's write index, or a new index."""
         store = self.indices.get(name)
         if store is not None:
+            if store.closed:
+                raise EsError(400, "index_closed_exception", "closed", index=name)
             return store
         members = self.alias_map().get(name)
         if members:
             writers = [s for s in members if s.aliases[name].get("is_write_index")]
+            if not writers and len(members) == 1 and members[0].aliases[name].get("is_write_index") is not False:
+                writers = members
             if writers:
+                if writers[0].closed:
+                    raise EsError(400, "index_closed_exception", "closed", index=writers[0].name)
                 return writers[0]
-            if len(members) == 1 and members[0].aliases[name].get("is_write_index") is not False:
-                return members[0]
             raise bad_request(
                 f"no write index is defined for alias [{name}]. The write index may be explicitly "
                 "disabled using is_write_index=false or the alias points to multiple indices without one "
@@ -194,7 +237,7 @@ class Cluster:
         ]
         for part in [*parts, body.get("template") or {}]:
             settings.update(flatten_settings(part.get("settings")))
-            _merge_mapping(mappings, part.get("mappings") or {})
+            _override_mapping(mappings, part.get("mappings") or {})
             aliases.update(part.get("aliases") or {})
         return {"settings": settings, "mappings": mappings, "aliases": aliases}
 
@@ -214,7 +257,7 @@ class Cluster:
             mappings = composed["mappings"]
             aliases.update(composed["aliases"])
         settings.update(flatten_settings(body.get("settings")))
-        _merge_mapping(mappings, body.get("mappings") or {})
+        _override_mapping(mappings, body.get("mappings") or {})
         aliases.update(body.get("aliases") or {})
         mapping = Mapping(mappings, error_type=self.error_type)
         store = IndexStore(name, settings, mapping, {a: dict(v or {}) for a, v in aliases.items()}, created_ms)
@@ -355,8 +398,29 @@ class Cluster:
         persistence.load(self, directory)
 
 
-def _merge_mapping(base: dict[str, t.Any], extra: dict[str, t.Any]) -> None:
-    merge_properties(base.setdefault("properties", {}), extra.get("properties") or {})
+def _override_mapping(base: dict[str, t.Any], extra: dict[str, t.Any]) -> None:
+    """Template composition (``MergeReason.INDEX_TEMPLATE``): later definitions replace earlier ones.
+
+    Objects merge recursively; a leaf field defined again (another type included) is replaced whole.
+    """
+    _override_properties(base.setdefault("properties", {}), extra.get("properties") or {})
     for key, value in extra.items():
         if key != "properties":
             base[key] = copy.deepcopy(value)
+
+
+def _override_properties(base: dict[str, t.Any], extra: dict[str, t.Any]) -> None:
+    for name, fdef in extra.items():
+        old = base.get(name)
+        is_object = "properties" in fdef and fdef.get("type", "object") in ("object", "nested")
+        was_object = (
+            isinstance(old, dict) and "properties" in old and old.get("type", "object") == fdef.get("type", "object")
+        )
+        if is_object and was_object:
+            assert old is not None
+            _override_properties(old["properties"], fdef["properties"])
+            for key, value in fdef.items():
+                if key != "properties":
+                    old[key] = copy.deepcopy(value)
+        else:
+            base[name] = copy.deepcopy(fdef)

@@ -314,7 +314,6 @@ _ROUTES: dict[tuple[str, str], str] = {
 # Parameters that are accepted only with the values this server implements.
 _VALUES: dict[str, tuple[str, ...]] = {
     "explain": ("false",),
-    "search_type": ("query_then_fetch", "dfs_query_then_fetch"),
 }
 
 

@@ -38,6 +38,7 @@ def save(cluster: Cluster, directory: Path) -> None:
             "seq_no": store.seq_no,
             "tombstones": store.tombstones,
             "deleted_at": store.deleted_at,
+            "closed": store.closed,
         }
         tmp = directory / f"{name}.ndjson.tmp"
         with tmp.open("wb") as fh:
@@ -66,6 +67,7 @@ def load(cluster: Cluster, directory: Path) -> None:
         store = IndexStore(name, info["settings"], mapping, info["aliases"], info["created_ms"])
         store.uuid = store.settings.get("index.uuid", store.uuid)
         store.seq_no = info["seq_no"]
+        store.closed = bool(info.get("closed", False))
         store.tombstones = info["tombstones"]
         # Snapshots written before delete times were kept: count their deletes from now.
         store.deleted_at = info.get("deleted_at") or dict.fromkeys(store.tombstones, time.time())

@@ -68,7 +68,7 @@ class Router:
             args: dict[str, str] = {}
             for seg, part in zip(segments, parts, strict=True):
                 if seg.startswith("{"):
-                    if part.startswith("_") and not (seg == "{index}" and part == "_all") and seg != "{id}":
+                    if part.startswith("_") and not (seg in ("{index}", "{name}") and part == "_all") and seg != "{id}":
                         break
                     args[seg[1:-1]] = part
                 elif seg != part:

@@ -18,7 +18,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
-from flask_difylogstore.testing.es import api_admin, api_bulk, api_docs, api_search  # noqa: F401  (registers routes)
+from flask_difylogstore.testing.es import (  # noqa: F401  (registers routes)
+    api_admin,
+    api_bulk,
+    api_docs,
+    api_search,
+    api_templates,
+)
 from flask_difylogstore.testing.es.errors import EsError
 from flask_difylogstore.testing.es.faults import Faults
 from flask_difylogstore.testing.es.indices import Cluster
