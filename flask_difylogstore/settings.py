@@ -275,7 +275,8 @@ class PipelineSettings(BaseModel):
         10.0,
         ge=0,
         le=600,
-        description="How long shutdown waits to flush; the rest stays in the spool.",
+        description="How long shutdown waits to flush; the rest stays in the spool. Shutdown stops waiting "
+        "after 0.5 s when delivery is impossible (backend failing or not provisioned).",
         json_schema_extra=env("LOGSTORE_SHUTDOWN_TIMEOUT"),
     )
 
@@ -331,7 +332,8 @@ class LogStoreSettings(BaseSettings):
         10.0,
         gt=0,
         le=600,
-        description="Longest time startup waits for provisioning.",
+        description="With `LOGSTORE_STARTUP_STRICT`, longest time startup waits for provisioning before it "
+        "raises (a failed attempt raises at once); a lenient startup waits at most 2 s of it.",
         json_schema_extra=env("LOGSTORE_STARTUP_TIMEOUT"),
     )
     spool_dir: Path = Field(

@@ -41,6 +41,12 @@ from flask_difylogstore.settings import PipelineSettings
 
 logger = logging.getLogger(__name__)
 
+#: Shutdown stops waiting for delivery once it has been impossible (backend failing, not
+#: provisioned, only undeliverable records left) for this long: the records stay in the spool.
+CLOSE_STALL_GRACE_S = 0.5
+#: Longest wait for the pipeline's threads at shutdown once delivery is over or given up.
+CLOSE_JOIN_S = 0.5
+
 
 def _default(value: t.Any) -> t.Any:
     return str(value)
@@ -264,6 +270,17 @@ class SpoolingPipeline(WriterSide, GroupCommit):
 
     def flush(self, timeout: float | None = None) -> bool:
         """Send partial batches now and wait until everything accepted (and replayed) is acknowledged."""
+        return self._flush(timeout)
+
+    def _stalled(self) -> bool:
+        """Whether delivery cannot make progress now: not provisioned, failing, or only undeliverable left."""
+        writer = self.writer
+        if not writer.is_provisioned() or self.breaker.state != "closed" or writer.consecutive_failures:
+            return True
+        stuck = writer.undeliverable()
+        return stuck > 0 and stuck >= self._unacked
+
+    def _flush(self, timeout: float | None, give_up_after_stall: float | None = None) -> bool:
         if self._idle():
             return True
         if not self._threads and not self.closed:
@@ -273,8 +290,23 @@ class SpoolingPipeline(WriterSide, GroupCommit):
             self._flushes += 1
             self._flush_until = max(self._flush_until, until)
         self._wake.set()
+        stalled_since: list[float] = []
+
+        def finished() -> bool:
+            if self._idle():
+                return True
+            if give_up_after_stall is None:
+                return False
+            if not self._stalled():
+                stalled_since.clear()
+                return False
+            if not stalled_since:
+                stalled_since.append(time.monotonic())
+            return time.monotonic() - stalled_since[0] >= give_up_after_stall
+
         try:
-            return lifecycle.wait_until(self._idle, timeout)
+            lifecycle.wait_until(finished, timeout)
+            return self._idle()
         finally:
             with self._lock:
                 self._flushes -= 1
@@ -289,10 +321,12 @@ class SpoolingPipeline(WriterSide, GroupCommit):
             return
         timeout = self.shutdown_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        delivered = self.flush(timeout) if self._threads else self._idle()
+        delivered = self._flush(timeout, CLOSE_STALL_GRACE_S) if self._threads else self._idle()
         self.closed = True
         self.stopping = True
-        until = deadline + 0.05
+        # A writer blocked in a request to an unresponsive backend is not waited for: what it holds
+        # is still in the spool, and the threads are daemons.
+        until = min(deadline, time.monotonic() + CLOSE_JOIN_S) + 0.05
         while any(not th.finished for th in self._threads) and time.monotonic() < until:
             self._wake.set()  # one wake-up per sleeping thread: set again until all have seen it
             self._fsync_wake.set()

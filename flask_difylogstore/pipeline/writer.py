@@ -127,7 +127,7 @@ class Writer:
         feed.maintenance()
         if self.stuck and time.monotonic() >= self._stuck_retry_at:
             self._retry_stuck()
-        if not self._provisioned():
+        if not self.is_provisioned():
             feed.sleep(0.2)
             return
         wait = max(self.breaker.wait_time(), self.retry_at - time.monotonic())
@@ -154,7 +154,7 @@ class Writer:
             return
         self.deliver(batch)
 
-    def _provisioned(self) -> bool:
+    def is_provisioned(self) -> bool:
         if not self.provisioned:
             self.provisioned = self.gate is None or bool(self.gate.wait(0))
         return self.provisioned
