@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 import threading
 import typing as t
 import weakref
 from dataclasses import dataclass, field
 
+import click
 from flask import Flask, current_app, has_app_context
+from flask.cli import FlaskGroup
 
 from flask_difylogstore.backends import create_backend
 from flask_difylogstore.backends.base import LogBackend
@@ -145,12 +148,18 @@ class DifyLogStore:
                 retry_initial=min(1.0, settings.pipeline.max_retry_delay_s),
                 retry_max=settings.pipeline.max_retry_delay_s,
             )
-            try:
-                state.gate.start(timeout=settings.startup_timeout, strict=settings.startup_strict)
-            except Exception:
-                backend.close()
-                raise
-            state.sink = _build_sink(state)
+            command = runs_cli_group(self._cli_group)
+            if command:
+                # `flask logstore ...`: provisioning and the writer wait for a command that needs
+                # them (`init` provisions itself; `init --dry-run`, `status`, `health` only look).
+                state.gate.defer()
+            else:
+                try:
+                    state.gate.start(timeout=settings.startup_timeout, strict=settings.startup_strict)
+                except Exception:
+                    backend.close()
+                    raise
+            state.sink = _build_sink(state, start=not command)
 
         app.extensions[EXTENSION_KEY] = state
         global _last_state
@@ -178,11 +187,37 @@ class DifyLogStore:
             t.cast(LogStoreState, state).close(timeout)
 
 
-def _build_sink(state: LogStoreState) -> RecordSink:
+def _build_sink(state: LogStoreState, *, start: bool = True) -> RecordSink:
     """The background write pipeline: ``save()`` never waits on the network."""
     from flask_difylogstore.pipeline import build_pipeline
 
-    return build_pipeline(state)
+    return build_pipeline(state, start=start)
+
+
+#: Options of the ``flask`` command that take a value (``flask --app x logstore init``).
+_FLASK_VALUE_OPTIONS = frozenset({"--app", "-A", "--env-file", "-e"})
+
+
+def runs_cli_group(group: str, argv: t.Sequence[str] | None = None) -> bool:
+    """Whether this process runs ``flask <group> ...`` (the app is being loaded by Flask's CLI for it).
+
+    Flask's CLI loads the app while it resolves the command, before click has made a context for
+    it, so the command line is read from ``sys.argv`` once a ``FlaskGroup`` is known to be running.
+    """
+    if argv is None:
+        ctx = click.get_current_context(silent=True)
+        if ctx is None or not isinstance(ctx.find_root().command, FlaskGroup):
+            return False
+        argv = sys.argv[1:]
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _FLASK_VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg == group
+    return False
 
 
 @atexit.register

@@ -25,11 +25,11 @@ __all__ = [
 ]
 
 
-def build_pipeline(state: LogStoreState) -> SpoolingPipeline:
+def build_pipeline(state: LogStoreState, *, start: bool = True) -> SpoolingPipeline:
     """The spooling pipeline of an app's backend, spooling under ``<spool_dir>/<backend name>/``.
 
     The writer waits on the provisioning gate before its first write; segments left by stopped
-    processes are replayed right away.
+    processes are replayed right away (with ``start=False``: from the first write on).
     """
     backend = state.require_backend()
     settings = state.settings
@@ -40,5 +40,6 @@ def build_pipeline(state: LogStoreState) -> SpoolingPipeline:
         gate=state.gate,
         count=state.count,
     )
-    pipeline.start()
+    if start:
+        pipeline.start()
     return pipeline
