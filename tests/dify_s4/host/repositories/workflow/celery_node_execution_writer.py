@@ -1,0 +1,7 @@
+"""Stand-in for Dify's ``CeleryWorkflowNodeExecutionRepository`` (never built once the package is wired)."""
+
+from repositories.workflow._refuse import NeverBuilt
+
+
+class CeleryWorkflowNodeExecutionRepository(NeverBuilt):
+    pass
