@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import heapq
+import math
 import typing as t
 
 from flask_difylogstore.testing.es import (
@@ -180,6 +181,8 @@ class _SortField:
         value = doc.flat.get(self.field)
         if isinstance(value, list):
             value = _pick(value, self.mode)
+            if self.mode in ("avg", "median") and not self.is_float and isinstance(value, float):
+                value = math.floor(value + 0.5)  # MultiValueMode on longs: Math.round
         if isinstance(value, bool):
             value = int(value)
         if value is None:

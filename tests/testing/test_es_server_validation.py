@@ -1,0 +1,158 @@
+"""Request validation: unknown URL parameters and body keys get ES errors; unimplemented ones are refused."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from elasticsearch import ApiError, Elasticsearch
+
+from tests.testing import es_fixtures
+
+es_server = es_fixtures.es_server
+es = es_fixtures.es
+index_name = es_fixtures.index_name
+
+
+def _error(
+    es: Elasticsearch, method: str, path: str, body: t.Any = None, **params: str
+) -> tuple[int, dict[str, t.Any]]:
+    """The status and ``error`` object of a request the client would not let through its typed API."""
+    headers = {"accept": "application/json"}
+    if body is not None:
+        headers["content-type"] = "application/json"
+    with pytest.raises(ApiError) as info:
+        es.perform_request(method, path, params=params or None, headers=headers, body=body)
+    payload = info.value.body
+    assert payload["status"] == info.value.meta.status  # the shape ES uses: error + status
+    error = payload["error"]
+    assert error["root_cause"] and {"type", "reason"} <= set(error["root_cause"][0])
+    return info.value.meta.status, error
+
+
+@pytest.fixture
+def docs(es: Elasticsearch, index_name: str) -> str:
+    es.indices.create(
+        index=index_name,
+        mappings={"properties": {"status": {"type": "keyword"}, "n": {"type": "long"}, "ts": {"type": "date"}}},
+    )
+    for i in range(3):
+        es.index(index=index_name, id=str(i), document={"status": f"s{i}", "n": i, "ts": f"2024-01-0{i + 1}T00:00:00Z"})
+    es.indices.refresh(index=index_name)
+    return index_name
+
+
+def test_unknown_url_parameter_is_refused_with_a_suggestion(es: Elasticsearch, docs: str) -> None:
+    # BaseRestHandler#unrecognized: "request [...] contains unrecognized parameter: [x] -> did you mean [y]?"
+    status, error = _error(es, "GET", f"/{docs}/_search", sizee="1")
+    assert status == 400 and error["type"] == "illegal_argument_exception"
+    assert (
+        error["reason"] == f"request [/{docs}/_search] contains unrecognized parameter: [sizee] -> did you mean [size]?"
+    )
+    status, error = _error(es, "GET", f"/{docs}/_count", bogus="1", zzz="2")
+    assert error["reason"] == f"request [/{docs}/_count] contains unrecognized parameters: [bogus], [zzz]"
+
+
+def test_known_but_unimplemented_parameter_is_refused_not_ignored(es: Elasticsearch, docs: str) -> None:
+    # rest-api-spec api/index.json lists `pipeline`; this server has no ingest pipelines.
+    status, error = _error(es, "PUT", f"/{docs}/_doc/9", {"a": 1}, pipeline="p")
+    assert status == 400 and "[pipeline]" in error["reason"] and "does not implement" in error["reason"]
+    assert es.options(ignore_status=404).get(index=docs, id="9")["found"] is False
+    status, error = _error(es, "GET", f"/{docs}/_search", explain="true")
+    assert status == 400 and "explain" in error["reason"]
+
+
+def test_query_clause_outside_query_is_a_parsing_exception(es: Elasticsearch, docs: str) -> None:
+    # SearchSourceBuilder#parseXContent: "Unknown key for a START_OBJECT in [term]."
+    status, error = _error(es, "POST", f"/{docs}/_search", {"term": {"status": "s1"}})
+    assert (status, error["type"], error["reason"]) == (
+        400,
+        "parsing_exception",
+        "Unknown key for a START_OBJECT in [term].",
+    )
+    status, error = _error(es, "POST", f"/{docs}/_search", {"query": {"match_all": {}}, "sizes": 3})
+    assert error["reason"] == "Unknown key for a VALUE_NUMBER in [sizes]."
+    # RestActions#getQueryContent (_count): "request does not support [term]"
+    status, error = _error(es, "POST", f"/{docs}/_count", {"term": {"status": "s1"}})
+    assert (status, error["type"], error["reason"]) == (400, "parsing_exception", "request does not support [term]")
+
+
+@pytest.mark.parametrize("key", ["highlight", "suggest", "rescore", "script_fields", "runtime_mappings"])
+def test_unimplemented_search_features_are_refused(es: Elasticsearch, docs: str, key: str) -> None:
+    status, error = _error(es, "POST", f"/{docs}/_search", {key: {}})
+    assert status == 400 and error["type"] == "illegal_argument_exception" and f"[{key}]" in error["reason"]
+
+
+def test_profile_true_is_refused_and_false_is_a_plain_search(es: Elasticsearch, docs: str) -> None:
+    _error(es, "POST", f"/{docs}/_search", {"profile": True})
+    assert es.search(index=docs, body={"profile": False})["hits"]["total"]["value"] == 3
+
+
+def test_negative_from_and_size(es: Elasticsearch, docs: str) -> None:
+    # search/30_limits.yml "Request with negative from value"; search/260_parameter_validation.yml
+    status, error = _error(es, "GET", f"/{docs}/_search", **{"from": "-2"})
+    assert status == 400 and error["type"] == "illegal_argument_exception"
+    assert error["reason"].startswith("[from] parameter cannot be negative")
+    _, error = _error(es, "POST", f"/{docs}/_search", {"from": -1})
+    assert error["reason"] == "[from] parameter cannot be negative but was [-1]"
+    _, error = _error(es, "GET", f"/{docs}/_search", size="-5")
+    assert error["reason"] == "[size] parameter cannot be negative, found [-5]"
+
+
+def test_scroll_batch_size_limit(es: Elasticsearch, docs: str) -> None:
+    # search/30_limits.yml "Request window limits with scroll"
+    _, error = _error(es, "GET", f"/{docs}/_search", scroll="1m", size="10010")
+    assert error["reason"].startswith("Batch size is too large, size must be less than or equal to: [10000]")
+
+
+def test_rest_total_hits_as_int(es: Elasticsearch, docs: str) -> None:
+    # search/220_total_hits_object.yml: rest_total_hits_as_int renders hits.total as a number
+    found = es.search(index=docs, rest_total_hits_as_int=True)
+    assert found["hits"]["total"] == 3
+    _, error = _error(es, "GET", f"/{docs}/_search", rest_total_hits_as_int="true", track_total_hits="2")
+    assert "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate" in error["reason"]
+    page = es.search(index=docs, scroll="1m", size=1, rest_total_hits_as_int=True)
+    assert page["hits"]["total"] == 3
+    more = es.scroll(scroll_id=page["_scroll_id"], scroll="1m", rest_total_hits_as_int=True)
+    assert more["hits"]["total"] == 3
+    es.clear_scroll(scroll_id=page["_scroll_id"])
+
+
+def test_unknown_aggregation_parameters_and_types(es: Elasticsearch, docs: str) -> None:
+    # ObjectParser: "[terms] unknown field [x]"; AggregatorFactories: "Unknown aggregation type [x]"
+    _, error = _error(es, "POST", f"/{docs}/_search", {"aggs": {"a": {"terms": {"field": "status", "sizee": 1}}}})
+    assert (error["type"], error["reason"]) == ("x_content_parse_exception", "[terms] unknown field [sizee]")
+    _, error = _error(es, "POST", f"/{docs}/_search", {"aggs": {"a": {"termz": {"field": "status"}}}})
+    assert error["type"] == "parsing_exception" and error["reason"].startswith("Unknown aggregation type [termz]")
+    _, error = _error(es, "POST", f"/{docs}/_search", {"aggs": {"a": {"percentiles": {"field": "n"}}}})
+    assert "[percentiles]" in error["reason"] and "not implemented" in error["reason"]
+    _, error = _error(es, "POST", f"/{docs}/_search", {"aggs": {"a": {"nested": {"path": "x"}}}})
+    assert "[nested]" in error["reason"] and "not implemented" in error["reason"]
+
+
+def test_sort_parameters_are_checked(es: Elasticsearch, docs: str) -> None:
+    _, error = _error(es, "POST", f"/{docs}/_search", {"sort": [{"n": {"orderr": "asc"}}]})
+    assert (error["type"], error["reason"]) == ("x_content_parse_exception", "[field_sort] unknown field [orderr]")
+
+
+def test_bulk_metadata_keys_are_checked(es: Elasticsearch, index_name: str) -> None:
+    # BulkRequestParser: "Action/metadata line [1] contains an unknown parameter [x]"; 10_basic.yml "empty action"
+    body = '{"index": {"_index": "' + index_name + '", "_idd": "1"}}\n{"a": 1}\n'
+    _, error = _error(es, "POST", "/_bulk", body)
+    assert error["reason"] == "Action/metadata line [1] contains an unknown parameter [_idd]"
+    body = '{"index": {"_index": "' + index_name + '", "_id": "1"}}\n{"a": 1}\n{}\n'
+    _, error = _error(es, "POST", "/_bulk", body)
+    assert error["reason"] == "Malformed action/metadata line [3], expected FIELD_NAME but found [END_OBJECT]"
+
+
+def test_source_parameter_carries_the_body_and_pretty_indents(es: Elasticsearch, docs: str) -> None:
+    # api/_common.json: `source` (with source_content_type) and `pretty` are accepted by every API
+    found = es.perform_request(
+        "GET",
+        f"/{docs}/_count",
+        params={"source": '{"query": {"term": {"status": "s1"}}}', "source_content_type": "application/json"},
+        headers={"accept": "application/json"},
+    )
+    assert found["count"] == 1
+    raw = es.perform_request("GET", "/", params={"pretty": "true"}, headers={"accept": "application/json"})
+    assert raw["tagline"] == "You Know, for Search"
