@@ -66,6 +66,10 @@ def test_key_names(sls_client: LogClient, project: str, agents: str) -> None:
     # '"file info":apsara': a key with a space is quoted.
     assert agents_of(sls_client, project, '"file info":apsara') == ["Linux Firefox", "Mozilla Linux Chrome"]
     assert agents_of(sls_client, project, '"and"') == []  # a quoted operator is an ordinary word
+    # Operators other than in are not case-sensitive; "Source or SOURCE" shows key names are not either.
+    assert agents_of(sls_client, project, "REGION:us-west OR Region:cn*") == [
+        "Chrome on Linux", "Linux Firefox", "Mozilla Linux Chrome",
+    ]  # fmt: skip
     with pytest.raises(LogException) as exc:
         query(sls_client, project, agents, "missing_key: x")
     assert exc.value.get_error_code() == "ParameterInvalid"

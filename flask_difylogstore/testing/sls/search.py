@@ -243,7 +243,8 @@ class _Parser:
                     raise _invalid("a tag search is __tag__:name: value")
                 return self.tag_predicate(name[1], self._value(self.take()))
             return self.key_predicate(key, nxt[1], self._value(self.take()))
-        if tok[0] != "phrase" and nxt is not None and self._is_word(nxt, "in") and self.peek(1) is not None:
+        # "The in operator is case-sensitive": only a lower-case in opens a range.
+        if tok[0] != "phrase" and nxt == ("word", "in") and self.peek(1) is not None:
             opener = self.peek(1)
             if opener is not None and opener[0] in ("lb", "lp"):
                 self.pos += 2
@@ -259,6 +260,8 @@ class _Parser:
     # --- predicates -------------------------------------------------------------------------
     def _key(self, name: str) -> KeyInfo:
         info = self.schema.keys.get(name)
+        if info is None:  # key names are not case-sensitive ("Source or SOURCE" finds a key "source")
+            info = next((v for k, v in self.schema.keys.items() if k.lower() == name.lower()), None)
         if info is None:
             # Alibaba's "common errors" FAQ: searching a key that has no field index.
             raise _invalid(
