@@ -25,6 +25,8 @@ def _type_name(field: FieldInfo) -> str:
     annotation = field.annotation
     if annotation is SecretStr:
         return "secret string"
+    if "Path" in str(annotation):
+        return "path"
     name = getattr(annotation, "__name__", None) or str(annotation)
     if t.get_origin(annotation) is t.Literal:
         return " \\| ".join(f"`{v}`" for v in t.get_args(annotation))

@@ -6,7 +6,8 @@ configures both Dify and this package. The settings are grouped in sections (one
 the write pipeline) while the environment stays flat: each field declares the environment names it
 is read from, and :mod:`flask_difylogstore._settings_sources` maps them onto the sections.
 
-Precedence, highest first: keyword arguments, the process environment, the ``.env`` file, defaults.
+Precedence, highest first: keyword arguments, the process environment, the ``.env`` file, the
+secrets directory (``LOGSTORE_SECRETS_DIR``, else ``/run/secrets`` when it exists), defaults.
 This is the only module of the package that reads the environment. The environment-name helpers
 (``env``, ``env_names``) and the error mapping (``problems_from_validation_error``, ``mask_secrets``)
 live in private modules and are re-exported here, where callers import them from.
@@ -14,14 +15,12 @@ live in private modules and are re-exported here, where callers import them from
 
 from __future__ import annotations
 
-import os
 import typing as t
 from datetime import datetime
 from pathlib import Path
 
 import orjson
 import platformdirs
-from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -29,7 +28,7 @@ from flask_difylogstore._settings_errors import _defaults_for
 from flask_difylogstore._settings_errors import mask_secrets as mask_secrets
 from flask_difylogstore._settings_errors import mask_url_credentials as mask_url_credentials
 from flask_difylogstore._settings_errors import problems_from_validation_error as problems_from_validation_error
-from flask_difylogstore._settings_sources import _FlatEnvSource
+from flask_difylogstore._settings_sources import dotenv_source, environment_source, secrets_dir_for, secrets_source
 from flask_difylogstore._settings_sources import env as env
 from flask_difylogstore._settings_sources import env_names as env_names
 from flask_difylogstore.errors import ConfigProblem, LogStoreConfigError
@@ -341,6 +340,13 @@ class LogStoreSettings(BaseSettings):
         description="Durable local spool for records the backend has not acknowledged yet.",
         json_schema_extra=env("LOGSTORE_SPOOL_DIR"),
     )
+    secrets_directory: Path | None = Field(
+        None,
+        description="Directory of secret files, one per variable and named like it (Docker / Kubernetes "
+        "secrets, e.g. `/run/secrets/ALIYUN_SLS_ACCESS_KEY_SECRET`); `/run/secrets` when unset and present. "
+        "The environment and `.env` win over it.",
+        json_schema_extra=env("LOGSTORE_SECRETS_DIR"),
+    )
     enable_put_graph_field: bool = Field(
         True,
         description="Store the workflow `graph` on runs.",
@@ -399,18 +405,13 @@ class LogStoreSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        env_file = getattr(dotenv_settings, "env_file", None)
-        files = [env_file] if isinstance(env_file, str | os.PathLike) else list(env_file or [])
-        dotenv: dict[str, str | None] = {}
-        for path in files:
-            if Path(path).is_file():
-                dotenv.update(dotenv_values(path))
-        return (
-            init_settings,
-            _FlatEnvSource(settings_cls, os.environ),
-            _FlatEnvSource(settings_cls, dotenv),
-            file_secret_settings,
-        )
+        environment = environment_source(settings_cls)
+        dotenv = dotenv_source(settings_cls, getattr(dotenv_settings, "env_file", None))
+        configured = getattr(file_secret_settings, "secrets_dir", None) or getattr(
+            init_settings, "init_kwargs", {}
+        ).get("secrets_directory")
+        secrets_dir = secrets_dir_for(configured, environment.raw, dotenv.raw)
+        return (init_settings, environment, dotenv, secrets_source(settings_cls, secrets_dir))
 
     @field_validator("backend")
     @classmethod

@@ -127,3 +127,91 @@ def test_secret_masking_in_summary() -> None:
 def test_dotted_backend_path_is_accepted() -> None:
     s = LogStoreSettings(_env_file=None, backend="mypkg.backends.CustomBackend")
     assert s.effective_backend == "mypkg.backends.CustomBackend"
+
+
+# Secrets from files: pydantic-settings' secrets directory (docs.pydantic.dev, "Settings Management",
+# "Secrets"), as Docker and Kubernetes mount them: one file per variable, named like it.
+
+
+def _secrets(tmp_path: Path, **files: str) -> Path:
+    directory = tmp_path / "secrets"
+    directory.mkdir()
+    for name, value in files.items():
+        (directory / name).write_text(value + "\n")
+    return directory
+
+
+def test_secrets_directory_supplies_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = _secrets(tmp_path, ALIYUN_SLS_ACCESS_KEY_SECRET="from-a-file", ALIYUN_SLS_ACCESS_KEY_ID="ak-file")
+    for key, value in SLS_ENV.items():
+        if key not in ("ALIYUN_SLS_ACCESS_KEY_SECRET", "ALIYUN_SLS_ACCESS_KEY_ID"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("LOGSTORE_SECRETS_DIR", str(directory))
+    s = LogStoreSettings.load(env_file=None)
+    assert s.sls.access_key_secret.get_secret_value() == "from-a-file"  # trailing newline stripped
+    assert s.sls.access_key_id == "ak-file"
+    assert s.secrets_directory == directory
+
+
+def test_environment_and_dotenv_win_over_secret_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = _secrets(
+        tmp_path, LOGSTORE_ES_PASSWORD="file", LOGSTORE_ES_USERNAME="file-user", ELASTICSEARCH_INDEX_PREFIX="file"
+    )
+    env_file = tmp_path / ".env"
+    env_file.write_text("LOGSTORE_ES_USERNAME=dotenv-user\nELASTICSEARCH_INDEX_PREFIX=dotenv\n")
+    monkeypatch.setenv("ELASTICSEARCH_INDEX_PREFIX", "env")
+    s = LogStoreSettings(_env_file=env_file, _secrets_dir=directory)  # pydantic-settings' own argument
+    assert s.elasticsearch.index_prefix == "env"
+    assert s.elasticsearch.username == "dotenv-user"
+    assert s.elasticsearch.password.get_secret_value() == "file"
+
+
+def test_run_secrets_is_the_default_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask_difylogstore import _settings_sources
+
+    directory = _secrets(tmp_path, LOGSTORE_ES_API_KEY="id:key")
+    monkeypatch.setattr(_settings_sources, "DEFAULT_SECRETS_DIR", directory)
+    assert LogStoreSettings(_env_file=None).elasticsearch.api_key.get_secret_value() == "id:key"
+    monkeypatch.setattr(_settings_sources, "DEFAULT_SECRETS_DIR", tmp_path / "absent")
+    assert LogStoreSettings(_env_file=None).elasticsearch.api_key.get_secret_value() == ""
+
+
+def test_bad_secret_file_is_reported_by_its_variable_without_the_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = _secrets(tmp_path, ALIYUN_SLS_LOGSTORE_TTL="forever-and-ever")
+    monkeypatch.setenv("LOGSTORE_SECRETS_DIR", str(directory))
+    with pytest.raises(LogStoreConfigError) as info:
+        LogStoreSettings.load(env_file=None)
+    assert {p.env_name for p in info.value.problems} == {"ALIYUN_SLS_LOGSTORE_TTL"}
+
+
+def test_every_imported_distribution_is_declared() -> None:
+    """pyproject's dependencies and extras name every third-party package the code imports."""
+    import ast
+    import importlib.metadata
+    import re
+    import sys
+    import tomllib
+
+    root = Path(__file__).parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"].values()
+    requirements = list(project["dependencies"]) + [r for extra in extras for r in extra]
+    declared = {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+    optional_guarded = {"celery", "gevent", "graphon"}  # imported inside try/except where present
+    imported: set[str] = set()
+    for path in (root / "flask_difylogstore").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    distributions = importlib.metadata.packages_distributions()
+    missing = set()
+    for module in imported - set(sys.stdlib_module_names) - {"flask_difylogstore"} - optional_guarded:
+        names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+        if not names & declared:
+            missing.add(f"{module} ({', '.join(sorted(names))})")
+    assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
+    assert "dotenv" not in imported  # read through pydantic-settings, which declares python-dotenv
