@@ -9,6 +9,8 @@ the Host header for IP endpoints, and fixes ``source`` once.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import ipaddress
 import socket
 import typing as t
@@ -17,8 +19,10 @@ from urllib.parse import urlsplit
 from aliyun.log import LogClient
 from aliyun.log.auth import AUTH_VERSION_1, AUTH_VERSION_4
 from aliyun.log.logexception import LogException
+from aliyun.log.util import Util
 
 from flask_difylogstore._version import __version__
+from flask_difylogstore.errors import DifyLogStoreError
 from flask_difylogstore.settings import AliyunSLSSettings
 
 #: Seconds for one HTTP request (connect + read); SQL reads may legitimately take a while.
@@ -124,8 +128,57 @@ def _route_ip(host: str) -> str:
         return "0.0.0.0"
 
 
+#: Versions of ``aliyun-log-python-sdk`` this module was tested with (``pyproject.toml`` pins the range).
+TESTED_SDK_VERSIONS = ">=0.9.52,<0.10"
+#: Private names of ``LogClient`` instances this module reads or sets.
+SDK_PRIVATE_ATTRIBUTES = ("_isRowIp", "_user_agent", "_source", "_logHost")
+#: ``LogClient._sendRequest``'s parameters, which :class:`BoundedLogClient` overrides.
+SDK_SEND_REQUEST_PARAMETERS = ("self", "method", "url", "params", "body", "headers", "respons_body_type")
+
+
+class SDKContractError(DifyLogStoreError):
+    """The installed ``aliyun-log-python-sdk`` lacks a name this backend relies on."""
+
+
+def sdk_contract_problems() -> list[str]:
+    """What the installed SDK lacks of the private names this backend relies on (empty: all there)."""
+    problems: list[str] = []
+    send = getattr(LogClient, "_sendRequest", None)
+    if send is None:
+        problems.append("LogClient._sendRequest is missing")
+    elif tuple(inspect.signature(send).parameters) != SDK_SEND_REQUEST_PARAMETERS:
+        problems.append(f"LogClient._sendRequest{inspect.signature(send)} changed its parameters")
+    probe = LogClient("127.0.0.1:80", "id", "secret")
+    problems += [f"LogClient.{name} is missing" for name in SDK_PRIVATE_ATTRIBUTES if not hasattr(probe, name)]
+    if not isinstance(getattr(LogClient, "timeout", None), property):
+        problems.append("LogClient.timeout is no longer a property")
+    put_raw = getattr(LogClient, "put_log_raw", None)
+    if put_raw is None:
+        problems.append("LogClient.put_log_raw is missing")
+    elif "SerializeToString()" not in inspect.getsource(put_raw):
+        problems.append("LogClient.put_log_raw no longer serialises its log_group with SerializeToString()")
+    if not callable(getattr(Util, "get_host_ip", None)):
+        problems.append("aliyun.log.util.Util.get_host_ip is missing")
+    return problems
+
+
+@functools.cache
+def check_sdk() -> None:
+    """Fail loudly, naming the attribute, when the installed SDK no longer has what this backend uses."""
+    problems = sdk_contract_problems()
+    if problems:
+        from importlib.metadata import version
+
+        raise SDKContractError(
+            f"aliyun-log-python-sdk {version('aliyun-log-python-sdk')} is not compatible with flask-difylogstore "
+            f"(tested: {TESTED_SDK_VERSIONS}): {'; '.join(problems)}; install "
+            f"'aliyun-log-python-sdk{TESTED_SDK_VERSIONS}'"
+        )
+
+
 def make_client(settings: AliyunSLSSettings, *, timeout: float = DEFAULT_TIMEOUT) -> BoundedLogClient:
     """A client for ``settings``: v4 signing when a region is set, bounded timeout, fixed source."""
+    check_sdk()
     host = endpoint_host(settings.endpoint)
     secret = settings.access_key_secret.get_secret_value()
     auth = AUTH_VERSION_4 if settings.region else AUTH_VERSION_1
