@@ -156,3 +156,26 @@ def test_source_parameter_carries_the_body_and_pretty_indents(es: Elasticsearch,
     assert found["count"] == 1
     raw = es.perform_request("GET", "/", params={"pretty": "true"}, headers={"accept": "application/json"})
     assert raw["tagline"] == "You Know, for Search"
+
+
+def test_query_parameters_are_checked(es: Elasticsearch, docs: str) -> None:
+    # MatchQueryBuilder#fromXContent: "[match] query does not support [x]"; features not implemented are refused
+    _, error = _error(es, "POST", f"/{docs}/_search", {"query": {"match": {"status": {"query": "s1", "fuzzyness": 1}}}})
+    assert (error["type"], error["reason"]) == ("parsing_exception", "[match] query does not support [fuzzyness]")
+    _, error = _error(es, "POST", f"/{docs}/_search", {"query": {"match": {"status": {"query": "s1", "fuzziness": 1}}}})
+    assert "[fuzziness]" in error["reason"] and "not implemented" in error["reason"]
+    _, error = _error(es, "POST", f"/{docs}/_search", {"query": {"bool": {"must": [], "shoud": []}}})
+    assert error["reason"] == "[bool] query does not support [shoud]"
+    _, error = _error(es, "POST", f"/{docs}/_search", {"query": {"nested": {"path": "p", "query": {"match_all": {}}}}})
+    assert "[nested]" in error["reason"] and "not implemented" in error["reason"]
+    _, error = _error(es, "POST", f"/{docs}/_search", {"query": {"term": {"status": {"value": "s1", "_name": "q"}}}})
+    assert "[_name]" in error["reason"]
+    found = es.search(index=docs, query={"match_phrase": {"status": {"query": "s1", "slop": 0}}})
+    assert found["hits"]["total"]["value"] == 1
+
+
+def test_match_phrase_prefix_matches_a_prefix_of_the_last_term(es: Elasticsearch, index_name: str) -> None:
+    # Reference "Match phrase prefix query": the last term is a prefix
+    es.index(index=index_name, id="1", document={"t": "quick brown fox"}, refresh=True)
+    assert es.count(index=index_name, query={"match_phrase_prefix": {"t": "quick bro"}})["count"] == 1
+    assert es.count(index=index_name, query={"match_phrase_prefix": {"t": "quick fo"}})["count"] == 0

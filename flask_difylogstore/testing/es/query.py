@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import typing as t
 
+from flask_difylogstore.testing.es.body_check import not_implemented
 from flask_difylogstore.testing.es.documents import StoredDoc
 from flask_difylogstore.testing.es.errors import EsError, parsing_error
 from flask_difylogstore.testing.es.mapping import TEXT_TYPES, analyze
+from flask_difylogstore.testing.es.query_check import check_query
 from flask_difylogstore.testing.es.query_term_level import Context as Context
 from flask_difylogstore.testing.es.query_term_level import Matcher as Matcher
 from flask_difylogstore.testing.es.query_term_level import (
@@ -29,7 +31,7 @@ from flask_difylogstore.testing.es.query_term_level import (
 from flask_difylogstore.testing.es.querystring import parse_query_string
 
 
-def _match(ctx: Context, field: str, params: dict[str, t.Any], phrase: bool = False) -> Matcher:
+def _match(ctx: Context, field: str, params: dict[str, t.Any], phrase: bool = False, prefix: bool = False) -> Matcher:
     query = params.get("query")
     boost = float(params.get("boost", 1.0))
     ftype = ctx.mapping.field_type(field)
@@ -48,11 +50,17 @@ def _match(ctx: Context, field: str, params: dict[str, t.Any], phrase: bool = Fa
     if phrase:
         n = len(tokens)
 
+        head, last = tokens[:-1], tokens[-1]
+
         def phrase_match(doc: StoredDoc) -> float | None:
             for v in field_values(doc, field):
                 toks = analyze(v)
-                if any(toks[i : i + n] == tokens for i in range(len(toks) - n + 1)):
-                    return boost * n
+                for i in range(len(toks) - n + 1):
+                    if prefix:
+                        if toks[i : i + n - 1] == head and toks[i + n - 1].startswith(last):
+                            return boost * n
+                    elif toks[i : i + n] == tokens:
+                        return boost * n
             return None
 
         return phrase_match
@@ -127,6 +135,7 @@ def compile_query(query: t.Any, ctx: Context) -> Matcher:
     if not isinstance(query, dict) or len(query) != 1:
         raise parsing_error("query malformed, must start with start_object and have exactly one query")
     kind, body = next(iter(query.items()))
+    check_query(kind, body)
     if kind == "match_all":
         boost = float((body or {}).get("boost", 1.0))
         return lambda doc: boost
@@ -149,10 +158,14 @@ def compile_query(query: t.Any, ctx: Context) -> Matcher:
         return range_query(ctx, body)
     if kind in ("match", "match_phrase", "match_phrase_prefix"):
         field, params = field_and_params(body, kind)
-        return _match(ctx, field, params, phrase=kind != "match")
+        return _match(ctx, field, params, phrase=kind != "match", prefix=kind == "match_phrase_prefix")
     if kind == "multi_match":
         fields = ctx.expand(body.get("fields") or ["*"])
-        subs = [(_match(ctx, f, {**body, "boost": w}, body.get("type") == "phrase")) for f, w in fields]
+        mtype = str(body.get("type", "best_fields"))
+        if mtype not in ("best_fields", "most_fields", "cross_fields", "phrase", "phrase_prefix"):
+            raise not_implemented(f"[multi_match] type [{mtype}]")
+        phrase, prefix = mtype in ("phrase", "phrase_prefix"), mtype == "phrase_prefix"
+        subs = [(_match(ctx, f, {**body, "boost": w}, phrase, prefix)) for f, w in fields]
 
         def best(doc: StoredDoc) -> float | None:
             scores = [s for s in (m(doc) for m in subs) if s is not None]
@@ -172,7 +185,7 @@ def compile_query(query: t.Any, ctx: Context) -> Matcher:
         inner = compile_query(body.get("filter"), ctx)
         boost = float(body.get("boost", 1.0))
         return lambda doc: boost if inner(doc) is not None else None
-    if kind in ("nested", "dis_max"):
+    if kind == "dis_max":
         inner = compile_query(body.get("query") or {"bool": {"should": body.get("queries", [])}}, ctx)
         return inner
     raise parsing_error(f"unknown query [{kind}]")
