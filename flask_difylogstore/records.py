@@ -284,6 +284,15 @@ class LogRecord:
             data[name] = coerce(schema.fields.get(name, FieldType.KEYWORD), value)
         return cls(kind, data, int(wire["log_version"]))
 
+    @property
+    def entity_key(self) -> tuple[str, str, str]:
+        """The entity's identity in a log store: its id within its owner (tenant, app).
+
+        Another tenant or app reusing an id is another entity: it never replaces or hides this one.
+        """
+        data = self.data
+        return (str(data.get("tenant_id") or ""), str(data.get("app_id") or ""), self.id)
+
     def tombstone(self, version: int) -> LogRecord:
         """A deletion snapshot of this entity with the owner fields kept (for scoping and routing)."""
         schema_owner = OWNER_FIELDS[self.kind]

@@ -222,7 +222,10 @@ class MemoryBackend:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._data: dict[RecordKind, dict[str, LogRecord]] = {kind: {} for kind in RecordKind}
+        # Keyed by (tenant, app, id): an entity is its id within its owner, so another owner
+        # reusing an id never replaces or hides it (as on the Elasticsearch backend).
+        self._data: dict[RecordKind, dict[tuple[str, str, str], LogRecord]] = {kind: {} for kind in RecordKind}
+        self._owners: dict[RecordKind, dict[str, set[tuple[str, str, str]]]] = {kind: {} for kind in RecordKind}
         self._provisioned = False
         self.writes = 0
 
@@ -247,11 +250,13 @@ class MemoryBackend:
             self.writes += 1
             for record in records:
                 table = self._data[record.kind]
-                current = table.get(record.id)
+                key = record.entity_key
+                current = table.get(key)
                 if current is not None and not supersedes(record.log_version, current.log_version):
                     result.stale += 1
                     continue
-                table[record.id] = LogRecord(record.kind, dict(record.data), record.log_version)
+                table[key] = LogRecord(record.kind, dict(record.data), record.log_version)
+                self._owners[record.kind].setdefault(record.id, set()).add(key)
                 result.written += 1
         return result
 
@@ -273,8 +278,11 @@ class MemoryBackend:
         with self._lock:
             table = self._data[kind]
             for id_ in ids:
-                record = table.get(id_)
-                if record is not None and not record.deleted and in_scope(record, scope):
+                candidates = [table[key] for key in self._owners[kind].get(id_, ()) if in_scope(table[key], scope)]
+                if not candidates:
+                    continue
+                record = max(candidates, key=lambda r: r.log_version)
+                if not record.deleted:
                     result[id_] = _copy(record)
         return result
 
@@ -320,7 +328,7 @@ class MemoryBackend:
                 rows = rows[:limit]
             for record in rows:
                 version = default_clock.version_for(kind, record.data.get("status"), deleted=True)
-                self._data[kind][record.id] = record.tombstone(version)
+                self._data[kind][record.entity_key] = record.tombstone(version)
             return len(rows)
 
     def ping(self) -> PingResult:
@@ -334,6 +342,8 @@ class MemoryBackend:
         with self._lock:
             for table in self._data.values():
                 table.clear()
+            for owners in self._owners.values():
+                owners.clear()
 
 
 def _copy(record: LogRecord) -> LogRecord:

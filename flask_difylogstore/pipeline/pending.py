@@ -1,6 +1,6 @@
 """Read-your-writes: the records this process accepted that the backend has not acknowledged yet.
 
-Only the latest snapshot per id is kept (by ``log_version``), so an entity saved many times costs
+Only the latest snapshot per entity (id within its tenant and app) is kept (by ``log_version``), so an entity saved many times costs
 one entry. Memory is bounded: once the cap is reached new ids are not indexed (they are still in
 the spool and will be delivered; the miss is counted), while newer versions of indexed ids still
 replace the old ones.
@@ -18,23 +18,23 @@ class PendingIndex:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.overflow = 0
-        self._entries: dict[RecordKind, dict[str, tuple[LogRecord, int]]] = {}
+        self._entries: dict[RecordKind, dict[tuple[str, str, str], tuple[LogRecord, int]]] = {}
 
     def __len__(self) -> int:
         return sum(len(by_id) for by_id in self._entries.values())
 
     def add(self, record: LogRecord, size: int) -> None:
         by_id = self._entries.setdefault(record.kind, {})
-        current = by_id.get(record.id)
+        current = by_id.get(record.entity_key)
         if current is not None:
             if supersedes(record.log_version, current[0].log_version):
-                by_id[record.id] = (record, size)
+                by_id[record.entity_key] = (record, size)
                 self.bytes += size - current[1]
             return
         if self.bytes + size > self.max_bytes:
             self.overflow += 1
             return
-        by_id[record.id] = (record, size)
+        by_id[record.entity_key] = (record, size)
         self.bytes += size
 
     def discard(self, record: LogRecord) -> None:
@@ -42,9 +42,9 @@ class PendingIndex:
         by_id = self._entries.get(record.kind)
         if not by_id:
             return
-        current = by_id.get(record.id)
+        current = by_id.get(record.entity_key)
         if current is not None and current[0].log_version == record.log_version:
-            del by_id[record.id]
+            del by_id[record.entity_key]
             self.bytes -= current[1]
 
     def discard_many(self, records: list[LogRecord]) -> None:

@@ -14,7 +14,7 @@ import typing as t
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from flask_difylogstore.repositories.dual import RelationalDelegate
+from flask_difylogstore.repositories.dual import RelationalDelegate, relational_sessions
 
 
 class RunControl(RelationalDelegate):
@@ -43,8 +43,14 @@ class RunControl(RelationalDelegate):
         """Relational (pause state)."""
         return self._delegate("prune_pauses", expiration, resumption_expiration, limit)
 
+    def _has_relational(self) -> bool:
+        """Whether a relational database exists to hold control state (always inside Dify)."""
+        return relational_sessions(self._session_maker) is not None
+
     def get_workflow_pause(self, workflow_run_id: str) -> t.Any:
-        """The run's current pause, or ``None`` (relational, S4)."""
+        """The run's current pause, or ``None`` (relational, S4; no database means no pause)."""
+        if not self._has_relational():
+            return None
         return self._delegate("get_workflow_pause", workflow_run_id)
 
     def get_pause_record(self, *, workspace_id: str, workflow_run_id: str) -> t.Any:
@@ -53,6 +59,8 @@ class RunControl(RelationalDelegate):
         Read from the run's control row and pause rows, which resumption updates synchronously; the
         log store's copy of the run may still be behind.
         """
+        if not self._has_relational():
+            return None
         return self._delegate("get_pause_record", workspace_id=workspace_id, workflow_run_id=workflow_run_id)
 
     def get_pause_records_by_run_id(self, session: t.Any, run_id: str) -> Sequence[t.Any]:
@@ -67,7 +75,7 @@ class RunControl(RelationalDelegate):
 
     def get_message_refs(self, *, app_id: str, workflow_run_ids: Sequence[str]) -> Mapping[str, t.Any]:
         """Run id -> ``WorkflowRunMessageRef`` of the chat message each run answered (Dify's ``messages``)."""
-        if not workflow_run_ids:
+        if not workflow_run_ids or not self._has_relational():
             return {}
         return t.cast(
             Mapping[str, t.Any],

@@ -107,6 +107,17 @@ class _Entry:
     source: bytes
 
 
+def document_id(record: LogRecord) -> str:
+    """The Elasticsearch ``_id`` of an entity: its id within its owner (tenant and app).
+
+    Dify's ids are unique in SQL, but a log store must not let a write by another tenant or app that
+    reuses an id replace the first owner's document; each owner's entity is its own document, and
+    reads are always scoped by owner. (``_id`` is at most 512 bytes; three UUIDs need 110.)
+    """
+    data = record.data
+    return f"{data.get('tenant_id') or ''}/{data.get('app_id') or ''}/{record.id}"
+
+
 class BulkWriter:
     """Writes batches of records as one ``_bulk`` request, reporting every item's fate."""
 
@@ -136,7 +147,7 @@ class BulkWriter:
             action = {
                 "index": {
                     "_index": index,
-                    "_id": record.id,
+                    "_id": document_id(record),
                     "version": record.log_version,
                     "version_type": "external",
                 }
