@@ -8,9 +8,10 @@ query limits (intl.en-US/Product Introduction/Limits/Query and analysis.md).
 from __future__ import annotations
 
 import pytest
-from aliyun.log import LogClient, LogException
+from aliyun.log import IndexConfig, IndexKeyConfig, IndexLineConfig, LogClient, LogException
+from aliyun.log.index_config import IndexJsonKeyConfig
 
-from tests.testing.conftest import make_logstore, put, query
+from tests.testing.conftest import TOKENS, make_logstore, put, query
 
 
 @pytest.fixture
@@ -107,3 +108,37 @@ def test_at_most_30_keywords(sls_client: LogClient, project: str, agents: str) -
     with pytest.raises(LogException) as exc:
         query(sls_client, project, agents, thirty + " or region:x")
     assert exc.value.get_error_code() == "ParameterInvalid"
+
+
+def test_json_sub_keys(sls_client: LogClient, project: str) -> None:
+    # "Query and analyze JSON logs": members of a json key are searched as key.member, and the
+    # members declared in json_keys with analytics on are SQL columns named "key.member".
+    json_conf = IndexJsonKeyConfig(index_all=True)
+    json_conf.add_key("user.name", "text", doc_value=True)
+    json_conf.add_key("tokens", "long", doc_value=True)
+    keys = {"payload": IndexKeyConfig(token_list=TOKENS, index_type="json", doc_value=True, json_key_config=json_conf)}
+    sls_client.create_logstore(project, "jsons", ttl=3650)
+    sls_client.create_index(project, "jsons", IndexConfig(line_config=IndexLineConfig(token_list=TOKENS),
+                                                          key_config_list=keys))  # fmt: skip
+    put(
+        sls_client,
+        project,
+        "jsons",
+        [
+            {"payload": '{"user": {"name": "ann"}, "tokens": 7, "mood": "calm"}'},
+            {"payload": '{"user": {"name": "bob"}, "tokens": 30, "mood": "busy"}'},
+            {"payload": "not json"},
+        ],
+    )
+    names = lambda q: sorted(r["payload"][:26] for r in query(sls_client, project, "jsons", q))  # noqa: E731
+    assert names("payload.user.name: ann") == ['{"user": {"name": "ann"}, ']
+    assert names("payload.tokens > 10") == ['{"user": {"name": "bob"}, ']
+    assert names("payload.mood: busy") == ['{"user": {"name": "bob"}, ']  # index_all: any string member
+    rows = query(
+        sls_client, project, "jsons",
+        '* | select "payload.user.name" as name, "payload.tokens" + 1 as t from log order by t',
+    )  # fmt: skip
+    assert rows == [{"name": "ann", "t": "8"}, {"name": "bob", "t": "31"}, {"name": "null", "t": "null"}]
+    with pytest.raises(LogException) as exc:
+        query(sls_client, project, "jsons", '* | select "payload.mood"')
+    assert "Column 'payload.mood' cannot be resolved" in exc.value.get_error_message()

@@ -10,7 +10,7 @@ intl.en-US/Index and query/Analysis grammar/Date and time functions.md in Alibab
 from __future__ import annotations
 
 import pytest
-from aliyun.log import LogClient
+from aliyun.log import LogClient, LogException
 
 from tests.testing.conftest import make_logstore, put, query
 
@@ -121,3 +121,10 @@ def test_time_series_pads_missing_buckets(sls_client: LogClient, project: str) -
     assert [r["num"] for r in last] == ["2", "2", "1"]
     null = query(sls_client, project, "series", statement.format(pad="null"), start=start, end=start + 5 * 3600)
     assert [r["num"] for r in null] == ["2", "null", "1"]
+    following = query(sls_client, project, "series", statement.format(pad="next"), start=start, end=start + 5 * 3600)
+    assert [r["num"] for r in following] == ["2", "1", "1"]
+    mean = query(sls_client, project, "series", statement.format(pad="avg"), start=start, end=start + 5 * 3600)
+    assert [r["num"] for r in mean] == ["2", "1.5", "1"]
+    with pytest.raises(LogException) as exc:  # "The ORDER BY clause does not support the desc sorting method."
+        query(sls_client, project, "series", statement.format(pad="0") + " desc")
+    assert exc.value.get_error_code() == "ParameterInvalid"

@@ -17,18 +17,19 @@ MAX_BUCKETS = 100_000
 
 
 def _avg(before: str | None, after: str | None) -> str:
-    values = []
+    """The mean of the neighbouring values that are numbers ("null" when neither is)."""
+    numbers: list[float] = []
     for text in (before, after):
         if text is None or text == "null":
             continue
         try:
-            values.append(float(text))
+            numbers.append(float(text))
         except ValueError:
             return "null"
-    if not values:
+    if not numbers:
         return "null"
-    mean = sum(values) / len(values)
-    return str(int(mean)) if mean.is_integer() and all("." not in str(v) for v in (before, after) if v) else str(mean)
+    mean = sum(numbers) / len(numbers)
+    return str(int(mean)) if mean.is_integer() else str(mean)
 
 
 def pad_time_series(

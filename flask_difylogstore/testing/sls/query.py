@@ -15,7 +15,7 @@ import orjson
 from flask_difylogstore.testing.sls.errors import SLSError, bad_request
 from flask_difylogstore.testing.sls.ingest import column_key, key_column, quote_ident
 from flask_difylogstore.testing.sls.padding import pad_time_series
-from flask_difylogstore.testing.sls.search import KeyInfo, SearchSchema, compile_search, split_query
+from flask_difylogstore.testing.sls.search import KeyInfo, SearchSchema, compile_search, json_value_sql, split_query
 from flask_difylogstore.testing.sls.sql import translate
 from flask_difylogstore.testing.sls.store import Store
 
@@ -80,6 +80,22 @@ class _Context:
                 since_seq=int(ls["_key_since"].get(key, ls["_index_since"])),
                 analytics=bool(conf.get("doc_value", False)),
             )
+        json_all = {k: keys[k] for k, c in (index.get("keys") or {}).items() if c.get("type") == "json"}
+        for key, conf in (index.get("keys") or {}).items():
+            if conf.get("type") != "json":
+                continue
+            if not conf.get("index_all", True):
+                del json_all[key]
+            parent = keys[key]
+            for sub, sub_conf in (conf.get("json_keys") or {}).items():
+                keys[f"{key}.{sub}"] = KeyInfo(
+                    column=json_value_sql(parent.column, sub) if parent.column else None,
+                    type=str(sub_conf.get("type", "text")),
+                    tokens=parent.tokens,
+                    case_sensitive=parent.case_sensitive,
+                    since_seq=parent.since_seq,
+                    analytics=bool(sub_conf.get("doc_value", False)),
+                )
         self.keys = keys
         line = index.get("line")
         self.schema = SearchSchema(
@@ -87,6 +103,7 @@ class _Context:
             line_tokens="".join(line.get("token") or []) if line else None,
             line_case_sensitive=bool(line.get("caseSensitive", False)) if line else False,
             text_columns=[quote_ident(c) for c in self.raw_columns],
+            json_all=json_all,
         )
         window = [f"__seq__ >= {int(ls['_index_since'])}", f"__time__ >= {start}", f"__time__ < {end}"]
         ttl = int(ls.get("ttl", 30))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask_difylogstore.testing.sls.errors import bad_request
 
@@ -35,10 +35,17 @@ class KeyInfo:
 
 @dataclass(frozen=True, slots=True)
 class SearchSchema:
-    keys: dict[str, KeyInfo]
+    keys: dict[str, KeyInfo]  # json sub-keys of the index appear as "key.sub"
     line_tokens: str | None  # None when the index has no full-text (line) config
     line_case_sensitive: bool
     text_columns: Sequence[str]  # every raw value column, for full-text terms
+    json_all: dict[str, KeyInfo] = field(default_factory=dict)  # json keys with index_all: any "key.sub" text
+
+
+def json_value_sql(column: str, path: str) -> str:
+    """SQL of the string at ``path`` (``a.b``: member b of member a) of a JSON value; NULL when absent."""
+    steps = "".join('."' + part.replace("\\", "\\\\").replace('"', '\\"') + '"' for part in path.split("."))
+    return f"CASE WHEN json_valid({column}) THEN json_extract_string({column}, {sql_str('$' + steps)}) END"
 
 
 _TOKEN_RE = re.compile(
@@ -262,6 +269,12 @@ class _Parser:
         info = self.schema.keys.get(name)
         if info is None:  # key names are not case-sensitive ("Source or SOURCE" finds a key "source")
             info = next((v for k, v in self.schema.keys.items() if k.lower() == name.lower()), None)
+        parent, _, sub = name.partition(".")
+        if info is None and sub and parent in self.schema.json_all:
+            # A json key with index_all: every string member is searchable as key.member.
+            p = self.schema.json_all[parent]
+            column = json_value_sql(p.column, sub) if p.column else None
+            info = KeyInfo(column, "text", p.tokens, p.case_sensitive, p.since_seq, analytics=False)
         if info is None:
             # Alibaba's "common errors" FAQ: searching a key that has no field index.
             raise _invalid(
