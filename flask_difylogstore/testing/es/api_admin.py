@@ -24,6 +24,20 @@ DYNAMIC_SETTINGS = (
 )
 
 
+def _resolve(srv: Srv, req: Request, expr: str | None) -> list[t.Any]:
+    """The indices a request names, with its ``ignore_unavailable`` / ``allow_no_indices`` / ``expand_wildcards``."""
+    return srv.cluster.resolve(
+        expr,
+        ignore_unavailable=req.flag("ignore_unavailable"),
+        allow_no_indices=req.flag("allow_no_indices", True),
+        expand_wildcards=req.params.get("expand_wildcards", "open"),
+    )
+
+
+def _settings(req: Request, flat: dict[str, str]) -> dict[str, t.Any]:
+    return dict(flat) if req.flag("flat_settings") else nest_settings(flat)
+
+
 @router.route("GET", "/")
 def info(srv: Srv, req: Request) -> Response:
     return 200, {
@@ -49,7 +63,7 @@ def info(srv: Srv, req: Request) -> Response:
 def health(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         stores = (
-            srv.cluster.resolve(req.args.get("index")) if req.args.get("index") else list(srv.cluster.indices.values())
+            _resolve(srv, req, req.args.get("index")) if req.args.get("index") else list(srv.cluster.indices.values())
         )
     replicas = sum(int(s.settings.get("index.number_of_replicas", "1")) for s in stores)
     status = "yellow" if replicas else "green"
@@ -87,7 +101,7 @@ def _size(n: int, raw: bool) -> str:
 @router.route("GET", "_cat/indices", "_cat/indices/{index}")
 def cat_indices(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
-        stores = srv.cluster.resolve(req.args.get("index"))
+        stores = _resolve(srv, req, req.args.get("index"))
         rows = []
         for s in sorted(stores, key=lambda s: s.name):
             size = _size(s.store_size(), req.params.get("bytes") == "b")
@@ -118,7 +132,7 @@ def cat_indices(srv: Srv, req: Request) -> Response:
 @router.route("GET", "_stats", "{index}/_stats")
 def stats(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
-        stores = srv.cluster.resolve(req.args.get("index"))
+        stores = _resolve(srv, req, req.args.get("index"))
         per: dict[str, dict[str, t.Any]] = {}
         for s in stores:
             part = {
@@ -157,16 +171,12 @@ def create_index(srv: Srv, req: Request) -> Response:
 @router.route("GET", "{index}")
 def get_index(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
-        stores = srv.cluster.resolve(
-            req.args["index"],
-            ignore_unavailable=req.flag("ignore_unavailable"),
-            allow_no_indices=req.flag("allow_no_indices", True),
-        )
+        stores = _resolve(srv, req, req.args["index"])
         out = {
             s.name: {
                 "aliases": copy.deepcopy(s.aliases),
                 "mappings": s.mapping.to_json(),
-                "settings": nest_settings(s.settings),
+                "settings": _settings(req, s.settings),
             }
             for s in stores
         }
@@ -217,7 +227,7 @@ def open_index(srv: Srv, req: Request) -> Response:
 @router.route("GET", "_mapping", "{index}/_mapping")
 def get_mapping(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
-        return 200, {s.name: {"mappings": s.mapping.to_json()} for s in srv.cluster.resolve(req.args.get("index"))}
+        return 200, {s.name: {"mappings": s.mapping.to_json()} for s in _resolve(srv, req, req.args.get("index"))}
 
 
 @router.route("PUT POST", "{index}/_mapping")
@@ -225,7 +235,7 @@ def put_mapping(srv: Srv, req: Request) -> Response:
     body = req.json()
     validate_properties(body.get("properties") or {})
     with srv.cluster.lock:
-        for store in srv.cluster.resolve(req.args["index"]):
+        for store in _resolve(srv, req, req.args["index"]):
             store.mapping.update(body)
     return 200, ACK
 
@@ -234,7 +244,7 @@ def put_mapping(srv: Srv, req: Request) -> Response:
 def get_settings(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         return 200, {
-            s.name: {"settings": nest_settings(s.settings)} for s in srv.cluster.resolve(req.args.get("index"))
+            s.name: {"settings": _settings(req, s.settings)} for s in _resolve(srv, req, req.args.get("index"))
         }
 
 
@@ -246,7 +256,7 @@ def put_settings(srv: Srv, req: Request) -> Response:
     if static:
         raise bad_request(f"Can't update non dynamic settings [[{', '.join(static)}]] for open indices")
     with srv.cluster.lock:
-        for store in srv.cluster.resolve(req.args.get("index")):
+        for store in _resolve(srv, req, req.args.get("index")):
             for key, value in flat.items():
                 if value == "None":
                     store.settings.pop(key, None)
@@ -286,7 +296,7 @@ def get_alias(srv: Srv, req: Request) -> Response:
     wanted = req.args.get("name")
     patterns = wanted.split(",") if wanted and wanted not in ("_all", "*") else None
     with srv.cluster.lock:
-        stores = srv.cluster.resolve(req.args.get("index"))
+        stores = _resolve(srv, req, req.args.get("index"))
         out: dict[str, t.Any] = {}
         for s in stores:
             chosen = {

@@ -6,7 +6,7 @@ import base64
 import os
 import typing as t
 
-from flask_difylogstore.testing.es.body_check import token
+from flask_difylogstore.testing.es.body_check import not_implemented, token
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.routing import Request, Response, router
@@ -137,12 +137,20 @@ def delete_doc(srv: Srv, req: Request) -> Response:
     return status, body
 
 
+_UPDATE_KEYS = {"doc", "upsert", "doc_as_upsert", "script", "scripted_upsert", "detect_noop"}
+
+
 @router.route("POST", "{index}/_update/{id}")
 def update_doc(srv: Srv, req: Request) -> Response:
     refresh = _refresh_mode(req)
     versioning = parse_versioning(req.params, "the request")
     versioning.validate("update", req.args["id"])
     body = req.json()
+    for key in body:
+        if key in ("_source", "fields"):
+            raise not_implemented(f"[{key}] in an update request")
+        if key not in _UPDATE_KEYS:
+            raise EsError(400, "x_content_parse_exception", f"[UpdateRequest] unknown field [{key}]")
     with srv.cluster.lock:
         _require_alias(srv, req, req.args["index"])
         store = srv.cluster.write_target(req.args["index"])
@@ -170,6 +178,11 @@ def mget(srv: Srv, req: Request) -> Response:
     specs = body.get("docs") or [{"_id": i} for i in body.get("ids", [])]
     problems = []
     for n, spec in enumerate(specs):
+        for key in spec:
+            if key in ("stored_fields", "version", "version_type"):
+                raise not_implemented(f"[{key}] in an mget document")
+            if key not in ("_index", "_id", "_source", "routing"):
+                raise EsError(400, "parse_exception", f"Unknown key for a VALUE_STRING in [{key}].")
         if not (spec.get("_index") or req.args.get("index")):
             problems.append(f"index is missing for doc {n}")
         if spec.get("_id") in (None, ""):
@@ -189,7 +202,9 @@ def mget(srv: Srv, req: Request) -> Response:
             except EsError as exc:
                 out.append({"_index": name, "_id": doc_id, "error": exc.cause()})
                 continue
-            doc = stores[0].live.get(doc_id)
+            if req.flag("refresh"):
+                stores[0].refresh()
+            doc = (stores[0].view if req.params.get("realtime", "true") == "false" else stores[0].live).get(doc_id)
             if doc is None:
                 out.append({"_index": stores[0].name, "_id": doc_id, "found": False})
                 continue

@@ -9,11 +9,12 @@ import typing as t
 import orjson
 
 from flask_difylogstore.testing.es.api_docs import _int, _refresh_after, new_id
+from flask_difylogstore.testing.es.body_check import SEARCH_KEYS, not_implemented, token
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.routing import Request, Response, router
 from flask_difylogstore.testing.es.script import run_script
-from flask_difylogstore.testing.es.search import count, match_docs, search
+from flask_difylogstore.testing.es.search import count, match_docs, search, url_query
 
 if t.TYPE_CHECKING:
     from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
@@ -175,6 +176,13 @@ def by_query(srv: Srv, req: Request) -> Response:
     started = time.perf_counter()
     body = req.json()
     deleting = req.path.endswith("_delete_by_query")
+    for key in body:
+        if key in ("conflicts", "max_docs", "query") or (key == "script" and not deleting):
+            continue
+        if key in SEARCH_KEYS or key == "script":
+            raise not_implemented(f"[{key}] in a by-query request")
+        raise EsError(400, "parsing_exception", f"Unknown key for a {token(body[key])} in [{key}].")
+    query = url_query(req.params, body.get("query"))
     refresh = req.params.get("refresh")
     if refresh not in (None, "", "true", "false"):  # no wait_for here, unlike the document APIs
         raise EsError(
@@ -190,7 +198,7 @@ def by_query(srv: Srv, req: Request) -> Response:
     with srv.cluster.lock:
         stores = _targets(srv, req)
         filters = srv.cluster.alias_filters(req.args.get("index"))
-        hits = match_docs(stores, body.get("query"), int(time.time() * 1000), filters)
+        hits = match_docs(stores, query, int(time.time() * 1000), filters)
         by_name = {s.name: s for s in stores}
         for ctx, doc, _ in hits:
             if max_docs is not None and done + conflicts >= max_docs:

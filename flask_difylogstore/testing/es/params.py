@@ -110,14 +110,15 @@ APIS: dict[str, tuple[set[str], set[str]]] = {
         {"pipeline", "require_data_stream"},
     ),
     "get": (
-        _SOURCE | {"preference", "realtime", "refresh", "routing", "stored_fields", "version", "version_type"},
-        {"force_synthetic_source"},
+        _SOURCE | {"preference", "realtime", "refresh", "routing", "version", "version_type"},
+        {"force_synthetic_source", "stored_fields"},
     ),
     "get_source": (_SOURCE | {"preference", "realtime", "refresh", "routing", "version", "version_type"}, set()),
     "delete": (_WRITE | {"version", "version_type", "if_seq_no", "if_primary_term"}, set()),
     "update": (
-        _WRITE | _SOURCE | {"if_seq_no", "if_primary_term", "require_alias", "include_source_on_error", "lang"},
-        {"retry_on_conflict"},
+        _WRITE
+        | {"if_seq_no", "if_primary_term", "require_alias", "include_source_on_error", "lang", "retry_on_conflict"},
+        _SOURCE,
     ),
     "bulk": (
         _WRITE | {"require_alias", "include_source_on_error"},
@@ -131,8 +132,8 @@ APIS: dict[str, tuple[set[str], set[str]]] = {
         },
     ),
     "mget": (
-        _SOURCE | {"preference", "realtime", "refresh", "routing", "stored_fields"},
-        {"force_synthetic_source"},
+        _SOURCE | {"preference", "realtime", "refresh", "routing"},
+        {"force_synthetic_source", "stored_fields"},
     ),
     "delete_by_query": (
         _INDICES_OPTS
@@ -312,8 +313,10 @@ _ROUTES: dict[tuple[str, str], str] = {
 }  # fmt: skip
 
 # Parameters that are accepted only with the values this server implements.
-_VALUES: dict[str, tuple[str, ...]] = {
-    "explain": ("false",),
+_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("search", "explain"): ("false",),
+    ("cluster.health", "level"): ("cluster",),
+    ("indices.stats", "level"): ("indices",),
 }
 
 
@@ -370,7 +373,7 @@ def check(method: str, route: str, path: str, params: dict[str, str]) -> None:
                 f"request [{path}] uses parameter [{name}], which this local Elasticsearch-compatible server "
                 "does not implement",
             )
-        allowed = _VALUES.get(name)
+        allowed = _VALUES.get((api, name))
         if allowed is not None and name in accepted and params[name].lower() not in allowed:
             raise EsError(
                 400,

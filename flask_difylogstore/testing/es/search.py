@@ -317,7 +317,8 @@ def search(
         hits_body["total"] = total_body
     sort_spec = _normalize_sort(params["sort"].split(",") if "sort" in params else body.get("sort"))
     fields = [_SortField(f, p, stores) for f, p in sort_spec]
-    scored = not fields or any(f.kind == "score" for f in fields) or bool(body.get("track_scores"))
+    track_scores = params.get("track_scores", body.get("track_scores"))
+    scored = not fields or any(f.kind == "score" for f in fields) or str(track_scores).lower() in ("", "true")
     pos = {s.name: i for i, s in enumerate(stores)}
     order = fields or [_SortField("_score", {}, stores)]
     tiebreak = _SortField("_doc", {}, stores)
