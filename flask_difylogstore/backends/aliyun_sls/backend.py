@@ -63,7 +63,13 @@ class AliyunSLSBackend:
         self.schemas = dict(record_schemas or schemas())
         self.logstores = {kind: f"{settings.logstore_prefix}{kind.value}" for kind in self.schemas}
         self.builders = {kind: QueryBuilder(schema) for kind, schema in self.schemas.items()}
-        self.writer = Writer(self.client, self.project, max_records=max_batch_records, max_bytes=max_batch_bytes)
+        self.writer = Writer(
+            self.client,
+            self.project,
+            max_records=max_batch_records,
+            max_bytes=max_batch_bytes,
+            retention_days=settings.logstore_ttl,
+        )
         self.max_batch_records = self.writer.max_records
         self.max_batch_bytes = self.writer.max_bytes
         self.reader = Reader(self.client, self.project)
@@ -85,7 +91,10 @@ class AliyunSLSBackend:
             ttl=self.settings.logstore_ttl, shard_count=self.settings.shard_count,
             max_text_len=self.settings.max_text_len, create_project=self.create_project,
         )  # fmt: skip
-        return provisioner.run(dry_run=dry_run)
+        report = provisioner.run(dry_run=dry_run)
+        if not dry_run:
+            self.writer.retention_by_logstore.update(provisioner.ttls)
+        return report
 
     def ping(self) -> PingResult:
         timeout = self.settings.check_connectivity_timeout

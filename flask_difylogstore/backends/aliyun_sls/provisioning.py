@@ -63,6 +63,8 @@ class Provisioner:
         self.shard_count = shard_count
         self.max_text_len = max_text_len
         self.create_project = create_project
+        #: Retention in days of each logstore, as found (an existing logstore keeps its own).
+        self.ttls: dict[str, int] = {}
 
     def run(self, *, dry_run: bool = False) -> ProvisionReport:
         report = ProvisionReport(backend="aliyun_sls", dry_run=dry_run)
@@ -117,6 +119,8 @@ class Provisioner:
                 raise
         else:
             ttl = getattr(info, "ttl", None)
+            if ttl is not None:
+                self.ttls[name] = int(ttl)
             detail = "exists"
             if ttl is not None and int(ttl) != self.ttl:
                 detail = f"exists with ttl {ttl} days (ALIYUN_SLS_LOGSTORE_TTL={self.ttl} is not applied to it)"
@@ -127,6 +131,7 @@ class Provisioner:
         )
         if dry_run:
             return False
+        self.ttls[name] = self.ttl
         try:
             self.client.create_logstore(self.project, name, ttl=self.ttl, shard_count=self.shard_count)
         except LogException as exc:

@@ -4,6 +4,10 @@ The log time of every item is the record's ``created_at``, so time-bounded reads
 SLS ``from``/``to`` window. Batches are split under SLS's 4096-logs / 10 MB-per-request limits;
 a request rejected for its content is bisected, so one bad record fails alone instead of taking
 its whole batch down.
+
+SLS accepts a log time only from the logstore's retention back to a day ahead, and silently drops
+the others while answering 200: a record whose ``created_at`` lies outside that window is refused
+here for good (dead-lettered, with the reason), never counted as written.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import time
 import typing as t
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -40,6 +45,10 @@ _ITEM_OVERHEAD = 16
 YIELD_EVERY = 16
 _yield: t.Callable[[], None] = getattr(os, "sched_yield", lambda: None)
 _PAIR_OVERHEAD = 6
+#: SLS drops logs whose time is further ahead than a day; the margin covers the trip to the server.
+MAX_AHEAD_S = 86_400 - 300
+#: Logs older than the retention are dropped too (and would expire at once); same margin.
+RETENTION_MARGIN_S = 300
 
 #: Errors about the target or the credentials: every record of the request would fail the same way.
 _REQUEST_WIDE = frozenset(
@@ -106,6 +115,10 @@ def _log_time(record: LogRecord) -> tuple[int, int]:
         seconds, micros = 0, 0
     # LogItem treats a falsy time as "now"; anything before 1970 is clamped to the epoch's first second.
     return max(1, seconds), micros * 1000 or 1
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -252,9 +265,15 @@ class Writer:
         *,
         max_records: int = MAX_LOGS_PER_REQUEST,
         max_bytes: int = MAX_REQUEST_BYTES,
+        retention_days: int | None = None,
+        clock: t.Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.project = project
+        self.retention_days = retention_days
+        #: Retention of logstores whose own differs from ``retention_days`` (found by provisioning).
+        self.retention_by_logstore: dict[str, int] = {}
+        self._clock = clock
         self.max_records = max(1, min(max_records, MAX_LOGS_PER_REQUEST))
         self.max_bytes = max(1024, min(max_bytes, MAX_REQUEST_BYTES))
 
@@ -263,6 +282,7 @@ class Writer:
         # A real LogClient gets the LogGroup built in one go (put_log_raw: same request, same signing);
         # anything else (a wrapper, a test double) gets PutLogsRequest objects through put_logs.
         raw = isinstance(self.client, LogClient)
+        retention = self.retention_by_logstore.get(logstore, self.retention_days)
         encoder: t.Callable[[LogRecord, RecordSchema], tuple[t.Any, int]] = encode_raw if raw else encode
         encoded: list[tuple[LogRecord, t.Any, int]] = []
         for count, record in enumerate(records, 1):
@@ -271,6 +291,10 @@ class Writer:
                 # interpreter's next forced switch (save() latency, DESIGN decision 2). An OS-level
                 # yield: never a gevent switch, whichever thread this runs on.
                 _yield()
+            outside = self.outside_time_window(record, retention)
+            if outside:
+                result.failed.append((record, outside, False))
+                continue
             try:
                 item, size = encoder(record, schema)
             except (TypeError, ValueError) as exc:
@@ -284,6 +308,25 @@ class Writer:
         for batch in self.split(encoded):
             self._send(logstore, batch, result)
         return result
+
+    def outside_time_window(self, record: LogRecord, retention_days: int | None = None) -> str | None:
+        """Why SLS would drop ``record`` for its log time (``created_at``), or ``None`` when it keeps it."""
+        seconds, _ = _log_time(record)
+        now = self._clock()
+        if seconds > now + MAX_AHEAD_S:
+            ahead = (seconds - now) / 86_400
+            return (
+                f"created_at {_iso(seconds)} is {ahead:.1f} days ahead of now; SLS drops logs more than a day "
+                "in the future, so it would never be readable (check the clock of the saving host)"
+            )
+        if retention_days is not None and seconds < now - retention_days * 86_400 + RETENTION_MARGIN_S:
+            age = (now - seconds) / 86_400
+            return (
+                f"created_at {_iso(seconds)} is {age:.0f} days old, beyond the logstore retention of "
+                f"{retention_days} days (ALIYUN_SLS_LOGSTORE_TTL); SLS drops such logs, so it would never be "
+                "readable (raise the logstore's retention to keep older records)"
+            )
+        return None
 
     def split(self, items: list[tuple[LogRecord, t.Any, int]]) -> list[list[tuple[LogRecord, t.Any, int]]]:
         """Consecutive batches within the record and byte limits (an oversized record goes alone)."""
