@@ -62,7 +62,9 @@ def test_docvalue_fields(es: Elasticsearch, docs: str) -> None:
     hits = es.search(
         index=docs,
         query={"ids": {"values": ["0"]}},
-        docvalue_fields=["tags", "n", {"field": "ts", "format": "epoch_millis"}, "local", "missing_field"],
+        docvalue_fields=t.cast(
+            t.Any, ["tags", "n", {"field": "ts", "format": "epoch_millis"}, "local", "missing_field"]
+        ),
     )["hits"]["hits"]
     fields = hits[0]["fields"]
     assert fields["tags"] == ["a", "b"] and fields["n"] == [3]
@@ -70,7 +72,7 @@ def test_docvalue_fields(es: Elasticsearch, docs: str) -> None:
     assert fields["local"] == ["2024-03-01 10:00:00.123000"]  # `date` keeps milliseconds, printed with the format
     assert "missing_field" not in fields
     with pytest.raises(BadRequestError) as info:
-        es.search(index=docs, docvalue_fields=["title"])
+        es.search(index=docs, docvalue_fields=t.cast(t.Any, ["title"]))
     assert "Fielddata is disabled on [title]" in str(info.value.body)
 
 
@@ -145,7 +147,7 @@ def test_aggregation_errors_are_elasticsearch_errors(es: Elasticsearch, docs: st
 
 def test_missing_on_value_count_and_cardinality(es: Elasticsearch, docs: str) -> None:
     # Reference "Value count aggregation" / "Cardinality aggregation": `missing`
-    aggs = {
+    aggs: dict[str, t.Any] = {
         "vc": {"value_count": {"field": "x", "missing": 0}},
         "card": {"cardinality": {"field": "x", "missing": 0}},
         "card_same": {"cardinality": {"field": "x", "missing": 1.5}},
@@ -158,7 +160,7 @@ def test_missing_on_value_count_and_cardinality(es: Elasticsearch, docs: str) ->
 
 def test_date_histogram_and_composite_formats(es: Elasticsearch, docs: str) -> None:
     # Reference "Date histogram aggregation" > format; "Composite aggregation" > date_histogram `format`
-    aggs = {
+    aggs: dict[str, t.Any] = {
         "iso": {"date_histogram": {"field": "ts", "calendar_interval": "day", "format": "iso8601", "min_doc_count": 1}},
         "custom": {"date_histogram": {"field": "local", "calendar_interval": "day", "min_doc_count": 1}},
         "c": {

@@ -179,3 +179,21 @@ def test_match_phrase_prefix_matches_a_prefix_of_the_last_term(es: Elasticsearch
     es.index(index=index_name, id="1", document={"t": "quick brown fox"}, refresh=True)
     assert es.count(index=index_name, query={"match_phrase_prefix": {"t": "quick bro"}})["count"] == 1
     assert es.count(index=index_name, query={"match_phrase_prefix": {"t": "quick fo"}})["count"] == 0
+
+
+def test_mapping_parameters_are_checked(es: Elasticsearch, index_name: str) -> None:
+    # FieldMapper.Builder#parse: "unknown parameter [x] on mapper [f] of type [keyword]"; RootObjectMapper:
+    # "Root mapping definition has unsupported parameters"; CreateIndexRequest: "unknown key [x] for create index"
+    with pytest.raises(ApiError) as info:
+        es.indices.create(index=index_name, mappings={"properties": {"f": {"type": "keyword", "ignore_abov": 3}}})
+    assert info.value.body["error"]["type"] == "mapper_parsing_exception"
+    assert "unknown parameter [ignore_abov] on mapper [f] of type [keyword]" in info.value.body["error"]["reason"]
+    with pytest.raises(ApiError) as info:
+        es.indices.create(index=index_name, mappings={"propertiez": {}})
+    assert "Root mapping definition has unsupported parameters" in info.value.body["error"]["reason"]
+    with pytest.raises(ApiError) as info:
+        es.indices.create(index=index_name, mappings={"properties": {"f": {"type": "keyword", "copy_to": "g"}}})
+    assert "[copy_to: g]" in info.value.body["error"]["reason"]
+    _, error = _error(es, "PUT", f"/{index_name}", {"setings": {}})
+    assert (error["type"], error["reason"]) == ("parse_exception", "unknown key [setings] for create index")
+    assert not es.indices.exists(index=index_name)

@@ -16,7 +16,8 @@ index_name = es_fixtures.index_name
 
 
 def _bulk(es: Elasticsearch, lines: list[dict[str, t.Any]], **params: t.Any) -> dict[str, t.Any]:
-    return es.bulk(operations=[orjson.dumps(line).decode() for line in lines], **params).body
+    operations: t.Any = [orjson.dumps(line).decode() for line in lines]
+    return dict(es.bulk(operations=operations, **params).body)
 
 
 def test_empty_id_fails_only_its_item(es: Elasticsearch, index_name: str) -> None:
@@ -77,7 +78,8 @@ def test_external_versions_in_bulk_metadata(es: Elasticsearch, index_name: str) 
     # external accepts only a higher version, external_gte also an equal one; a stale write is a 409 item.
     def write(version: int, kind: str, value: int) -> dict[str, t.Any]:
         meta = {"_index": index_name, "_id": "d", "version": version, "version_type": kind}
-        return _bulk(es, [{"index": meta}, {"v": value}])["items"][0]["index"]
+        item: dict[str, t.Any] = _bulk(es, [{"index": meta}, {"v": value}])["items"][0]["index"]
+        return item
 
     assert write(5, "external", 1)["_version"] == 5
     stale = write(5, "external", 2)

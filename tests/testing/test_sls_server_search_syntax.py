@@ -142,3 +142,14 @@ def test_json_sub_keys(sls_client: LogClient, project: str) -> None:
     with pytest.raises(LogException) as exc:
         query(sls_client, project, "jsons", '* | select "payload.mood"')
     assert "Column 'payload.mood' cannot be resolved" in exc.value.get_error_message()
+
+
+def test_numeric_keys_take_no_wildcards(sls_client: LogClient, project: str) -> None:
+    # "The long and double data types do not support asterisks (*) or question marks (?) in fuzzy
+    # searches. You can use a numeric range for a fuzzy search, for example, status in [200 299]."
+    make_logstore(sls_client, project, "statuses", {"status": "long"})
+    put(sls_client, project, "statuses", [{"status": "200"}, {"status": "404"}])
+    assert [r["status"] for r in query(sls_client, project, "statuses", "status in [200 299]")] == ["200"]
+    with pytest.raises(LogException) as exc:
+        query(sls_client, project, "statuses", "status: 2*")
+    assert exc.value.get_error_code() == "ParameterInvalid"

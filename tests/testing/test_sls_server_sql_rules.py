@@ -13,6 +13,7 @@ import time
 
 import pytest
 from aliyun.log import (
+    GetHistogramsRequest,
     GetLogsRequest,
     IndexConfig,
     IndexKeyConfig,
@@ -136,3 +137,26 @@ def test_list_topics(sls_client: LogClient, project: str) -> None:
     assert int(first.get_count()) == 2 and first.nextToken == "c"
     rest = sls_client.list_topics(ListTopicsRequest(project, "topics", token=first.nextToken, line=2))
     assert rest.get_topics() == ["c"] and rest.nextToken == ""
+
+
+def test_common_errors_are_worded_as_sls(sls_client: LogClient, project: str, numbers: str) -> None:
+    # Alibaba's FAQ "How do I resolve common errors returned in log data queries?".
+    error = _refused(sls_client, project, numbers, "* | select tag, n group by tag")
+    assert "Column 'n' not in GROUP BY clause;please add the column in the index attribute" in error.get_error_message()
+    error = _refused(sls_client, project, numbers, "select tag, count(*) group by tag")
+    assert error.get_error_message() == "sql query must follow search query,please read syntex doc"
+
+
+def test_indexed_tag_is_a_column(sls_client: LogClient, project: str) -> None:
+    # An index key "__tag__:name" reads the log tag of that name (Reserved fields: __tag__).
+    make_logstore(sls_client, project, "tags", {"n": "long", "__tag__:__receive_time__": "long"})
+    put(sls_client, project, "tags", [{"n": "1"}], logtags=[("__receive_time__", "1609837139")])
+    rows = query(sls_client, project, "tags", '* | select n, "__tag__:__receive_time__" + 1 as r')
+    assert rows == [{"n": "1", "r": "1609837140"}]
+
+
+def test_histograms_refuse_an_empty_time_range(sls_client: LogClient, project: str, numbers: str) -> None:
+    now = int(time.time())
+    with pytest.raises(LogException) as exc:
+        sls_client.get_histograms(GetHistogramsRequest(project, numbers, now, now, query="*"))
+    assert (exc.value.get_error_code(), exc.value.get_resp_status()) == ("InvalidTimeRange", 400)

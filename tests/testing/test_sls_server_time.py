@@ -128,3 +128,11 @@ def test_time_series_pads_missing_buckets(sls_client: LogClient, project: str) -
     with pytest.raises(LogException) as exc:  # "The ORDER BY clause does not support the desc sorting method."
         query(sls_client, project, "series", statement.format(pad="0") + " desc")
     assert exc.value.get_error_code() == "ParameterInvalid"
+
+
+def test_from_unixtime_with_an_offset(sls_client: LogClient, project: str, events: str) -> None:
+    # from_unixtime(x, hours, minutes): "hours and minutes are the time zone offset".
+    rows = query(
+        sls_client, project, events, "n: 1 | select from_unixtime(__time__, -2, 0) as t, from_unixtime(0, 5, 30) as u"
+    )
+    assert rows == [{"t": "2020-06-17 04:07:47.000", "u": "1970-01-01 05:30:00.000"}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from flask_difylogstore.testing.es.errors import bad_request
+from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.indices import flatten_settings, nest_settings
 from flask_difylogstore.testing.es.mapping import validate_properties
 from flask_difylogstore.testing.es.routing import Request, Response, router
@@ -163,6 +163,9 @@ def stats(srv: Srv, req: Request) -> Response:
 @router.route("PUT", "{index}")
 def create_index(srv: Srv, req: Request) -> Response:
     body = req.json()
+    for key in body:
+        if key not in ("settings", "mappings", "aliases"):
+            raise EsError(400, "parse_exception", f"unknown key [{key}] for create index")
     with srv.cluster.lock:
         srv.cluster.create_index(req.args["index"], body)
     return 200, {"acknowledged": True, "shards_acknowledged": True, "index": req.args["index"]}

@@ -20,6 +20,7 @@ from flask_difylogstore.testing.es.datemath import (
 )
 from flask_difylogstore.testing.es.dynamic import infer, template_mapping
 from flask_difylogstore.testing.es.errors import EsError
+from flask_difylogstore.testing.es.mapping_check import check_field, check_root
 
 Flat = dict[str, t.Any]
 INT_RANGES = {
@@ -78,6 +79,10 @@ def validate_properties(props: dict[str, t.Any], prefix: str = "") -> None:
         ftype = fdef.get("type", "object")
         if ftype not in LEAF_TYPES and ftype not in OBJECT_TYPES:
             raise EsError(400, "mapper_parsing_exception", f"No handler for type [{ftype}] declared on field [{name}]")
+        check_field(f"{prefix}{name}", ftype, fdef)
+        for sub, sdef in (fdef.get("fields") or {}).items():
+            if isinstance(sdef, dict):
+                check_field(f"{prefix}{name}.{sub}", sdef.get("type", "object"), sdef)
         if ftype in ("date", "date_nanos") and fdef.get("format"):
             try:
                 validate_format(str(fdef["format"]))
@@ -119,6 +124,7 @@ class Mapping:
     def __init__(self, body: dict[str, t.Any] | None = None, *, error_type: str = "document_parsing_exception"):
         body = copy.deepcopy(body or {})
         body.setdefault("properties", {})
+        check_root(body)
         validate_properties(body["properties"])
         self.body: dict[str, t.Any] = body
         self.error_type = error_type
@@ -147,6 +153,7 @@ class Mapping:
     def update(self, extra: dict[str, t.Any]) -> None:
         """Apply a put-mapping body."""
         props = extra.get("properties") or {}
+        check_root(extra)
         validate_properties(props)
         candidate = copy.deepcopy(self.body)
         merge_properties(candidate["properties"], props)
