@@ -197,3 +197,24 @@ def test_mapping_parameters_are_checked(es: Elasticsearch, index_name: str) -> N
     _, error = _error(es, "PUT", f"/{index_name}", {"setings": {}})
     assert (error["type"], error["reason"]) == ("parse_exception", "unknown key [setings] for create index")
     assert not es.indices.exists(index=index_name)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"aggs": {"a": {"terms": {"field": "status", "size": "x"}}}},
+        {"aggs": {"a": {"composite": {"sources": 5}}}},
+        {"aggs": {"a": {"range": {"field": "n", "ranges": [{"from": "x"}]}}}},
+        {"aggs": {"a": {"date_histogram": {"field": "status", "fixed_interval": "1d"}}}},
+        {"query": {"ids": {"values": 5}}},
+        {"query": {"exists": {}}},
+        {"_source": 5},
+        {"stored_fields": [5]},
+    ],
+)
+def test_malformed_bodies_are_client_errors(es: Elasticsearch, docs: str, body: dict[str, t.Any]) -> None:
+    # Elasticsearch's parsers answer values of the wrong type with a 400 (x_content_parse_exception,
+    # parsing_exception or illegal_argument_exception), never with an internal error.
+    status, error = _error(es, "POST", f"/{docs}/_search", body)
+    assert status == 400
+    assert error["type"] in ("x_content_parse_exception", "parsing_exception", "illegal_argument_exception")

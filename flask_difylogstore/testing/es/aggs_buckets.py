@@ -25,7 +25,12 @@ class DateBuckets:
 
     def __init__(self, params: dict[str, t.Any], env: _Env) -> None:
         self.field = params["field"]
-        self.nanos = _check_field(env, self.field) == "date_nanos"
+        ftype = _check_field(env, self.field)
+        if ftype not in (None, "date", "date_nanos"):
+            raise bad_request(
+                f"Field [{self.field}] of type [{ftype}] is not supported for aggregation [date_histogram]"
+            )
+        self.nanos = ftype == "date_nanos"
         self.zone = datemath.get_zone(params.get("time_zone"))
         self.fmt = params.get("format") or env.field_format(self.field)
         if params.get("format"):
@@ -216,7 +221,9 @@ def _composite(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[
 def _histogram(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
     """Numeric ``histogram``: keys ``floor((value - offset) / interval) * interval + offset``, as doubles."""
     field = params["field"]
-    _check_field(env, field)
+    ftype = _check_field(env, field)
+    if ftype in ("keyword", "flattened", "wildcard", "ip", "version", "constant_keyword"):
+        raise bad_request(f"Field [{field}] of type [{ftype}] is not supported for aggregation [histogram]")
     try:
         interval = float(params.get("interval", 0))
         offset = float(params.get("offset", 0))

@@ -179,7 +179,8 @@ def bulk(srv: Srv, req: Request) -> Response:
                 failure = srv.faults.bulk_item_failure()
                 if failure is not None:
                     raise failure
-                store = touched.get(item.index or "") or _target(srv, item)
+                cached = None if item.require_alias else touched.get(item.index or "")
+                store = cached or _target(srv, item)
                 touched[item.index or ""] = store
                 status, result = _execute(srv, item, store)
                 result["status"] = status

@@ -175,6 +175,8 @@ def compile_query(query: t.Any, ctx: Context) -> Matcher:
     if kind in ("query_string", "simple_query_string"):
         return compile_query(parse_query_string(body, ctx.expand), ctx)
     if kind == "exists":
+        if not isinstance(body.get("field"), str):
+            raise parsing_error("[exists] must be provided with a [field]")
         return exists_query(ctx, body["field"])
     if kind == "ids":
         ids = {str(v) for v in body.get("values", [])}

@@ -306,7 +306,16 @@ class LocalElasticsearchServer:
         params_check(method, route, split.path, params)
         if not body and "source" in params:  # a body passed in the URL (GET clients without bodies)
             body = params["source"].encode()
-        status, payload = handler(self, Request(method, split.path, params, body, args, route))
+        try:
+            status, payload = handler(self, Request(method, split.path, params, body, args, route))
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            # A body whose values have the wrong JSON type for where they stand: Elasticsearch's parsers
+            # refuse those with an x_content_parse_exception (400), never with an internal error.
+            raise EsError(
+                400,
+                "x_content_parse_exception",
+                f"[1:1] failed to parse the request: a value has the wrong type or form ({type(exc).__name__}: {exc})",
+            ) from None
         if params.get("filter_path") and isinstance(payload, dict):
             payload = filter_path(payload, params["filter_path"].split(","))
         if params.get("pretty", "false").lower() in ("", "true") and isinstance(payload, dict | list):
