@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typing as t
 
+from flask_difylogstore.payloads import TruncationLimits
 from flask_difylogstore.pipeline.base import DirectSink, RecordSink, approximate_size
 from flask_difylogstore.pipeline.spooling import SpoolingPipeline
 from flask_difylogstore.pipeline.writer import read_dead_letters
@@ -39,6 +40,7 @@ def build_pipeline(state: LogStoreState, *, start: bool = True) -> SpoolingPipel
         settings.spool_dir / backend.name,
         gate=state.gate,
         count=state.count,
+        limits=TruncationLimits.from_settings(settings),
     )
     if start:
         pipeline.start()

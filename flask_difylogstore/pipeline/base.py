@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from flask_difylogstore.backends.base import LogBackend, WriteResult
 from flask_difylogstore.errors import BackendUnavailableError
+from flask_difylogstore.payloads import TruncationLimits, bound_record
 from flask_difylogstore.records import LogRecord, RecordKind
 
 
@@ -47,8 +48,16 @@ class DirectSink:
     written, or SLS would not index it).
     """
 
-    def __init__(self, backend: LogBackend, *, before_write: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        backend: LogBackend,
+        *,
+        before_write: Callable[[], None] | None = None,
+        limits: TruncationLimits | None = None,
+    ) -> None:
         self._backend = backend
+        self._limits = limits or TruncationLimits()
+        self._record_max_bytes = record_max_bytes(backend)
         self._before_write = before_write
         self._ready = before_write is None
         self._lock = threading.Lock()
@@ -80,7 +89,8 @@ class DirectSink:
         size = 0
         limit_records = self._backend.max_batch_records
         limit_bytes = self._backend.max_batch_bytes
-        for record in records:
+        for original in records:
+            record = bound_record(original, self._limits, self._record_max_bytes)
             record_size = approximate_size(record)
             if batch and (len(batch) >= limit_records or size + record_size > limit_bytes):
                 _merge(total, self._backend.write(batch))
@@ -109,6 +119,11 @@ class DirectSink:
 
     def stats(self) -> dict[str, t.Any]:
         return {"mode": "direct", "written": self._written, "stale": self._stale, "failed": self._failed}
+
+
+def record_max_bytes(backend: LogBackend) -> int:
+    """Largest record sent to ``backend``: half its request limit, room for encoding overhead (JSON escapes)."""
+    return max(64 * 1024, int(backend.max_batch_bytes) // 2)
 
 
 def approximate_size(record: LogRecord) -> int:

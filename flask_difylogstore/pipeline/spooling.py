@@ -26,7 +26,9 @@ import orjson
 
 from flask_difylogstore.backends.base import LogBackend
 from flask_difylogstore.errors import BackendUnavailableError, RecordRejectedError
+from flask_difylogstore.payloads import TruncationLimits, bound_record
 from flask_difylogstore.pipeline import lifecycle, spool
+from flask_difylogstore.pipeline.base import record_max_bytes
 from flask_difylogstore.pipeline.breaker import CircuitBreaker
 from flask_difylogstore.pipeline.feed import Entry, WriterSide
 from flask_difylogstore.pipeline.group_commit import GroupCommit, fsync_quietly
@@ -64,6 +66,7 @@ class SpoolingPipeline(WriterSide, GroupCommit):
         gate: Gate | None = None,
         schema_for: Callable[[RecordKind], RecordSchema] = default_schema,
         count: Callable[[str, int], None] | None = None,
+        limits: TruncationLimits | None = None,
         segment_bytes: int = spool.SEGMENT_BYTES,
         segment_age_s: float = spool.SEGMENT_AGE_S,
     ) -> None:
@@ -77,6 +80,8 @@ class SpoolingPipeline(WriterSide, GroupCommit):
         self._segment_bytes = segment_bytes
         self._segment_age_s = segment_age_s
         self.memory_max_bytes = settings.memory_max_bytes
+        self.limits = limits or TruncationLimits()
+        self.record_max_bytes = record_max_bytes(backend)
         self.visibility_delay_s = max(0.0, float(getattr(backend, "visibility_delay_s", 0.0) or 0.0))
         self.closed = False
         self._reset()
@@ -162,6 +167,8 @@ class SpoolingPipeline(WriterSide, GroupCommit):
             self.after_fork_in_child()
         if not self._threads and not self.closed:
             self.start()
+        limits, largest = self.limits, self.record_max_bytes
+        records = [bound_record(r, limits, largest) for r in records]
         try:
             payloads = [orjson.dumps([r.kind.value, r.data, r.log_version], default=_default) for r in records]
         except (TypeError, orjson.JSONEncodeError) as exc:

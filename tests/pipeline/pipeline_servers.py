@@ -130,8 +130,15 @@ class SLSHarness(ServerHarness):
         self.server.faults.fail_next(1, status=503, code="ServerBusy", api="PutLogs")
 
     def bad_record(self, i: int) -> LogRecord:
-        """Larger than an SLS request may be: the backend refuses it alone, for good."""
-        return make_record(i, payload="y" * (9 * 1024 * 1024 + 1024))
+        """Dated ten days ahead: SLS would drop its log time, so the backend refuses it alone, for good.
+
+        (An oversized record is no longer one: the write path bounds every field to fit a request.)
+        """
+        from datetime import UTC, datetime, timedelta
+
+        record = make_record(i)
+        record.data["created_at"] = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=10)
+        return record
 
     def raw_count(self) -> int:
         """Stored log lines, every version and every duplicate included (SLS is append-only)."""

@@ -176,3 +176,62 @@ def test_reassembly_ignores_incomplete_or_mixed_writes() -> None:
     assert payloads.assemble_payloads(new + old[1:]) == {("n", "inputs"): "b" * 10}
     assert payloads.assemble_payloads(old[:1] + old[2:]) == {}
     assert payloads.assemble_payloads([old[0], new[0].tombstone(3)]) == {}
+
+
+# Every stored field is bounded (Dify's VariableTruncator, api/services/variable_truncator.py:
+# ``_truncate_object`` drops the keys past the budget, ``_truncate_string`` cuts with "...").
+
+
+def test_a_mapping_of_many_keys_is_bounded_by_dropping_keys() -> None:
+    limits = payloads.TruncationLimits(max_size=10_000, string_length=100, array_length=10)
+    many = {f"k{i:07d}": i for i in range(200_000)}
+    truncated, was = payloads.Truncator(limits).truncate_mapping(many)
+    assert was and 0 < len(truncated) < len(many)
+    assert payloads.json_size(truncated) <= limits.max_size
+    assert all(truncated[k] == many[k] for k in truncated)  # kept keys keep their values
+
+
+def test_bound_record_cuts_oversized_text_and_json_fields() -> None:
+    from datetime import datetime
+
+    from flask_difylogstore.records import LogRecord, RecordKind
+
+    limits = payloads.TruncationLimits(max_size=50_000, string_length=1_000, array_length=10)
+    inputs = payloads.dumps({f"k{i}": "v" * 10 for i in range(20_000)})
+    data = {
+        "id": "n1",
+        "tenant_id": "t1",
+        "created_at": datetime(2026, 1, 1),
+        "error": "E" * 3_000_000,
+        "inputs": inputs,
+        "graph": "not json " * 100_000,
+        "title": "short",
+    }
+    record = LogRecord(RecordKind.NODE_EXECUTION, data, 7)
+    bounded = payloads.bound_record(record, limits, record_max_bytes=4_000_000)
+    assert bounded is not record and bounded.log_version == 7 and bounded.data["title"] == "short"
+    assert len(bounded.data["error"].encode()) <= limits.max_size and bounded.data["error"].endswith("...")
+    parsed = orjson.loads(bounded.data["inputs"])  # still JSON, fewer keys, Dify's semantics
+    assert isinstance(parsed, dict) and 0 < len(parsed) < 20_000
+    assert len(bounded.data["inputs"].encode()) <= limits.max_size
+    assert len(bounded.data["graph"].encode()) <= limits.max_size
+    assert record.data["error"] == "E" * 3_000_000  # the caller's record is not changed
+    small = LogRecord(RecordKind.NODE_EXECUTION, {"id": "n2", "error": "boom"}, 1)
+    assert payloads.bound_record(small, limits, 4_000_000) is small
+
+
+def test_bound_record_keeps_the_whole_record_within_the_request_limit() -> None:
+    from flask_difylogstore.records import LogRecord, RecordKind
+
+    limits = payloads.TruncationLimits(max_size=1_000_000, string_length=100_000, array_length=10)
+    data = {"id": "r1", **{f"f{i}": "x" * 900_000 for i in range(8)}}
+    bounded = payloads.bound_record(LogRecord(RecordKind.RUN, data, 1), limits, record_max_bytes=2_000_000)
+    assert sum(len(v) for k, v in bounded.data.items() if k != "id") <= 2_000_000
+
+
+def test_payload_chunks_are_never_cut() -> None:
+    from flask_difylogstore.records import LogRecord, RecordKind
+
+    limits = payloads.TruncationLimits(max_size=2048, string_length=100, array_length=10)
+    chunk = LogRecord(RecordKind.PAYLOAD, {"id": "n1:outputs:0", "content": "c" * payloads.CHUNK_BYTES}, 1)
+    assert payloads.bound_record(chunk, limits, 4_000_000) is chunk
