@@ -64,17 +64,17 @@ def test_known_but_unimplemented_parameter_is_refused_not_ignored(es: Elasticsea
 
 def test_query_clause_outside_query_is_a_parsing_exception(es: Elasticsearch, docs: str) -> None:
     # SearchSourceBuilder#parseXContent: "Unknown key for a START_OBJECT in [term]."
-    status, error = _error(es, "POST", f"/{docs}/_search", {"term": {"status": "s1"}})
-    assert (status, error["type"], error["reason"]) == (
-        400,
-        "parsing_exception",
-        "Unknown key for a START_OBJECT in [term].",
-    )
+    status, error = _error(es, "POST", f"/{docs}/_search", '{"term": {"status": "s1"}}')
+    assert (status, error["type"]) == (400, "parsing_exception")
+    assert error["reason"] == "Unknown key for a START_OBJECT in [term]."
+    assert (error["line"], error["col"]) == (1, 10)  # Jackson's location of the value token
+    assert error["root_cause"][0]["col"] == 10
     status, error = _error(es, "POST", f"/{docs}/_search", {"query": {"match_all": {}}, "sizes": 3})
     assert error["reason"] == "Unknown key for a VALUE_NUMBER in [sizes]."
     # RestActions#getQueryContent (_count): "request does not support [term]"
-    status, error = _error(es, "POST", f"/{docs}/_count", {"term": {"status": "s1"}})
+    status, error = _error(es, "POST", f"/{docs}/_count", '{"query": {"match_all": {}},\n "term": {}}')
     assert (status, error["type"], error["reason"]) == (400, "parsing_exception", "request does not support [term]")
+    assert (error["line"], error["col"]) == (2, 2)  # the field name's location
 
 
 @pytest.mark.parametrize("key", ["highlight", "suggest", "rescore", "script_fields", "runtime_mappings"])
@@ -218,3 +218,17 @@ def test_malformed_bodies_are_client_errors(es: Elasticsearch, docs: str, body: 
     status, error = _error(es, "POST", f"/{docs}/_search", body)
     assert status == 400
     assert error["type"] in ("x_content_parse_exception", "parsing_exception", "illegal_argument_exception")
+
+
+def test_time_values_and_point_in_time_keep_alive(es: Elasticsearch, docs: str) -> None:
+    # OpenPointInTimeRequest#validate: "[keep_alive] is not specified"; TimeValue#parseTimeValue for `scroll`
+    _, error = _error(es, "POST", f"/{docs}/_pit")
+    assert (error["type"], error["reason"]) == (
+        "action_request_validation_exception",
+        "Validation Failed: 1: [keep_alive] is not specified;",
+    )
+    _, error = _error(es, "GET", f"/{docs}/_search", scroll="soon")
+    assert "failed to parse setting [scroll] with value [soon] as a time value" in error["reason"]
+    pit = es.open_point_in_time(index=docs, keep_alive="1m")["id"]
+    assert es.search(pit={"id": pit}, size=0)["hits"]["total"]["value"] == 3
+    es.close_point_in_time(id=pit)

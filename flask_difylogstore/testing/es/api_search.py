@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 import typing as t
 
 import orjson
 
 from flask_difylogstore.testing.es.api_docs import _int, _refresh_after, new_id
-from flask_difylogstore.testing.es.body_check import SEARCH_KEYS, not_implemented, token
+from flask_difylogstore.testing.es.body_check import (
+    SEARCH_KEYS,
+    check_count_body,
+    check_search_body,
+    not_implemented,
+    token,
+)
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.routing import Request, Response, router
@@ -43,8 +50,11 @@ def _targets(srv: Srv, req: Request, body: dict[str, t.Any] | None = None) -> li
 def search_route(srv: Srv, req: Request) -> Response:
     check_search_type(req.params)
     body = req.json()
+    check_search_body(body, req.body)
     now_ms = int(time.time() * 1000)
     state: dict[str, t.Any] | None = {} if "scroll" in req.params else None
+    if state is not None:
+        time_value(req.params["scroll"], "scroll")
     with srv.cluster.lock:
         filters = srv.cluster.alias_filters(req.args.get("index"))
         result = search(_targets(srv, req, body), body, req.params, now_ms, scroll=state, alias_filters=filters)
@@ -106,6 +116,17 @@ def msearch(srv: Srv, req: Request) -> Response:
     return 200, {"took": int((time.perf_counter() - started) * 1000), "responses": responses}
 
 
+_TIME = re.compile(r"(-1|0|\d+(?:\.\d+)?(?:nanos|micros|ms|s|m|h|d))")
+
+
+def time_value(raw: str, setting: str) -> None:
+    """``TimeValue.parseTimeValue``: ``30s``, ``1m``, ``-1``..., refused otherwise."""
+    if not _TIME.fullmatch(raw.strip()):
+        raise bad_request(
+            f"failed to parse setting [{setting}] with value [{raw}] as a time value: unit is missing or unrecognized"
+        )
+
+
 def check_search_type(params: dict[str, str]) -> None:
     kind = params.get("search_type")
     if kind is not None and kind not in ("query_then_fetch", "dfs_query_then_fetch"):
@@ -146,6 +167,7 @@ def clear_scroll(srv: Srv, req: Request) -> Response:
 
 @router.route("GET POST", "_count", "{index}/_count")
 def count_route(srv: Srv, req: Request) -> Response:
+    check_count_body(req.json(), req.body)
     with srv.cluster.lock:
         filters = srv.cluster.alias_filters(req.args.get("index"))
         return 200, count(_targets(srv, req), req.json(), req.params, int(time.time() * 1000), filters)
@@ -154,6 +176,11 @@ def count_route(srv: Srv, req: Request) -> Response:
 @router.route("POST", "{index}/_pit")
 def open_pit(srv: Srv, req: Request) -> Response:
     """A point in time: a frozen copy of each index's searchable view."""
+    if "keep_alive" not in req.params:
+        raise EsError(
+            400, "action_request_validation_exception", "Validation Failed: 1: [keep_alive] is not specified;"
+        )
+    time_value(req.params["keep_alive"], "keep_alive")
     with srv.cluster.lock:
         frozen = []
         for store in _targets(srv, req):

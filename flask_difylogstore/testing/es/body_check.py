@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import typing as t
 
+from flask_difylogstore.testing.es import jsonpos
 from flask_difylogstore.testing.es.errors import EsError, bad_request, parsing_error
 
 VALUE = {"VALUE_STRING", "VALUE_NUMBER", "VALUE_BOOLEAN"}
@@ -68,14 +69,21 @@ def as_int(value: t.Any, field: str) -> int:
     return int(number)
 
 
-def check_search_body(body: t.Any) -> None:
+def _located(reason: str, position: tuple[int, int] | None) -> EsError:
+    """A ``parsing_exception`` with Jackson's ``line`` / ``col`` when the raw body is known."""
+    extra = {"line": position[0], "col": position[1]} if position else None
+    return EsError(400, "parsing_exception", reason, extra=extra)
+
+
+def check_search_body(body: t.Any, raw: bytes | None = None) -> None:
     if not isinstance(body, dict):
         raise parsing_error(f"Expected [START_OBJECT] but found [{token(body)}]")
     for key, value in body.items():
         kind = token(value)
         allowed = SEARCH_KEYS.get(key)
         if allowed is None or kind not in allowed:
-            raise parsing_error(f"Unknown key for a {kind} in [{key}].")
+            where = jsonpos.top_level(raw).get(key) if raw else None
+            raise _located(f"Unknown key for a {kind} in [{key}].", where[1] if where else None)
         if key in _OFF:
             if value not in (_OFF[key], "false"):
                 raise not_implemented(f"[{key}]")
@@ -97,10 +105,11 @@ def check_size(value: int) -> None:
         raise bad_request(f"[size] parameter cannot be negative, found [{value}]")
 
 
-def check_count_body(body: t.Any) -> None:
+def check_count_body(body: t.Any, raw: bytes | None = None) -> None:
     """``RestActions.getQueryContent``: only ``query`` (and nothing at all) is a valid ``_count`` body."""
     if not isinstance(body, dict):
         raise parsing_error(f"Expected [START_OBJECT] but found [{token(body)}]")
     for key in body:
         if key != "query":
-            raise parsing_error(f"request does not support [{key}]")
+            where = jsonpos.top_level(raw).get(key) if raw else None
+            raise _located(f"request does not support [{key}]", where[0] if where else None)
