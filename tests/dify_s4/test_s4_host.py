@@ -21,6 +21,7 @@ ROOT = HERE.parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_scenarios_pass_inside_an_s4_host() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE / "host"), *filter(None, [env.get("PYTHONPATH")])])

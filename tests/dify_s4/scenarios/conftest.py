@@ -193,9 +193,16 @@ def make_host(
             db.engine.dispose()
 
 
-@pytest.fixture(params=["rdbms", "logstore"], ids=["mode=rdbms", "mode=logstore"])
+@pytest.fixture(
+    params=[("rdbms", "false"), ("logstore", "true")], ids=["mode=rdbms-dual-read-off", "mode=logstore-dual-read-on"]
+)
 def storage(request: pytest.FixtureRequest, make_host: HostFactory) -> Iterator[S4Storage]:
-    """A wired host in either S4 mode (the package takes over both), inside its app context."""
-    host = make_host(run_mode=request.param, node_mode=request.param)
+    """A wired host inside its app context, in either S4 mode (the package takes over both).
+
+    Dify's harness turns dual read off; the package's default is on, and on the newest line every run
+    also has a SQL control row, so the second variant checks the contract holds with both stores read.
+    """
+    mode, dual_read = request.param
+    host = make_host(run_mode=mode, node_mode=mode, LOGSTORE_DUAL_READ_ENABLED=dual_read)
     with host.app.app_context():
         yield host

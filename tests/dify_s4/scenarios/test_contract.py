@@ -303,7 +303,7 @@ def test_snapshots_and_details_preserve_scope_and_data(storage: S4Storage) -> No
     assert reader.load_full_process_data(details[0]) == expected.process_data
 
 
-@pytest.mark.parametrize("storage", ["logstore"], indirect=True)
+@pytest.mark.parametrize("storage", [("logstore", "true")], indirect=True)
 def test_node_history_is_not_silently_truncated_at_remote_page_size(storage: S4Storage) -> None:
     writer = storage.node_writer()
     for index in range(1001):
