@@ -52,6 +52,8 @@ MACROS = [
     f" date_trunc('millisecond', timezone({_TZ}, to_timestamp(CAST(x AS DOUBLE))))",
     "CREATE OR REPLACE TEMP MACRO sls_from_unixtime_tz(x, tz) AS"
     " date_trunc('millisecond', timezone(tz, to_timestamp(CAST(x AS DOUBLE))))",
+    "CREATE OR REPLACE TEMP MACRO sls_from_unixtime_offset(x, h, m) AS date_trunc('millisecond',"
+    " timezone('UTC', to_timestamp(CAST(x AS DOUBLE))) + to_minutes(CAST(h * 60 + m AS BIGINT)))",
     f"CREATE OR REPLACE TEMP MACRO sls_to_unixtime(x) AS CASE"
     f" WHEN typeof(x) = 'TIMESTAMP' THEN epoch(timezone({_TZ}, TRY_CAST(CAST(x AS VARCHAR) AS TIMESTAMP)))"
     f" ELSE epoch(date_trunc('millisecond', TRY_CAST(CAST(x AS VARCHAR) AS TIMESTAMPTZ))) END",

@@ -15,7 +15,14 @@ import orjson
 from flask_difylogstore.testing.sls.errors import SLSError, bad_request
 from flask_difylogstore.testing.sls.ingest import column_key, key_column, quote_ident
 from flask_difylogstore.testing.sls.padding import pad_time_series
-from flask_difylogstore.testing.sls.search import KeyInfo, SearchSchema, compile_search, json_value_sql, split_query
+from flask_difylogstore.testing.sls.search import (
+    KeyInfo,
+    SearchSchema,
+    compile_search,
+    json_value_sql,
+    split_query,
+    sql_str,
+)
 from flask_difylogstore.testing.sls.sql import translate
 from flask_difylogstore.testing.sls.store import Store
 
@@ -72,8 +79,14 @@ class _Context:
         keys: dict[str, KeyInfo] = {}
         for key, conf in (index.get("keys") or {}).items():
             col = key_column(key)
+            if key.startswith("__tag__:"):  # an indexed log tag: its value comes from the tags
+                column: str | None = (
+                    "json_extract_string(__tags__, " + sql_str('$."' + key[8:].replace('"', '\\"') + '"') + ")"
+                )
+            else:
+                column = quote_ident(col) if col in columns else None
             keys[key] = KeyInfo(
-                column=quote_ident(col) if col in columns else None,
+                column=column,
                 type=str(conf.get("type", "text")),
                 tokens="".join(conf.get("token") or []),
                 case_sensitive=bool(conf.get("caseSensitive", False)),
@@ -141,16 +154,25 @@ class _Context:
         return f"SELECT {', '.join(cols)} FROM {quote_ident(self.table)} WHERE {where}"
 
 
-_MISSING_COLUMN = re.compile(r'Referenced column "?([^"\s]+)"? not found', re.I)
+_MISSING_COLUMN = re.compile(r'Referenced column (?:"([^"]+)"|(\S+)) not found', re.I)
+_NOT_GROUPED = re.compile(r'column "([^"]+)" must appear in the GROUP BY clause', re.I)
 
 
 def _sql_error(exc: duckdb.Error) -> SLSError:
+    """DuckDB's error as SLS words it, for the errors Alibaba's common-errors FAQ lists."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     m = _MISSING_COLUMN.search(str(exc))
     if m:
+        name = m.group(1) or m.group(2)
         return bad_request(
             "ParameterInvalid",
-            f"line 1:1: Column '{m.group(1)}' cannot be resolved;please add the column in the index attribute",
+            f"line 1:1: Column '{name}' cannot be resolved;please add the column in the index attribute",
+        )
+    m = _NOT_GROUPED.search(str(exc))
+    if m:
+        return bad_request(
+            "ParameterInvalid",
+            f"line 1:1: Column '{m.group(1)}' not in GROUP BY clause;please add the column in the index attribute",
         )
     return bad_request("ParameterInvalid", f"line 1:1: {text}")
 
@@ -186,6 +208,8 @@ def get_logs(
 ) -> QueryResult:
     began = time.perf_counter()
     search, sql = split_query(query or "*")
+    if sql is None and re.match(r"\s*select\s", search, re.I):
+        raise bad_request("ParameterInvalid", "sql query must follow search query,please read syntex doc")
     with store.lock:
         ctx = _Context(store, project, logstore, start, end, topic)
         _check_request(start, end, line, offset, sql is not None)
@@ -267,6 +291,8 @@ def get_histograms(
 ) -> list[dict[str, Any]]:
     """Counts of matching logs per time bucket of [start, end) (about 60 buckets, like SLS)."""
     search, _sql = split_query(query or "*")
+    if start >= end:  # GetHistograms API reference, "Error codes"
+        raise bad_request("InvalidTimeRange", "request time range is invalid.")
     span = max(1, end - start)
     step = max(1, -(-span // 60))
     with store.lock:

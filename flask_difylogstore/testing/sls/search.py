@@ -300,8 +300,11 @@ class _Parser:
             if op == ":" and value.text == "*" and not value.quoted:
                 return self._guard(info, f"{col} IS NOT NULL")
             number = _number(value.text)
+            if number is None and not value.quoted and any(ch in value.text for ch in "*?"):
+                # "The long and double data types do not support asterisks (*) or question marks (?)"
+                raise _invalid(f"key {key} is of type {info.type}: * and ? are not supported, use a range")
             if number is None:
-                raise _invalid(f"{value.text!r} is not a number; key {key} is of type {info.type}")
+                return "FALSE"
             sql_op = "=" if op == ":" else op
             return self._guard(info, f"TRY_CAST({col} AS DOUBLE) {sql_op} {number!r}")
         if op not in (":", "="):

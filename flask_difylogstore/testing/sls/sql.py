@@ -136,10 +136,13 @@ def _rewrite_time_functions(tree: exp.Expr) -> None:
     for node in list(tree.find_all(exp.UnixToTime, exp.TimeToUnix, exp.FromISO8601Timestamp)):
         new: exp.Expr
         if isinstance(node, exp.UnixToTime):
-            zone = node.args.get("zone")
-            if node.args.get("hours") is not None or node.args.get("minutes") is not None:
-                raise _invalid("line 1:1: from_unixtime(x, hours, minutes) is not supported here")
-            new = _anon("sls_from_unixtime_tz", node.this, zone) if zone else _anon("sls_from_unixtime", node.this)
+            zone, hours, minutes = node.args.get("zone"), node.args.get("hours"), node.args.get("minutes")
+            if hours is not None:
+                new = _anon("sls_from_unixtime_offset", node.this, hours, minutes or exp.Literal.number(0))
+            elif zone is not None:
+                new = _anon("sls_from_unixtime_tz", node.this, zone)
+            else:
+                new = _anon("sls_from_unixtime", node.this)
         elif isinstance(node, exp.TimeToUnix):
             new = _anon("sls_to_unixtime", node.this)
         else:
