@@ -36,6 +36,7 @@ class GroupCommit:
     _fsync_wake: lifecycle.Wakeup
     _fsync_idle: bool
     _spare_requested: bool
+    _log_limited: t.Any
 
     def _fsync_loop(self) -> None:
         """Group commit: while appends come in, one fsync per interval; idle, a wait for the next append.
@@ -92,9 +93,10 @@ class GroupCommit:
             spool.delete([seg])
 
     def _spool_error(self, message: str) -> None:
+        """Count and remember a spool failure; log it at most once per ``LOG_INTERVAL_S`` (a full disk repeats)."""
         self.metrics.add(spool_errors=1)
         self.metrics.error(message)
-        logger.error("flask-difylogstore: spool error: %s", message)
+        self._log_limited("spool", logging.ERROR, "flask-difylogstore: spool error: %s", message)
 
 
 def fsync_quietly(fd: int) -> None:

@@ -31,6 +31,7 @@ class PipelineMetrics:
     failed_batches: int = 0
     skipped_bytes: int = 0
     spool_errors: int = 0
+    unspooled: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
     last_success_at: float | None = None
@@ -61,6 +62,7 @@ class PipelineMetrics:
                 "failed_batches": self.failed_batches,
                 "skipped_bytes": self.skipped_bytes,
                 "spool_errors": self.spool_errors,
+                "unspooled": self.unspooled,
                 "last_error": self.last_error,
                 "last_error_at": self.last_error_at,
                 "last_success_at": self.last_success_at,

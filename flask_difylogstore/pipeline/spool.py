@@ -24,6 +24,7 @@ live segment of a killed process is padding, not damage.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import itertools
 import logging
@@ -77,6 +78,8 @@ logger = logging.getLogger(__name__)
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 SEGMENT_AGE_S = 5.0
+#: Smallest segment tried when the disk has no room for a full-size one.
+MIN_SEGMENT_BYTES = 64 * 1024
 _PAGE = mmap.PAGESIZE
 
 
@@ -169,12 +172,26 @@ class Spool:
         return seg
 
     def _create(self, needed: int, *, prefault: bool) -> Segment:
+        """A new segment of ``segment_bytes`` (or ``needed``), smaller ones when the disk is short of room.
+
+        A nearly full file system still takes records, in segments down to ``MIN_SEGMENT_BYTES``
+        (or the size of the append), instead of refusing every save.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{self.prefix}{next(self._names):06d}.log"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        size = max(self.segment_bytes, needed)
+        smallest = max(needed, min(MIN_SEGMENT_BYTES, self.segment_bytes))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            capacity, mapped = _allocate(fd, max(self.segment_bytes, needed), prefault=prefault)
+            while True:
+                try:
+                    capacity, mapped = _allocate(fd, size, prefault=prefault)
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC or size <= smallest:
+                        raise
+                    size = max(smallest, size // 4)
         except OSError:
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 from flask_difylogstore.backends.base import LogBackend
-from flask_difylogstore.errors import BackendUnavailableError, RecordRejectedError
+from flask_difylogstore.errors import RecordRejectedError
 from flask_difylogstore.payloads import TruncationLimits, bound_record
 from flask_difylogstore.pipeline import lifecycle, spool
 from flask_difylogstore.pipeline.base import record_max_bytes
@@ -33,6 +33,7 @@ from flask_difylogstore.pipeline.breaker import CircuitBreaker
 from flask_difylogstore.pipeline.feed import Entry, WriterSide
 from flask_difylogstore.pipeline.group_commit import GroupCommit, fsync_quietly
 from flask_difylogstore.pipeline.metrics import PipelineMetrics
+from flask_difylogstore.pipeline.overflow import Overflow, RateLimitedLog, disk_problem
 from flask_difylogstore.pipeline.pending import PendingIndex
 from flask_difylogstore.pipeline.spool import Segment, Spool, SpoolFullError
 from flask_difylogstore.pipeline.writer import WRITERS, DeadLetters, Gate, Writer
@@ -54,7 +55,7 @@ def _default(value: t.Any) -> t.Any:
     return str(value)
 
 
-class SpoolingPipeline(WriterSide, GroupCommit):
+class SpoolingPipeline(WriterSide, GroupCommit, Overflow):
     """A :class:`~flask_difylogstore.pipeline.base.RecordSink` with a durable spool and a writer thread."""
 
     def __init__(
@@ -117,7 +118,7 @@ class SpoolingPipeline(WriterSide, GroupCommit):
         self._flushes = 0
         self._last_maintenance = 0.0
         self._last_scan = 0.0
-        self._last_drop_log = 0.0
+        self._log_limited = RateLimitedLog()
         self._pid = os.getpid()
         self.stopping = False
         self._threads: list[lifecycle.NativeThread] = []
@@ -183,9 +184,11 @@ class SpoolingPipeline(WriterSide, GroupCommit):
                 segment = self._append(entries, frames)
                 break
             except (SpoolFullError, OSError) as exc:
-                if isinstance(exc, OSError):
+                if disk_problem(exc):
                     self._spool_error(f"append: {exc}")
-                if self.settings.overflow_policy == "block" and time.monotonic() < deadline:
+                    if self._keep_in_memory(entries):
+                        return  # the backend delivers; the disk could not take a copy
+                if self._may_wait_for_room(exc, deadline):
                     self._wake.set()
                     time.sleep(0.01)
                     continue
@@ -238,28 +241,6 @@ class SpoolingPipeline(WriterSide, GroupCommit):
             self._fsync_idle = False
             self._fsync_wake.set()
         return segment
-
-    def _overflow(self, records: Sequence[LogRecord], exc: Exception) -> None:
-        policy = self.settings.overflow_policy
-        if policy == "drop_newest":
-            self.metrics.add(dropped=len(records))
-            self._counter("pipeline.dropped", len(records))
-            now = time.monotonic()
-            if now - self._last_drop_log > 10:
-                self._last_drop_log = now
-                logger.error(
-                    "flask-difylogstore: spool full, dropping new records (policy drop_newest; %d dropped so far): %s",
-                    self.metrics.dropped,
-                    exc,
-                )
-            return
-        self.metrics.add(rejected=len(records))
-        self._counter("pipeline.rejected", len(records))
-        logger.error("flask-difylogstore: spool full, refusing %d records (policy %s): %s", len(records), policy, exc)
-        raise BackendUnavailableError(
-            f"the log-store spool is full and the backend is not keeping up ({exc}); "
-            "raise LOGSTORE_SPOOL_MAX_BYTES or check the backend"
-        ) from exc
 
     def _counter(self, name: str, amount: int) -> None:
         if self._count is not None:
@@ -344,6 +325,13 @@ class SpoolingPipeline(WriterSide, GroupCommit):
         spool.delete(done)
         self.dead_letters.close()
         lifecycle.unregister(self)
+        lost = self._memory_only() if not delivered else 0
+        if lost:
+            logger.error(
+                "flask-difylogstore: %d records kept only in memory (the spool's disk could not take them) were "
+                "not delivered before shutdown and are lost",
+                lost,
+            )
         if not delivered:
             logger.warning(
                 "flask-difylogstore: %d records not delivered before shutdown; they stay in %s and "
