@@ -131,3 +131,22 @@ def test_get_alias_all(es: Elasticsearch, index_name: str) -> None:
     es.indices.create(index=index_name, aliases={f"{index_name}-alias": {}})
     found = es.indices.get_alias(name="_all")
     assert found[index_name] == {"aliases": {f"{index_name}-alias": {}}}
+
+
+def test_index_settings_are_checked(es: Elasticsearch, index_name: str) -> None:
+    # IndexScopedSettings#validate: "unknown setting [index.x] please check that any required plugins are installed,
+    # or check the breaking changes documentation for removed settings"
+    with pytest.raises(BadRequestError) as info:
+        es.indices.create(index=index_name, settings={"index": {"numbr_of_shards": 1}})
+    assert info.value.body["error"]["reason"].startswith("unknown setting [index.numbr_of_shards] please check")
+    with pytest.raises(BadRequestError) as info:  # known to Elasticsearch, changes results, not implemented here
+        es.indices.create(index=index_name, settings={"index.sort.field": "ts"})
+    assert "[index.sort.field: ts]" in info.value.body["error"]["reason"]
+    with pytest.raises(BadRequestError):
+        es.indices.put_index_template(
+            name=index_name, index_patterns=[f"{index_name}-*"], template={"settings": {"analysis": {"x": 1}}}
+        )
+    es.indices.create(index=index_name, settings={"index": {"codec": "best_compression", "number_of_replicas": 0}})
+    with pytest.raises(BadRequestError) as info:
+        es.indices.put_settings(index=index_name, settings={"index": {"max_result_window": "many"}})
+    assert info.value.body["error"]["reason"] == "Failed to parse value [many] for setting [index.max_result_window]"

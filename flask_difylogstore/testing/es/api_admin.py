@@ -9,6 +9,7 @@ from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.indices import flatten_settings, nest_settings
 from flask_difylogstore.testing.es.mapping import validate_properties
 from flask_difylogstore.testing.es.routing import Request, Response, router
+from flask_difylogstore.testing.es.settings_check import check_settings
 
 if t.TYPE_CHECKING:
     from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
@@ -255,6 +256,7 @@ def get_settings(srv: Srv, req: Request) -> Response:
 def put_settings(srv: Srv, req: Request) -> Response:
     body = req.json()
     flat = flatten_settings(body.get("settings", body) if isinstance(body, dict) else {})
+    check_settings(flat)
     static = [k for k in flat if not k.startswith(DYNAMIC_SETTINGS)]
     if static:
         raise bad_request(f"Can't update non dynamic settings [[{', '.join(static)}]] for open indices")

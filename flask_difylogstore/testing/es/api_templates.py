@@ -22,6 +22,7 @@ from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.indices import flatten_settings, nest_settings
 from flask_difylogstore.testing.es.mapping import validate_properties
 from flask_difylogstore.testing.es.routing import Request, Response, router
+from flask_difylogstore.testing.es.settings_check import check_settings
 
 if t.TYPE_CHECKING:
     from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
@@ -56,6 +57,7 @@ def _normalise_section(section: t.Any) -> dict[str, t.Any]:
     out: dict[str, t.Any] = {}
     if section.get("settings") is not None:
         out["settings"] = flatten_settings(section["settings"])
+        check_settings(out["settings"])
     if section.get("mappings") is not None:
         mappings = copy.deepcopy(section["mappings"])
         validate_properties(mappings.get("properties") or {})

@@ -15,6 +15,7 @@ from flask_difylogstore.testing.es.datemath import parse_duration_ms
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request, index_not_found
 from flask_difylogstore.testing.es.mapping import Mapping
+from flask_difylogstore.testing.es.settings_check import check_settings
 
 _BAD_CHARS = re.compile(r'[\\/*?"<>| ,#:]')
 
@@ -256,7 +257,9 @@ class Cluster:
             settings.update(composed["settings"])
             mappings = composed["mappings"]
             aliases.update(composed["aliases"])
-        settings.update(flatten_settings(body.get("settings")))
+        requested = flatten_settings(body.get("settings"))
+        check_settings(requested)
+        settings.update(requested)
         _override_mapping(mappings, body.get("mappings") or {})
         aliases.update(body.get("aliases") or {})
         mapping = Mapping(mappings, error_type=self.error_type)
