@@ -213,6 +213,23 @@ def test_caller_row_is_durable_before_async_delivery(storage: S4Storage) -> None
     assert logged is not None and logged.status == NodeStatus.RUNNING
 
 
+def test_a_caller_row_and_later_log_snapshots_read_as_one_node(storage: S4Storage) -> None:
+    """After ``save_synchronously`` the SQL caller row stays as written while the log store moves on; every
+    read (also with dual read on, where both stores answer) shows the node once, in its latest state."""
+    writer = storage.node_writer()
+    started = node().model_copy(update={"status": NodeStatus.RUNNING, "finished_at": None, "outputs": None})
+    writer.save_synchronously(started)
+    writer.save(node())
+    writer.save_execution_data(node())
+    storage.settle()
+    details = storage.nodes().get_executions_by_workflow_run("tenant-1", "app-1", "run-1")
+    assert [(d.id, d.status, d.outputs_dict) for d in details] == [("execution-1", "succeeded", node().outputs)]
+    domain = storage.node_writer().get_by_workflow_execution("run-1")
+    assert [(d.id, d.status) for d in domain] == [("execution-1", NodeStatus.SUCCEEDED)]
+    latest = storage.nodes().get_node_last_execution("tenant-1", "app-1", "workflow-1", "node-1")
+    assert latest is not None and latest.status == NodeStatus.SUCCEEDED
+
+
 def test_latest_version_is_not_limited_to_first_hundred_logs(storage: S4Storage) -> None:
     writer = storage.run_writer()
     for tokens in range(105):

@@ -144,3 +144,23 @@ def test_a_factory_of_an_unknown_shape_is_refused(
     # Checked before anything is rebound: every factory still names the host's own classes.
     assert workflow_writers.SQLAlchemyWorkflowNodeExecutionRepository.__module__.startswith("repositories.")
     assert workflow_storage.DifyAPISQLAlchemyWorkflowRunRepository.__module__.startswith("repositories.")
+
+
+def test_the_package_sees_itself_inside_dify() -> None:
+    """compat decided at import time: Dify's models, the host's SQL repositories at S4 paths, control rows on,
+    and entities from graphon when it is installed (Python 3.12), else the package's own."""
+    import importlib.util
+
+    from flask_difylogstore.dify import compat
+    from flask_difylogstore.repositories.relational_classes import control_rows_required, relational_repositories
+
+    assert compat.DIFY_AVAILABLE is True
+    expected = "graphon" if importlib.util.find_spec("graphon") is not None else "flask_difylogstore.dify"
+    assert expected == compat.ENTITY_SOURCE
+    assert control_rows_required() is True
+    assert {key: cls.__module__ for key, cls in relational_repositories().items() if key != "workflow_app_log"} == {
+        "workflow_execution": "repositories.workflow.execution_writer",
+        "workflow_node_execution": "repositories.workflow.node_execution_writer",
+        "api_workflow_run": "repositories.workflow.run_repository",
+        "api_workflow_node_execution": "repositories.workflow.node_execution_repository",
+    }
