@@ -15,34 +15,11 @@ from flask_difylogstore.testing.es.datemath import parse_duration_ms
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request, index_not_found
 from flask_difylogstore.testing.es.mapping import Mapping
-from flask_difylogstore.testing.es.settings_check import check_settings
+from flask_difylogstore.testing.es.settings_check import check_settings, flatten_settings, nest_settings
+
+__all__ = ["Cluster", "flatten_settings", "nest_settings"]
 
 _BAD_CHARS = re.compile(r'[\\/*?"<>| ,#:]')
-
-
-def flatten_settings(body: t.Any, prefix: str = "") -> dict[str, str]:
-    """Nested or dotted settings, with or without ``index.``, as flat ``{"index.x.y": "value"}``."""
-    out: dict[str, str] = {}
-    for key, value in (body or {}).items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten_settings(value, path + "."))
-        else:
-            if not path.startswith("index."):
-                path = "index." + path
-            out[path] = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return out
-
-
-def nest_settings(flat: dict[str, str]) -> dict[str, t.Any]:
-    out: dict[str, t.Any] = {}
-    for key, value in sorted(flat.items()):
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
 
 
 class Cluster:

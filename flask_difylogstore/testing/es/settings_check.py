@@ -9,6 +9,8 @@ with a message saying so.
 
 from __future__ import annotations
 
+import typing as t
+
 from flask_difylogstore.testing.es.errors import EsError
 
 # Honoured by this server.
@@ -92,3 +94,28 @@ def _refused(key: str, value: str) -> EsError:
         "illegal_argument_exception",
         f"The index setting [{key}: {value}] is not implemented by this local Elasticsearch-compatible server",
     )
+
+
+def flatten_settings(body: t.Any, prefix: str = "") -> dict[str, str]:
+    """Nested or dotted settings, with or without ``index.``, as flat ``{"index.x.y": "value"}``."""
+    out: dict[str, str] = {}
+    for key, value in (body or {}).items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_settings(value, path + "."))
+        else:
+            if not path.startswith("index."):
+                path = "index." + path
+            out[path] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out
+
+
+def nest_settings(flat: dict[str, str]) -> dict[str, t.Any]:
+    out: dict[str, t.Any] = {}
+    for key, value in sorted(flat.items()):
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
