@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from flask_difylogstore import payloads
 from flask_difylogstore.dify import compat
+from flask_difylogstore.errors import RecordRejectedError
 from flask_difylogstore.records import LogRecord
 
 PAYLOAD_TYPES = ("inputs", "process_data", "outputs")
@@ -32,6 +33,35 @@ def _naive(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+#: Longest identifier the package stores (Dify's id columns are UUIDs or short names).
+MAX_IDENTIFIER_LENGTH = 255
+
+
+def identifier(value: t.Any, field: str, kind: str) -> str:
+    """A required identifier as stored, or a :class:`RecordRejectedError` naming the field.
+
+    An empty or missing id would make an entity no read can address, so ``save()`` refuses it.
+    """
+    text = "" if value is None else str(value)
+    if not text.strip():
+        raise RecordRejectedError(f"{kind}.{field} is required (got {value!r})")
+    if len(text) > MAX_IDENTIFIER_LENGTH or "\x00" in text:
+        raise RecordRejectedError(f"{kind}.{field} is not an identifier (NUL or over {MAX_IDENTIFIER_LENGTH} chars)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordRejectedError(f"{kind}.{field} is not valid text") from None
+    return text
+
+
+def number(value: t.Any, field: str, kind: str, cast: t.Callable[[t.Any], t.Any] = int) -> t.Any:
+    """``cast(value)`` (``None`` as 0), or a :class:`RecordRejectedError` naming the field."""
+    try:
+        return cast(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        raise RecordRejectedError(f"{kind}.{field} must be a number, got {str(value)[:40]!r}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,11 +116,12 @@ def run_data(execution: t.Any, owner: Owner, *, put_graph: bool = True) -> dict[
     started = _naive(execution.started_at)
     finished = _naive(execution.finished_at)
     graph = execution.graph if put_graph else {}
+    kind = "workflow_execution"
     return {
-        "id": execution.id_,
+        "id": identifier(execution.id_, "id_", kind),
         "tenant_id": owner.tenant_id,
         "app_id": owner.app_id,
-        "workflow_id": execution.workflow_id,
+        "workflow_id": identifier(execution.workflow_id, "workflow_id", kind),
         "type": _value(execution.workflow_type),
         "triggered_from": owner.triggered_from,
         "version": execution.workflow_version,
@@ -101,13 +132,13 @@ def run_data(execution: t.Any, owner: Owner, *, put_graph: bool = True) -> dict[
         "outputs": payloads.dumps(execution.outputs) if execution.outputs is not None else "{}",
         "error": execution.error_message or None,
         "elapsed_time": (finished - started).total_seconds() if finished and started else 0.0,
-        "total_tokens": int(execution.total_tokens or 0),
-        "total_steps": int(execution.total_steps or 0),
+        "total_tokens": number(execution.total_tokens, "total_tokens", kind),
+        "total_steps": number(execution.total_steps, "total_steps", kind),
         "created_by_role": owner.created_by_role,
         "created_by": owner.created_by,
         "created_at": started,
         "finished_at": finished,
-        "exceptions_count": int(execution.exceptions_count or 0),
+        "exceptions_count": number(execution.exceptions_count, "exceptions_count", kind),
     }
 
 
@@ -156,22 +187,23 @@ def metadata_from_text(text: str | None) -> dict[t.Any, t.Any]:
 
 def node_data(execution: t.Any, owner: Owner, encoded: Mapping[str, payloads.EncodedPayload]) -> dict[str, t.Any]:
     """The ``workflow_node_executions`` columns of a ``WorkflowNodeExecution`` plus truncation flags."""
+    kind = "workflow_node_execution"
     data: dict[str, t.Any] = {
-        "id": execution.id,
+        "id": identifier(execution.id, "id", kind),
         "tenant_id": owner.tenant_id,
         "app_id": owner.app_id,
-        "workflow_id": execution.workflow_id,
+        "workflow_id": identifier(execution.workflow_id, "workflow_id", kind),
         "triggered_from": owner.triggered_from,
         "workflow_run_id": execution.workflow_execution_id,
-        "index": int(execution.index),
+        "index": number(execution.index, "index", kind),
         "predecessor_node_id": execution.predecessor_node_id,
         "node_execution_id": execution.node_execution_id,
-        "node_id": execution.node_id,
+        "node_id": identifier(execution.node_id, "node_id", kind),
         "node_type": _value(execution.node_type),
         "title": execution.title,
         "status": _value(execution.status),
         "error": execution.error,
-        "elapsed_time": float(execution.elapsed_time or 0.0),
+        "elapsed_time": number(execution.elapsed_time, "elapsed_time", kind, float),
         "execution_metadata": metadata_text(execution.metadata),
         "created_at": _naive(execution.created_at),
         "created_by_role": owner.created_by_role,

@@ -86,8 +86,9 @@ NO_TENANT = "\x00"
 
 
 def scope(tenant_id: str | None, app_id: str | None = None) -> Scope:
-    """A tenant (+ app) scope. ``None`` means a tenant-less by-id method (Dify allows it there);
-    an empty string is a tenant nobody has, never "all tenants"."""
+    """A tenant (+ app) scope. ``None`` means "not restricted by this" (a tenant-less by-id method, or a
+    tenant-wide read); an empty string is an owner nobody has — never "all tenants" or "all apps"."""
+    app = None if app_id is None else (str(app_id) or NO_TENANT)
     if tenant_id is None:
-        return Scope.unscoped() if not app_id else Scope(tenant_id=None, app_id=app_id, unrestricted=True)
-    return Scope(tenant_id=str(tenant_id) or NO_TENANT, app_id=app_id or None)
+        return Scope.unscoped() if app is None else Scope(tenant_id=None, app_id=app, unrestricted=True)
+    return Scope(tenant_id=str(tenant_id) or NO_TENANT, app_id=app)

@@ -15,13 +15,16 @@ from collections.abc import Iterable, Sequence
 from flask_difylogstore.backends.base import (
     AggregateQuery,
     Filter,
+    GroupBy,
     LogBackend,
+    Metric,
     Page,
     RecordQuery,
     Scope,
     TimeRange,
 )
 from flask_difylogstore.backends.memory import (
+    aggregate_records,
     compare_keys,
     full_order,
     in_scope,
@@ -31,9 +34,11 @@ from flask_difylogstore.backends.memory import (
 )
 from flask_difylogstore.pipeline.base import RecordSink
 from flask_difylogstore.records import LogRecord, RecordKind, latest_by_id
+from flask_difylogstore.repositories.dual_merge import merge_groups
 
-#: How long an aggregate waits for pending records of its scope to reach the backend.
-AGGREGATE_FLUSH_TIMEOUT_S = 5.0
+#: Most pending entities an aggregate leaves out of the backend's answer by id (a longer list is
+#: subtracted instead: query size stays bounded during long outages).
+MAX_EXCLUDED_IDS = 1000
 
 
 class Reader:
@@ -131,10 +136,96 @@ class Reader:
         return total
 
     def aggregate(self, query: AggregateQuery) -> list[dict[str, t.Any]]:
-        """Backend aggregates, after giving pending records of the scope a chance to land."""
-        if self.sink is not None and self.pending(query.kind, query.scope):
-            self.sink.flush(AGGREGATE_FLUSH_TIMEOUT_S)
-        return self.backend.aggregate(query)
+        """Backend aggregates with this process's pending snapshots merged in; never waits on the write path.
+
+        Usually the entities with a pending snapshot are left out of the backend's aggregate
+        (``id not_in``) and aggregated here from their winning snapshot (pending, or stored when that
+        is newer), and the two disjoint parts are added group by group: exact whatever the backend
+        has made visible yet. With more than :data:`MAX_EXCLUDED_IDS` pending entities (a long
+        outage), the backend aggregates everything and the stored snapshots it counted are taken out
+        again (counts and sums). ``count_distinct`` is computed from a count per (group, value).
+        """
+        pending = self.pending(query.kind, query.scope)
+        if not pending:
+            return self.backend.aggregate(query)
+        exclude = len(pending) <= MAX_EXCLUDED_IDS or any(m.function in ("max", "min") for m in query.metrics)
+        distinct = [m for m in query.metrics if m.function == "count_distinct"]
+        plain = tuple(m for m in query.metrics if m.function != "count_distinct")
+        parts: list[list[dict[str, t.Any]]] = []
+        if plain:
+            parts.append(self._merged(dataclasses.replace(query, metrics=plain), pending, exclude))
+        for metric in distinct:
+            parts.append(self._distinct(query, metric, pending, exclude))
+        return _join_groups(query, parts)
+
+    def _merged(self, query: AggregateQuery, pending: dict[str, LogRecord], exclude: bool) -> list[dict[str, t.Any]]:
+        """``query`` (counts, sums, max, min) over the backend's entities and the pending ones."""
+        where = (query.scope, query.filters, query.time_range)
+        if exclude:
+            part = dataclasses.replace(query, filters=(*query.filters, Filter("id", "not_in", sorted(pending))))
+            base = self.backend.aggregate(part)
+        else:
+            base = self.backend.aggregate(query)
+        # Read after the aggregate: a backend that makes recent writes visible for it (Elasticsearch's
+        # refresh) has done so, so the stored snapshots found here are the ones it counted.
+        stored = self.backend.get_latest(query.kind, list(pending), query.scope)
+        winners: list[LogRecord] = []
+        counted: list[LogRecord] = []
+        for id_, record in pending.items():
+            old = stored.get(id_)
+            if not exclude and old is not None and not old.deleted and record_matches(old, *where):
+                counted.append(old)
+            winner = old if old is not None and old.log_version >= record.log_version else record
+            if not winner.deleted and record_matches(winner, *where):
+                winners.append(winner)
+        rows = merge_groups(base, aggregate_records(winners, query), query)
+        return rows if exclude else _subtract(query, rows, aggregate_records(counted, query))
+
+    def _distinct(
+        self, query: AggregateQuery, metric: Metric, pending: dict[str, LogRecord], exclude: bool
+    ) -> list[dict[str, t.Any]]:
+        """``count_distinct(field)`` per group: entities per (group, value) merged, then values counted."""
+        value = GroupBy(t.cast(str, metric.field), alias="__distinct_value")
+        expanded = dataclasses.replace(
+            query, metrics=(Metric("count", alias="__distinct_rows"),), group_by=(*query.group_by, value)
+        )
+        names = [g.name for g in query.group_by]
+        result: dict[tuple[t.Any, ...], dict[str, t.Any]] = {}
+        for row in self._merged(expanded, pending, exclude):
+            key = tuple(row.get(n) for n in names)
+            group = result.setdefault(key, {**{n: row.get(n) for n in names}, metric.name: 0})
+            if row.get(value.name) is not None and row.get("__distinct_rows"):
+                group[metric.name] += 1
+        return list(result.values())
+
+
+def _subtract(
+    query: AggregateQuery, rows: list[dict[str, t.Any]], removed: list[dict[str, t.Any]]
+) -> list[dict[str, t.Any]]:
+    """Counts and sums of ``rows`` minus ``removed``, group by group; groups left with no entity dropped."""
+    names = [g.name for g in query.group_by]
+    by_key = {tuple(row.get(n) for n in names): row for row in rows}
+    for row in removed:
+        target = by_key.get(tuple(row.get(n) for n in names))
+        if target is not None:
+            for metric in query.metrics:
+                target[metric.name] = (target.get(metric.name) or 0) - (row.get(metric.name) or 0)
+    counts = [m.name for m in query.metrics if m.function == "count"]
+    return [row for row in rows if not counts or any(row.get(name) for name in counts)]
+
+
+def _join_groups(query: AggregateQuery, parts: list[list[dict[str, t.Any]]]) -> list[dict[str, t.Any]]:
+    """Rows of the same groups with different metrics, joined by group key, in group-key order."""
+    names = [g.name for g in query.group_by]
+    joined: dict[tuple[t.Any, ...], dict[str, t.Any]] = {}
+    for rows in parts:
+        for row in rows:
+            key = tuple(row.get(n) for n in names)
+            joined.setdefault(key, {}).update(row)
+    for row in joined.values():
+        for metric in query.metrics:
+            row.setdefault(metric.name, 0 if metric.function in ("count", "count_distinct") else None)
+    return [joined[k] for k in sorted(joined, key=lambda k: tuple((v is None, "" if v is None else v) for v in k))]
 
 
 def _overridden(record: LogRecord, pending: dict[str, LogRecord]) -> bool:

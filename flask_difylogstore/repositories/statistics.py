@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing as t
+import zoneinfo
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -30,6 +31,22 @@ RUN_STATUS_KEYS = ("running", "succeeded", "failed", "stopped", "partial-succeed
 _TIME_RANGE = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
+
+
+def checked_timezone(name: str | None) -> str:
+    """An IANA time-zone name the statistics can group by, or a ``ValueError`` naming ``timezone``.
+
+    Checked here rather than by the backend: an unknown or hostile name must not reach a log store's
+    query (SLS would fail with an OS error, Elasticsearch with a server error).
+    """
+    value = name or "UTC"
+    if not isinstance(value, str) or len(value) > 64 or "\x00" in value:
+        raise ValueError(f"timezone: {str(value)[:80]!r} is not a time-zone name")
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
+        raise ValueError(f"timezone: unknown time zone {value!r}") from None
+    return value
 
 def parse_time_range(value: str) -> timedelta:
     """Dify's ``time_range`` strings: ``7d``, ``4h``, ``30m``, ``30s``."""
@@ -124,7 +141,7 @@ class RunStatistics:
             RecordKind.RUN,
             scope(tenant_id, app_id),
             metrics,
-            (GroupBy("created_at", day_in_timezone=timezone or "UTC", alias="date"), *extra_group),
+            (GroupBy("created_at", day_in_timezone=checked_timezone(timezone), alias="date"), *extra_group),
             (triggered_from_filter(triggered_from),),
             TimeRange(naive_utc(start_date), naive_utc(end_date)),
         )

@@ -316,3 +316,35 @@ def test_message_refs_and_pauses_outside_dify(storage: Storage) -> None:
     assert runs.get_message_refs(app_id=storage.app, workflow_run_ids=[run_id]) == {}
     assert runs.get_pause_record(workspace_id=storage.tenant, workflow_run_id=run_id) is None
     assert runs.get_workflow_pause(run_id) is None
+
+
+def test_dual_write_uses_the_tenant_the_factory_passes(backend_values: dict[str, t.Any], tmp_path: Path) -> None:
+    """Newest Dify passes ``tenant_id`` next to a user that carries none; dual write must not need one."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import sessionmaker
+
+    from flask_difylogstore.dify.models import Base, WorkflowNodeExecutionModel, WorkflowRun
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'dify.db'}")
+    Base.metadata.create_all(engine)
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    tenant, app = new_id(), new_id()
+    run_id, node_id = new_id(), new_id()
+    with logstore_app(backend_values, tmp_path, dual_write_enabled=True):
+        LogStoreWorkflowExecutionRepository(
+            session_factory=sessions, tenant_id=tenant, user=User("actor-1"), app_id=app, triggered_from="app-run"
+        ).save(run(run_id))
+        LogStoreWorkflowNodeExecutionRepository(
+            session_factory=sessions, tenant_id=tenant, user=User("actor-1"), app_id=app,
+            triggered_from="workflow-run", upload_file=lambda **_: None,
+        ).save(node(node_id, run_id))  # fmt: skip
+        flush()
+        from flask_difylogstore.extension import get_state
+
+        assert get_state().counters.get("dual_write_failures", 0) == 0
+    with sessions() as session:
+        sql_run = session.get(WorkflowRun, run_id)
+        sql_node = session.get(WorkflowNodeExecutionModel, node_id)
+        assert sql_run is not None and (sql_run.tenant_id, sql_run.app_id) == (tenant, app)
+        assert sql_node is not None and sql_node.tenant_id == tenant
+    engine.dispose()

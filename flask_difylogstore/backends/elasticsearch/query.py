@@ -60,6 +60,17 @@ def _any(clauses: Sequence[Clause]) -> Clause:
     return {"bool": {"should": list(clauses), "minimum_should_match": 1}} if clauses else MATCH_NONE
 
 
+def _storable(value: t.Any) -> bool:
+    """Whether ``value`` could be stored at all: strings must be valid UTF-8 text (no lone surrogates)."""
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def escape_wildcard(text: str) -> str:
     """Escape the wildcard query's special characters (``*``, ``?`` and ``\\``)."""
     return text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
@@ -84,7 +95,10 @@ class QueryBuilder:
     # ---- predicates -----------------------------------------------------------------------------
     def scope_clauses(self, scope: Scope) -> list[Clause]:
         """Owner restriction; a restricted scope without a tenant cannot be built (see :class:`Scope`)."""
-        return [{"term": {f.field: f.value}} for f in scope.owner_filters()]
+        filters = scope.owner_filters()
+        if any(not _storable(f.value) for f in filters):
+            return [MATCH_NONE]  # no stored owner has an id that is not valid text
+        return [{"term": {f.field: f.value}} for f in filters]
 
     def predicate(self, kind: RecordKind, flt: Filter) -> Clause:
         """One :class:`Filter` with the memory backend's null semantics."""
@@ -95,10 +109,15 @@ class QueryBuilder:
             return _exists(flt.field)
         field = exact_field(schema, flt.field)
         if flt.op in ("in", "not_in"):
-            values = [self.value(kind, flt.field, v) for v in (flt.value or ()) if v is not None]
+            # A value that is not valid text (a lone surrogate) equals no stored value.
+            values = [self.value(kind, flt.field, v) for v in (flt.value or ()) if v is not None and _storable(v)]
             if flt.op == "in":
                 return {"terms": {field: values}} if values else MATCH_NONE
             return _not({"terms": {field: values}}) if values else MATCH_ALL
+        if not _storable(flt.value):
+            if flt.op in ("eq", "ne"):
+                return MATCH_NONE if flt.op == "eq" else _exists(field)
+            raise ValueError(f"{flt.field}: the value is not valid text and cannot be compared")
         target = self.value(kind, flt.field, flt.value)
         if flt.op == "eq":
             return {"term": {field: target}} if target is not None else MATCH_NONE
@@ -110,6 +129,8 @@ class QueryBuilder:
 
     def keyword_clause(self, kind: RecordKind, keyword: str) -> Clause:
         """Case-insensitive substring match in the payload fields Dify's keyword search covers."""
+        if not _storable(keyword):
+            return MATCH_NONE
         fields = [n for n in self.schemas[kind].fields if n in SUBSTRING_FIELDS]
         pattern = f"*{escape_wildcard(keyword)}*"
         return _any(
