@@ -153,7 +153,7 @@ def put_component_template(srv: Srv, name: str, body: t.Any) -> None:
 
 
 def _template_routes(kind: str, store_attr: str, list_key: str) -> None:
-    label = kind.replace("_", " ") if kind == "component_template" else kind
+    label = kind.replace("_", " ")
 
     def put(srv: Srv, req: Request) -> Response:
         body = req.json()

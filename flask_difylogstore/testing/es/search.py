@@ -16,6 +16,7 @@ from flask_difylogstore.testing.es.body_check import (
     check_from,
     check_search_body,
     check_size,
+    not_implemented,
 )
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request
@@ -220,6 +221,11 @@ def _source_param(params: dict[str, str], body: dict[str, t.Any]) -> t.Any:
 
 
 def _collapse(ordered: list[Hit], spec: dict[str, t.Any], scored: bool) -> list[tuple[Hit, dict[str, t.Any]]]:
+    for key in spec:
+        if key not in ("field", "inner_hits", "max_concurrent_group_searches"):
+            if key == "collapse":
+                raise not_implemented("Second-level [collapse]")
+            raise EsError(400, "x_content_parse_exception", f"[collapse] unknown field [{key}]")
     field = spec["field"]
     groups: dict[t.Any, list[Hit]] = {}
     for hit in ordered:
