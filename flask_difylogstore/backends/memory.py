@@ -34,7 +34,7 @@ from flask_difylogstore.backends.base import (
     TimeRange,
     WriteResult,
 )
-from flask_difylogstore.records import LogRecord, RecordKind, coerce, default_clock, supersedes
+from flask_difylogstore.records import LogRecord, RecordKind, coerce, compose_version, default_clock, supersedes
 from flask_difylogstore.schemas import schema
 
 if t.TYPE_CHECKING:
@@ -327,7 +327,8 @@ class MemoryBackend:
             if limit is not None:
                 rows = rows[:limit]
             for record in rows:
-                version = default_clock.version_for(kind, record.data.get("status"), deleted=True)
+                # Final: a deletion outranks every snapshot accepted before it, final ones included.
+                version = compose_version(default_clock.now(), final=True, deleted=True)
                 self._data[kind][record.entity_key] = record.tombstone(version)
             return len(rows)
 

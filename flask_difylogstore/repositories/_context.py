@@ -9,11 +9,12 @@ from __future__ import annotations
 import typing as t
 
 from flask_difylogstore.backends.base import Filter, LogBackend, Scope, TimeRange
+from flask_difylogstore.backends.memory import record_matches
 from flask_difylogstore.dify.enums import CreatorUserRole
 from flask_difylogstore.extension import LogStoreState, get_state
 from flask_difylogstore.payloads import TruncationLimits, Truncator
 from flask_difylogstore.pipeline.base import RecordSink
-from flask_difylogstore.records import LogRecord, RecordKind
+from flask_difylogstore.records import LogRecord, RecordKind, compose_version, default_clock, latest_by_id
 
 
 def enum_value(value: t.Any) -> t.Any:
@@ -71,11 +72,40 @@ class StateMixin:
         *,
         limit: int | None = None,
     ) -> int:
-        """Delete through the backend, then stop serving this process's delivered snapshots of ``kind``."""
+        """Delete through the backend, and the matching entities this process has not delivered yet.
+
+        The backend marks what it stores; an entity that exists only in the pipeline (accepted, not yet
+        delivered — e.g. during an outage) gets a deletion marker through the pipeline, newer than its
+        pending snapshot, so it can never appear later. Nothing waits for the pipeline to drain.
+        """
+        sink = self.state.sink
+        pending: dict[str, LogRecord] = {}
+        stored: dict[str, LogRecord] = {}
+        if sink is not None:
+            matching = (r for r in sink.pending(kind) if record_matches(r, where, tuple(filters), time_range))
+            pending = {i: r for i, r in latest_by_id(matching).items() if not r.deleted}
+            if pending:
+                settle = getattr(self.backend, "settle", None)
+                if settle is not None:  # near-real-time backends: make recent deliveries visible first
+                    settle(kind)
+                # Before the delete: afterwards the backend no longer returns what it marked.
+                stored = self.backend.get_latest(kind, list(pending), where)
         deleted = self.backend.delete(kind, where, filters, time_range, limit=limit)
-        if self.state.sink is not None:
-            self.state.sink.forget_delivered(kind)
-        return deleted
+        if sink is None:
+            return deleted
+        sink.forget_delivered(kind)
+        if not pending:
+            return deleted
+        markers = [
+            record.tombstone(compose_version(default_clock.now(), final=True, deleted=True))
+            for record in sorted(pending.values(), key=lambda r: r.created_at)
+        ]
+        fresh = [m for m in markers if m.id not in stored]  # the backend did not count these
+        if limit is not None:
+            fresh = fresh[: max(limit - deleted, 0)]
+            markers = [m for m in markers if m.id in stored] + fresh
+        sink.submit(markers)
+        return deleted + len(fresh)
 
     def truncator(self) -> Truncator:
         return Truncator(TruncationLimits.from_settings(self.state.settings))

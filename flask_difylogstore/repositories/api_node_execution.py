@@ -163,7 +163,6 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
             )
 
     def delete_expired_executions(self, tenant_id: str, before_date: datetime, batch_size: int = 1000) -> int:
-        self._flush_before_delete()
         window = TimeRange(until=naive_utc(before_date))
         self.delete_records(RecordKind.PAYLOAD, scope(tenant_id), time_range=window)
         deleted = self.delete_records(RecordKind.NODE_EXECUTION, scope(tenant_id), time_range=window)
@@ -173,7 +172,6 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
         return larger(deleted, relational)
 
     def delete_executions_by_app(self, tenant_id: str, app_id: str, batch_size: int = 1000) -> int:
-        self._flush_before_delete()
         self.delete_records(RecordKind.PAYLOAD, scope(tenant_id, app_id))
         deleted = self.delete_records(RecordKind.NODE_EXECUTION, scope(tenant_id, app_id))
         context = {"tenant_id": tenant_id, "app_id": app_id}
@@ -195,7 +193,6 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
     def delete_executions_by_ids(self, execution_ids: Sequence[str]) -> int:
         if not execution_ids:
             return 0
-        self._flush_before_delete()
         total = self._delete_logstore_nodes(execution_ids)
         context = {"node_executions": len(execution_ids)}
         return larger(total, self._relational_write("delete_executions_by_ids", execution_ids, context=context))
@@ -241,7 +238,6 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
 
     def delete_by_runs(self, session: t.Any, run_ids: Sequence[str]) -> tuple[int, int]:
         """Delete the runs' node executions and full payloads in both stores; (executions, offloads)."""
-        self._flush_before_delete()
         records = self._by_runs(run_ids)
         counts = (
             self._delete_logstore_nodes([r.id for r in records]),

@@ -149,13 +149,11 @@ class LogStoreWorkflowAppLogRepository(RelationalDelegate):
         return {"page": page, "limit": limit, "total": total, "has_more": total > skip + len(rows), "data": rows}
 
     def delete_by_app(self, tenant_id: str, app_id: str) -> int:
-        self._flush_before_delete()
         deleted = self.delete_records(RecordKind.APP_LOG, scope(tenant_id, app_id))
         context = {"tenant_id": tenant_id, "app_id": app_id}
         return larger(deleted, self._relational_write("delete_by_app", tenant_id, app_id, context=context))
 
     def delete_expired(self, tenant_id: str, before_date: datetime) -> int:
-        self._flush_before_delete()
         window = TimeRange(until=naive_utc(before_date))
         deleted = self.delete_records(RecordKind.APP_LOG, scope(tenant_id), time_range=window)
         context = {"tenant_id": tenant_id}

@@ -80,8 +80,6 @@ IMMUTABLE_FIELDS = frozenset(
 PRESENT_CHUNK = 500
 #: Above this many relational ids, enumerating the log store's ids may be cheaper (decided by a count).
 ENUMERATE_ABOVE = 2000
-#: How long maintenance deletes wait for pending writes first (so a deleted entity can't reappear).
-DELETE_FLUSH_TIMEOUT_S = 30.0
 
 TO_MODEL: dict[RecordKind, Callable[[LogRecord], t.Any]] = {
     RecordKind.RUN: conversions.run_model,
@@ -378,9 +376,6 @@ class RelationalDelegate(StateMixin):
             report_write_failure(self.state, method, exc, **(context or {}))
             return None
 
-    def _flush_before_delete(self) -> None:
-        if self.state.sink is not None:
-            self.state.sink.flush(DELETE_FLUSH_TIMEOUT_S)
 
 
 def larger(logstore: int, relational: t.Any) -> int:

@@ -117,13 +117,11 @@ class RunRetention(RelationalDelegate):
     def delete_runs_by_ids(self, run_ids: Sequence[str]) -> int:
         if not run_ids:
             return 0
-        self._flush_before_delete()
         deleted = self.delete_records(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", list(run_ids))])
         context = {"runs": len(run_ids)}
         return larger(deleted, self._relational_write("delete_runs_by_ids", run_ids, context=context))
 
     def delete_runs_by_app(self, tenant_id: str, app_id: str, batch_size: int = 1000) -> int:
-        self._flush_before_delete()
         deleted = self.delete_records(RecordKind.RUN, scope(tenant_id, app_id))
         context = {"tenant_id": tenant_id, "app_id": app_id}
         return larger(
@@ -203,7 +201,6 @@ class RunRetention(RelationalDelegate):
 
     def _delete_related(self, run_ids: list[str]) -> dict[str, int]:
         """Delete runs with their node executions, full payloads and app logs from the log store."""
-        self._flush_before_delete()
         counts, nodes = self._related_counts(run_ids)
         node_ids = [n.id for n in nodes]
         for start in range(0, len(node_ids), 500):

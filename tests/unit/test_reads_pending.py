@@ -106,3 +106,49 @@ def _in(record: LogRecord, query: AggregateQuery) -> bool:
     from flask_difylogstore.backends.memory import record_matches
 
     return record_matches(record, query.scope, query.filters, query.time_range)
+
+
+class SubmittingSink(PendingSink):
+    """A pipeline that accepts records and never delivers them (the backend is unreachable)."""
+
+    def submit(self, records: list[LogRecord]) -> None:
+        self.records.extend(records)
+
+    def forget_delivered(self, kind: RecordKind) -> None:
+        return None
+
+
+def test_deletes_reach_undelivered_entities_without_waiting() -> None:
+    """A clean-up during an outage deletes what was accepted but not delivered, and never waits for it."""
+    from flask_difylogstore import LogStoreSettings
+    from flask_difylogstore.extension import LogStoreState
+    from flask_difylogstore.repositories import LogStoreAPIWorkflowRunRepository
+
+    clock = VersionClock(tag=1)
+    backend = MemoryBackend()
+    sink = SubmittingSink()
+    stored_run = snapshot(clock, random.Random(1), "run-stored", "a1")
+    stored_run = LogRecord(
+        stored_run.kind, {**stored_run.data, "status": "running"}, clock.version_for(RecordKind.RUN, "running")
+    )
+    backend.write([stored_run])
+    newer = LogRecord(
+        RecordKind.RUN, {**stored_run.data, "status": "succeeded"}, clock.version_for(RecordKind.RUN, "succeeded")
+    )
+    only_pending = LogRecord(
+        RecordKind.RUN, {**stored_run.data, "id": "run-pending", "status": "succeeded"},
+        clock.version_for(RecordKind.RUN, "succeeded"),
+    )  # fmt: skip
+    sink.records += [newer, only_pending]
+    repo = LogStoreAPIWorkflowRunRepository()
+    repo._state_override = LogStoreState(
+        settings=LogStoreSettings(_env_file=None, backend="memory"), backend=backend, sink=sink
+    )  # type: ignore[arg-type]
+    assert repo.delete_runs_by_ids(["run-stored", "run-pending", "run-unknown"]) == 2
+    reader = Reader(backend, sink)  # type: ignore[arg-type]
+    assert reader.get(RecordKind.RUN, ["run-stored", "run-pending"], Scope("t1")) == {}
+    # The markers outrank the final snapshots accepted before the delete, wherever they land.
+    markers = [r for r in sink.records if r.deleted]
+    assert {m.id for m in markers} == {"run-stored", "run-pending"}
+    backend.write([newer, only_pending, *markers])
+    assert backend.get_latest(RecordKind.RUN, ["run-stored", "run-pending"], Scope("t1")) == {}
