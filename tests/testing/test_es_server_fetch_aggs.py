@@ -247,3 +247,18 @@ def test_close_and_open(es: Elasticsearch, docs: str) -> None:
         es.index(index=docs, id="9", document={"n": 1})
     assert es.indices.open(index=docs)["acknowledged"] is True
     assert es.count(index=docs)["count"] == 3
+
+
+def test_bucket_order_and_formats_outside_the_subset(es: Elasticsearch, docs: str) -> None:
+    # Reference "Date histogram aggregation" > order (`_count`, `_key`); a numeric `format` (DecimalFormat)
+    # is not implemented here and is refused rather than ignored
+    aggs: dict[str, t.Any] = {
+        "d": {"date_histogram": {"field": "ts", "calendar_interval": "month", "order": {"_count": "asc"}}},
+        "h": {"histogram": {"field": "n", "interval": 5, "order": {"_count": "desc"}}},
+    }
+    found = es.search(index=docs, size=0, aggs=aggs)["aggregations"]
+    assert [b["doc_count"] for b in found["d"]["buckets"]] == [3]
+    assert [(b["key"], b["doc_count"]) for b in found["h"]["buckets"]] == [(0.0, 2), (10.0, 1), (5.0, 0)]
+    with pytest.raises(BadRequestError) as info:
+        es.search(index=docs, size=0, aggs={"s": {"sum": {"field": "n", "format": "0.00"}}})
+    assert "not implemented" in info.value.body["error"]["reason"]

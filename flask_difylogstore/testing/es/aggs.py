@@ -152,6 +152,8 @@ def _terms(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str,
                 keys.sort(key=lambda k: _metric_value(sub_results[k][agg], metric), reverse=desc)
     shown = keys[:size]
     fmt = params.get("format") or env.field_format(field)
+    if params.get("format") and ftype not in ("date", "date_nanos"):
+        raise not_implemented(f"[format] on a [terms] aggregation over the non-date field [{field}]")
     buckets = []
     show_error = bool(params.get("show_term_doc_count_error"))
     for key in shown:
@@ -240,6 +242,8 @@ def _metric(
             nums = [n / 1_000_000 for n in nums]
         date = ftype in ("date", "date_nanos")
         fmt = params.get("format") or env.field_format(field)
+        if params.get("format") and not date:
+            raise not_implemented(f"[format] on a [{kind}] aggregation over the non-date field [{field}]")
         if kind == "stats":
             body: dict[str, t.Any] = {
                 "count": len(nums),

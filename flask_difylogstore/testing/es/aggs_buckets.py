@@ -117,10 +117,25 @@ def _date_histogram(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: 
         bucket = {"key_as_string": buckets_of.text(key), "key": key, "doc_count": len(chosen)}
         bucket.update(_run(sub, chosen, env))
         buckets.append(bucket)
-    order = params.get("order")
-    if isinstance(order, dict) and str(order.get("_key", "asc")).lower() == "desc":
-        buckets.reverse()
+    _order_buckets(buckets, params.get("order"), "date_histogram")
     return {"buckets": buckets}
+
+
+def _order_buckets(buckets: list[dict[str, t.Any]], order: t.Any, kind: str) -> None:
+    """``order`` by ``_key`` or ``_count`` (ties by ascending key, as Elasticsearch breaks them)."""
+    if order is None:
+        return
+    for spec in reversed(order if isinstance(order, list) else [order]):
+        if not isinstance(spec, dict) or len(spec) != 1:
+            raise parsing_error(f"[{kind}] failed to parse field [order]")
+        ((what, direction),) = spec.items()
+        desc = str(direction).lower() == "desc"
+        if what == "_count":
+            buckets.sort(key=lambda b: (-b["doc_count"] if desc else b["doc_count"], b["key"]))
+        elif what == "_key":
+            buckets.sort(key=lambda b: b["key"], reverse=desc)
+        else:
+            raise not_implemented(f"{kind} order by [{what}]")
 
 
 class _Source:
@@ -265,16 +280,7 @@ def _histogram(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[
         bucket: dict[str, t.Any] = {"key": key, "doc_count": len(chosen)}
         bucket.update(_run(sub, chosen, env))
         buckets.append(bucket)
-    order = params.get("order")
-    if isinstance(order, dict):
-        ((what, direction),) = order.items()
-        desc = str(direction).lower() == "desc"
-        if what == "_count":
-            buckets.sort(key=lambda b: (-b["doc_count"] if desc else b["doc_count"], b["key"]))
-        elif what == "_key":
-            buckets.sort(key=lambda b: b["key"], reverse=desc)
-        else:
-            raise not_implemented(f"histogram order by [{what}]")
+    _order_buckets(buckets, params.get("order"), "histogram")
     return {"buckets": buckets}
 
 

@@ -33,15 +33,15 @@ PARAMS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "histogram": (_VS - {"script", "value_type"} | _HISTO - {"keyed"}, {"script", "value_type", "keyed"}),
     "composite": ({"sources", "size", "after"}, set()),
-    "range": ({"field", "missing", "format", "ranges"}, {"script", "value_type", "keyed"}),
+    "range": ({"field", "missing", "ranges"}, {"script", "value_type", "keyed", "format"}),
     "filter": (set(), set()),  # the body is a query
     "filters": ({"filters", "other_bucket", "other_bucket_key"}, {"keyed"}),
     "top_hits": (
         {"from", "size", "sort", "_source", "version", "seq_no_primary_term", "track_scores"},
         {"explain", "highlight", "stored_fields", "docvalue_fields", "fields", "script_fields"},
     ),
-    "cardinality": ({"field", "missing", "format", "precision_threshold", "execution_hint"}, {"script", "value_type"}),
-    "value_count": ({"field", "missing", "format"}, {"script", "value_type"}),
+    "cardinality": ({"field", "missing", "precision_threshold", "execution_hint"}, {"script", "value_type", "format"}),
+    "value_count": ({"field", "missing"}, {"script", "value_type", "format"}),
     **{k: ({"field", "missing", "format"}, {"script", "value_type"}) for k in ("sum", "avg", "min", "max", "stats")},
 }  # fmt: skip
 COMPOSITE_SOURCES: dict[str, set[str]] = {

@@ -89,7 +89,7 @@ def get_doc(srv: Srv, req: Request) -> Response:
         if len(stores) != 1:
             raise bad_request(f"alias [{req.args['index']}] has more than one index associated with it")
         store = stores[0]
-        if req.params.get("refresh") == "true":
+        if req.flag("refresh"):
             store.refresh()
         realtime = req.params.get("realtime", "true") != "false"
         doc = (store.live if realtime else store.view).get(req.args["id"])
