@@ -40,6 +40,11 @@ def test_search_key_value_and_boolean_operators(sls_client: LogClient, project: 
     assert len(query(sls_client, project, runs, "not status: running")) == 3
     assert len(query(sls_client, project, runs, "(id: run-0 or id: run-1) and not status: succeeded")) == 4
     assert len(query(sls_client, project, runs, "id: run-0 status: running")) == 2  # implicit and
+    assert len(query(sls_client, project, runs, "id: run-0 not status: running")) == 1  # binary not
+    # Search syntax, operator precedence: and binds tighter than not, so this is
+    # "not (status: running and id: run-1)": every log but the two running versions of run-1.
+    assert len(query(sls_client, project, runs, "not status: running and id: run-1")) == 7
+    assert len(query(sls_client, project, runs, "id: run-1 and not status: running or id: run-2")) == 4
     assert len(query(sls_client, project, runs, "*")) == 9
     assert len(query(sls_client, project, runs, "id: run*")) == 9
 

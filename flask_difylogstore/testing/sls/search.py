@@ -197,29 +197,35 @@ class _Parser:
             raise _invalid(f"unexpected token in search query: {self.peek()[1]!r}")  # type: ignore[index]
         return expr
 
+    # Precedence, highest first ("Search syntax", Operators): colon, quotes, parentheses, and,
+    # not, or. ``not`` is binary ("request_method:GET not status:200") with the weaker binding of
+    # the two, so "not a and b" is "everything but (a and b)"; a leading not starts from every log.
     def parse_or(self) -> str:
-        parts = [self.parse_and()]
+        parts = [self.parse_not()]
         while self._is_word(self.peek(), "or"):
             self.take()
-            parts.append(self.parse_and())
+            parts.append(self.parse_not())
         return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
+    def parse_not(self) -> str:
+        left = "TRUE" if self._is_word(self.peek(), "not") else self.parse_and()
+        while self._is_word(self.peek(), "not"):
+            self.take()
+            left = f"({left} AND NOT coalesce({self.parse_and()}, FALSE))"
+        return left
+
     def parse_and(self) -> str:
-        parts = [self.parse_not()]
+        parts = [self.parse_primary()]
         while True:
             tok = self.peek()
-            if tok is None or tok[0] == "rp" or self._is_word(tok, "or"):
+            if tok is None or tok[0] == "rp" or self._is_word(tok, "or") or self._is_word(tok, "not"):
                 break
             if self._is_word(tok, "and"):
                 self.take()
-            parts.append(self.parse_not())
+                if self._is_word(self.peek(), "not"):  # "a and not b" is "a not b"
+                    break
+            parts.append(self.parse_primary())
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
-
-    def parse_not(self) -> str:
-        if self._is_word(self.peek(), "not"):
-            self.take()
-            return f"(NOT coalesce({self.parse_not()}, FALSE))"
-        return self.parse_primary()
 
     def _value(self, tok: _Tok) -> Value:
         if tok[0] not in ("word", "str", "phrase"):
