@@ -26,6 +26,12 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("pipeline (save path, throughput, outage drain)", "bench_pipeline.py", [], ["--records", "5000"]),
     ("reads (requests and latency per console call)", "bench_reads.py", ["--runs", "300"], ["--runs", "60"]),
     ("migration (PostgreSQL -> log store)", "bench_migration.py", [], ["--rows", "10000", "--prior-rows", "1000"]),
+    (
+        "PostgreSQL writes per run (Dify SQL, Dify's log store, this package)",
+        "bench_dify_writes.py",
+        [],
+        ["--runs", "30"],
+    ),
     ("local SLS server", "bench_sls_server.py", ["--rows", "1000000"], ["--records", "5000", "--rows", "100000"]),
     ("local Elasticsearch server", "bench_es_server.py", [], ["--docs", "10000", "--agg-docs", "100000"]),
 ]
