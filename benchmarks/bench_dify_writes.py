@@ -105,7 +105,8 @@ def _workload(run_writer: t.Callable[[], t.Any], node_writer: t.Callable[[], t.A
         for index in range(1, nodes + 1):
             node = compat.WorkflowNodeExecution(
                 id=str(uuid.uuid4()), node_execution_id=f"n{index}", workflow_id=workflow_id,
-                workflow_execution_id=run_id, index=index, node_id=f"n{index}", node_type=compat.node_type("code"), title=f"Node {index}",
+                workflow_execution_id=run_id, index=index, node_id=f"n{index}", node_type=compat.node_type("code"),
+                title=f"Node {index}",
                 status=compat.WorkflowNodeExecutionStatus("running"), created_at=start,
             )  # fmt: skip
             nodes_repo.save(node)
