@@ -232,3 +232,16 @@ def test_time_values_and_point_in_time_keep_alive(es: Elasticsearch, docs: str) 
     pit = es.open_point_in_time(index=docs, keep_alive="1m")["id"]
     assert es.search(pit={"id": pit}, size=0)["hits"]["total"]["value"] == 3
     es.close_point_in_time(id=pit)
+
+
+def test_dynamic_template_parameters_are_checked(es: Elasticsearch, index_name: str) -> None:
+    # DynamicTemplate#parse: "Illegal dynamic template parameter: [x]"; its mapping's parameters as for fields
+    with pytest.raises(ApiError) as info:
+        es.indices.create(index=index_name, mappings={"dynamic_templates": [{"s": {"match_typ": "string"}}]})
+    assert "Illegal dynamic template parameter: [match_typ]" in info.value.body["error"]["reason"]
+    with pytest.raises(ApiError) as info:
+        es.indices.create(
+            index=index_name,
+            mappings={"dynamic_templates": [{"s": {"match": "*", "mapping": {"type": "keyword", "copy_to": "x"}}}]},
+        )
+    assert "[copy_to: x]" in info.value.body["error"]["reason"]

@@ -21,6 +21,7 @@ from flask_difylogstore.testing.es.datemath import parse_duration_ms
 from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.indices import flatten_settings, nest_settings
 from flask_difylogstore.testing.es.mapping import validate_properties
+from flask_difylogstore.testing.es.mapping_check import check_root
 from flask_difylogstore.testing.es.routing import Request, Response, router
 from flask_difylogstore.testing.es.settings_check import check_settings
 
@@ -60,6 +61,7 @@ def _normalise_section(section: t.Any) -> dict[str, t.Any]:
         check_settings(out["settings"])
     if section.get("mappings") is not None:
         mappings = copy.deepcopy(section["mappings"])
+        check_root(mappings)
         validate_properties(mappings.get("properties") or {})
         out["mappings"] = mappings
     if section.get("aliases") is not None:

@@ -122,3 +122,29 @@ def check_root(body: dict[str, t.Any]) -> None:
     for key, neutral in _ROOT_NEUTRAL.items():
         if key in body and body[key] not in neutral:
             raise _refused(f"The mapping parameter [{key}: {body[key]}]")
+    for entry in body.get("dynamic_templates") or []:
+        for name, spec in entry.items() if isinstance(entry, dict) else []:
+            check_dynamic_template(name, spec)
+
+
+_DYNAMIC_TEMPLATE_KEYS = {"match", "unmatch", "path_match", "path_unmatch", "match_mapping_type",
+                          "unmatch_mapping_type", "match_pattern", "mapping", "runtime"}  # fmt: skip
+
+
+def check_dynamic_template(name: str, spec: t.Any) -> None:
+    """A dynamic template's own keys, and its mapping's parameters when its type is fixed."""
+    if not isinstance(spec, dict):
+        raise EsError(
+            400, "mapper_parsing_exception", f"Failed to parse mapping: dynamic template [{name}] is not an object"
+        )
+    for key in spec:
+        if key == "runtime":
+            raise _refused(f"The dynamic template [{name}] with [runtime]")
+        if key not in _DYNAMIC_TEMPLATE_KEYS:
+            reason = f"Illegal dynamic template parameter: [{key}]"
+            raise EsError(400, "mapper_parsing_exception", f"Failed to parse mapping: {reason}",
+                          caused_by={"type": "illegal_argument_exception", "reason": reason})  # fmt: skip
+    mapping = spec.get("mapping") or {}
+    ftype = mapping.get("type") if isinstance(mapping, dict) else None
+    if isinstance(ftype, str) and "{" not in ftype:
+        check_field(f"<dynamic template {name}>", ftype, mapping)
