@@ -8,6 +8,7 @@ Dify's harness builds them; ``settle()`` waits until the write pipeline delivere
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -97,7 +98,7 @@ def test_writes_cannot_replace_another_owners_records(
     storage.settle()
     # A backend may reject the id collision (Dify's SQL control row raises ValueError) or keep it
     # apart; neither may alter the first owner's data.
-    for write in (
+    writes: tuple[Callable[[], None], ...] = (
         lambda: storage.run_writer(tenant=foreign_tenant, app=foreign_app).save(
             run().model_copy(update={"outputs": {"foreign": True}})
         ),
@@ -107,7 +108,8 @@ def test_writes_cannot_replace_another_owners_records(
         lambda: storage.node_writer(tenant=foreign_tenant, app=foreign_app).save_execution_data(
             node().model_copy(update={"outputs": {"foreign": True}})
         ),
-    ):
+    )
+    for write in writes:
         try:
             write()
             storage.settle()

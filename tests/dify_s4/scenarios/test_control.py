@@ -194,7 +194,7 @@ def test_migration_fallback_is_explicit_and_preserves_lookup_scope(
     with host.app.app_context():
         _sql_only_run(host)
         reader = host.runs()
-        calls = {
+        calls: dict[str, t.Callable[[], t.Any]] = {
             "scoped": lambda: reader.get_workflow_run_by_id("tenant-1", "app-1", "run-1"),
             "tenant": lambda: reader.get_workflow_run_by_id_and_tenant_id("tenant-1", "run-1"),
             "internal": lambda: reader.get_workflow_run_by_id_without_tenant("run-1"),

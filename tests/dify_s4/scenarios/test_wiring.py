@@ -82,7 +82,10 @@ def test_celery_mode_is_refused_naming_the_setting(make_host: HostFactory, setti
     with pytest.raises(DifyWiringError, match=f"{setting}=celery"):
         make_host(**modes)
     # Nothing was rebound: the host still builds its own SQL classes.
-    assert workflow_writers.SQLAlchemyWorkflowExecutionRepository.__module__ == "repositories.workflow.execution_writer"
+    assert (
+        vars(workflow_writers)["SQLAlchemyWorkflowExecutionRepository"].__module__
+        == "repositories.workflow.execution_writer"
+    )
 
 
 def test_logstore_mode_disables_difys_own_ext_logstore(make_host: HostFactory, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,8 +145,8 @@ def test_a_factory_of_an_unknown_shape_is_refused(
     with pytest.raises(DifyWiringError, match=f"{name} no longer constructs"):
         make_host()
     # Checked before anything is rebound: every factory still names the host's own classes.
-    assert workflow_writers.SQLAlchemyWorkflowNodeExecutionRepository.__module__.startswith("repositories.")
-    assert workflow_storage.DifyAPISQLAlchemyWorkflowRunRepository.__module__.startswith("repositories.")
+    assert vars(workflow_writers)["SQLAlchemyWorkflowNodeExecutionRepository"].__module__.startswith("repositories.")
+    assert vars(workflow_storage)["DifyAPISQLAlchemyWorkflowRunRepository"].__module__.startswith("repositories.")
 
 
 def test_the_package_sees_itself_inside_dify() -> None:
