@@ -26,7 +26,7 @@ from flask_difylogstore.settings import LogStoreSettings
 logger = logging.getLogger(__name__)
 
 #: Where ``init_app`` leaves the :class:`~flask_difylogstore.wiring.HostWiring` it detected and installed.
-WIRING_KEY = "difylogstore.wiring"
+WIRING_KEY = wiring.WIRING_KEY
 
 #: The process's extension instance (one per process, per-app state lives on each app).
 logstore = DifyLogStore()

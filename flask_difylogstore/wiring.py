@@ -49,6 +49,9 @@ CLASS_PATH_SETTINGS = {
     "api_workflow_node_execution": "API_WORKFLOW_NODE_EXECUTION_REPOSITORY",
 }
 
+#: Where ``ext_logstore.init_app`` leaves the :class:`HostWiring` it detected and installed.
+WIRING_KEY = "difylogstore.wiring"
+
 WRITERS_MODULE = "extensions.application_services.workflow_writers"
 STORAGE_MODULE = "extensions.application_services.workflow_storage"
 
@@ -125,6 +128,19 @@ class HostWiring:
             "settings": dict(self.settings),
             "notes": list(self.notes),
         }
+
+
+def host_summary(app: t.Any) -> dict[str, t.Any]:
+    """The Dify line and the classes Dify builds, for ``flask logstore status``.
+
+    What ``ext_logstore.init_app`` installed on ``app``; without it (the extension was set up some
+    other way), what detection finds now.
+    """
+    wiring = getattr(app, "extensions", {}).get(WIRING_KEY)
+    if not isinstance(wiring, HostWiring):
+        wiring = detect()
+        wiring.notes.append("ext_logstore.init_app did not run on this app: Dify's wiring was not changed")
+    return wiring.as_dict()
 
 
 def _dify_config() -> t.Any:
