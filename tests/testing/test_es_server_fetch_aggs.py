@@ -262,3 +262,14 @@ def test_bucket_order_and_formats_outside_the_subset(es: Elasticsearch, docs: st
     with pytest.raises(BadRequestError) as info:
         es.search(index=docs, size=0, aggs={"s": {"sum": {"field": "n", "format": "0.00"}}})
     assert "not implemented" in info.value.body["error"]["reason"]
+
+
+def test_range_aggregation_on_dates(es: Elasticsearch, docs: str) -> None:
+    # Reference "Range aggregation" on a date field: bounds parsed with the field's format, *_as_string keys
+    aggs = {"r": {"range": {"field": "ts", "ranges": [{"to": "2024-03-02"}, {"from": "2024-03-02||+1d"}]}}}
+    buckets = es.search(index=docs, size=0, aggs=aggs)["aggregations"]["r"]["buckets"]
+    assert [(b["key"], b["doc_count"]) for b in buckets] == [
+        ("*-2024-03-02T00:00:00.000Z", 1),
+        ("2024-03-03T00:00:00.000Z-*", 1),
+    ]
+    assert buckets[0]["to"] == 1709337600000.0 and buckets[1]["from_as_string"] == "2024-03-03T00:00:00.000Z"
