@@ -9,6 +9,7 @@ fallback, a failing control write, control-only updates) and
 from __future__ import annotations
 
 import typing as t
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -242,8 +243,26 @@ def test_save_is_accepted_while_the_log_store_is_down(
             host.node_writer().save(node())
             with host.sessions() as session:
                 assert session.get(WorkflowRun, "run-1") is not None
+            # Pause control does not depend on the log store either.
+            running = run("run-2").model_copy(update={"status": RunStatus.RUNNING, "finished_at": None})
+            host.run_writer().save(running)
+            pause = host.runs().create_workflow_pause("run-2", "actor-1", "state", [SchedulingPause("capacity")])
+            record = host.runs().get_pause_record(workspace_id="tenant-1", workflow_run_id="run-2")
+            assert record is not None and record.status == RunStatus.PAUSED
+            host.runs().resume_workflow_pause("run-2", pause)
         host.settle()
         fresh = host.nodes().get_execution_by_id("execution-1", "tenant-1")
         assert fresh is not None and fresh.outputs_dict == node().outputs
         stored = host.runs().get_workflow_run_by_id("tenant-1", "app-1", "run-1")
         assert stored is not None and stored.outputs_dict == run().outputs
+
+
+def test_pause_maintenance_and_message_refs_are_answered_by_the_sql_repository(storage: S4Storage) -> None:
+    """``prune_pauses`` and ``get_message_refs`` (S4 ``APIWorkflowRunRepository``) reach Dify's SQL repository."""
+    storage.run_writer().save(run().model_copy(update={"status": RunStatus.RUNNING, "finished_at": None}))
+    repo = storage.runs()
+    pause = repo.create_workflow_pause("run-1", "actor-1", "state", [SchedulingPause("capacity")])
+    assert list(repo.prune_pauses(pause.paused_at - timedelta(seconds=1), pause.paused_at)) == []
+    assert list(repo.prune_pauses(pause.paused_at + timedelta(seconds=1), pause.paused_at)) == [pause.id]
+    assert repo.get_workflow_pause("run-1") is None
+    assert repo.get_message_refs(app_id="app-1", workflow_run_ids=["run-1"]) == {}

@@ -167,3 +167,16 @@ def test_the_package_sees_itself_inside_dify() -> None:
         "api_workflow_run": "repositories.workflow.run_repository",
         "api_workflow_node_execution": "repositories.workflow.node_execution_repository",
     }
+
+
+def test_without_a_log_store_backend_nothing_is_rewired(
+    make_host: HostFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``LOGSTORE_BACKEND`` unset: the package stays out of the way (Dify keeps its own storage and extension)."""
+    sls_in_dify_config(monkeypatch)
+    host = make_host(run_mode="logstore", node_mode="logstore", LOGSTORE_BACKEND="none")
+    wiring = host.app.extensions[ext_logstore.WIRING_KEY]
+    assert wiring.line == "in-code" and wiring.classes == {}
+    assert vars(workflow_writers)["LogstoreWorkflowExecutionWriter"].__module__.startswith("repositories.")
+    assert vars(workflow_storage)["LogstoreWorkflowRunRepository"].__module__.startswith("repositories.")
+    assert difys_ext_logstore.is_enabled() is True
