@@ -124,8 +124,11 @@ def test_regexp_uses_lucene_syntax(es: Elasticsearch, docs: str) -> None:
     assert ids('"b"a[a-z]') == ["2"]
     with pytest.raises(BadRequestError) as info:
         es.search(index=docs, query={"regexp": {"status": "[ok"}})
-    assert info.value.error == "query_shard_exception"
-    assert "expected ']' at position 3" in str(info.value.body)
+    # a shard-level failure: search_phase_execution_exception "all shards failed", the cause in root_cause
+    assert info.value.error == "search_phase_execution_exception"
+    root = info.value.body["error"]["root_cause"][0]
+    assert root["type"] == "query_shard_exception" and "expected ']' at position 3" in root["reason"]
+    assert info.value.body["error"]["failed_shards"][0]["reason"]["type"] == "query_shard_exception"
 
 
 def test_terms_include_exclude_regex(es: Elasticsearch, docs: str) -> None:

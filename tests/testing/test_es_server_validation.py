@@ -102,7 +102,10 @@ def test_negative_from_and_size(es: Elasticsearch, docs: str) -> None:
 def test_scroll_batch_size_limit(es: Elasticsearch, docs: str) -> None:
     # search/30_limits.yml "Request window limits with scroll"
     _, error = _error(es, "GET", f"/{docs}/_search", scroll="1m", size="10010")
-    assert error["reason"].startswith("Batch size is too large, size must be less than or equal to: [10000]")
+    assert error["type"] == "search_phase_execution_exception"
+    assert error["root_cause"][0]["reason"].startswith(
+        "Batch size is too large, size must be less than or equal to: [10000]"
+    )
 
 
 def test_rest_total_hits_as_int(es: Elasticsearch, docs: str) -> None:
@@ -217,7 +220,12 @@ def test_malformed_bodies_are_client_errors(es: Elasticsearch, docs: str, body: 
     # parsing_exception or illegal_argument_exception), never with an internal error.
     status, error = _error(es, "POST", f"/{docs}/_search", body)
     assert status == 400
-    assert error["type"] in ("x_content_parse_exception", "parsing_exception", "illegal_argument_exception")
+    # parse-time refusals come as they are, shard-level ones wrapped in search_phase_execution_exception
+    assert error["root_cause"][0]["type"] in (
+        "x_content_parse_exception",
+        "parsing_exception",
+        "illegal_argument_exception",
+    )
 
 
 def test_time_values_and_point_in_time_keep_alive(es: Elasticsearch, docs: str) -> None:

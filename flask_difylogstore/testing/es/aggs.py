@@ -11,7 +11,7 @@ from collections import Counter
 from flask_difylogstore.testing.es import aggs_spec, datemath
 from flask_difylogstore.testing.es.body_check import not_implemented
 from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
-from flask_difylogstore.testing.es.errors import EsError, bad_request, parsing_error
+from flask_difylogstore.testing.es.errors import EsError, bad_request, parsing_error, shard_error
 from flask_difylogstore.testing.es.lucene_regex import NotTranslatable, RegexError, compile_lucene
 from flask_difylogstore.testing.es.mapping import TEXT_TYPES, coerce
 from flask_difylogstore.testing.es.query import Context, Matcher, compile_query
@@ -89,7 +89,7 @@ def _vals(doc: StoredDoc, field: str) -> list[t.Any]:
 def _check_field(env: _Env, field: str) -> str | None:
     ftype = env.field_type(field)
     if ftype in TEXT_TYPES:
-        raise bad_request(
+        raise shard_error(
             f"Fielddata is disabled on [{field}] in [{env.stores[0].name if env.stores else ''}]. "
             "Text fields are not optimised for operations that require per-document field data like "
             "aggregations and sorting, so these operations are disabled by default. Please use a keyword "
@@ -236,7 +236,7 @@ def _metric(
                 count += n if n or missing is None else 1
             return {"value": count}
         if ftype is not None and ftype in ("keyword", "flattened"):
-            raise bad_request(f"Field [{field}] of type [{ftype}] is not supported for aggregation [{kind}]")
+            raise shard_error(f"Field [{field}] of type [{ftype}] is not supported for aggregation [{kind}]")
         nums = _numbers(docs, field, params.get("missing"))
         if ftype == "date_nanos":
             nums = [n / 1_000_000 for n in nums]

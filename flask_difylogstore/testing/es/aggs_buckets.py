@@ -12,7 +12,7 @@ import typing as t
 from flask_difylogstore.testing.es import aggs_spec, datemath
 from flask_difylogstore.testing.es.aggs import _HANDLERS, Pair, _check_field, _Env, _run, _vals
 from flask_difylogstore.testing.es.body_check import not_implemented
-from flask_difylogstore.testing.es.errors import bad_request, parsing_error
+from flask_difylogstore.testing.es.errors import bad_request, parsing_error, shard_error
 
 _CAL = {
     "minute": "m", "1m": "m", "hour": "h", "1h": "h", "day": "d", "1d": "d", "week": "w", "1w": "w",
@@ -27,7 +27,7 @@ class DateBuckets:
         self.field = params["field"]
         ftype = _check_field(env, self.field)
         if ftype not in (None, "date", "date_nanos"):
-            raise bad_request(
+            raise shard_error(
                 f"Field [{self.field}] of type [{ftype}] is not supported for aggregation [date_histogram]"
             )
         self.nanos = ftype == "date_nanos"
@@ -238,7 +238,7 @@ def _histogram(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[
     field = params["field"]
     ftype = _check_field(env, field)
     if ftype in ("keyword", "flattened", "wildcard", "ip", "version", "constant_keyword"):
-        raise bad_request(f"Field [{field}] of type [{ftype}] is not supported for aggregation [histogram]")
+        raise shard_error(f"Field [{field}] of type [{ftype}] is not supported for aggregation [histogram]")
     try:
         interval = float(params.get("interval", 0))
         offset = float(params.get("offset", 0))

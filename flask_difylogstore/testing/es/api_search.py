@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import time
@@ -18,7 +19,7 @@ from flask_difylogstore.testing.es.body_check import (
     token,
 )
 from flask_difylogstore.testing.es.documents import IndexStore
-from flask_difylogstore.testing.es.errors import EsError, bad_request
+from flask_difylogstore.testing.es.errors import EsError, bad_request, search_phase_failure
 from flask_difylogstore.testing.es.routing import Request, Response, router
 from flask_difylogstore.testing.es.script import run_script
 from flask_difylogstore.testing.es.search import count, match_docs, search, url_query
@@ -46,6 +47,17 @@ def _targets(srv: Srv, req: Request, body: dict[str, t.Any] | None = None) -> li
     )
 
 
+@contextlib.contextmanager
+def _shard_failures(stores: list[IndexStore]) -> t.Iterator[None]:
+    """Errors a shard raises while executing come back wrapped as Elasticsearch wraps them."""
+    try:
+        yield
+    except EsError as exc:
+        if exc.shard and stores:
+            raise search_phase_failure(exc, exc.index or stores[0].name) from None
+        raise
+
+
 @router.route("GET POST", "_search", "{index}/_search")
 def search_route(srv: Srv, req: Request) -> Response:
     check_search_type(req.params)
@@ -57,7 +69,9 @@ def search_route(srv: Srv, req: Request) -> Response:
         time_value(req.params["scroll"], "scroll")
     with srv.cluster.lock:
         filters = srv.cluster.alias_filters(req.args.get("index"))
-        result = search(_targets(srv, req, body), body, req.params, now_ms, scroll=state, alias_filters=filters)
+        stores = _targets(srv, req, body)
+        with _shard_failures(stores):
+            result = search(stores, body, req.params, now_ms, scroll=state, alias_filters=filters)
     if body.get("pit"):
         result["pit_id"] = body["pit"]["id"]
     if state is not None:
@@ -109,7 +123,9 @@ def msearch(srv: Srv, req: Request) -> Response:
             check_search_type(params)
             with srv.cluster.lock:
                 filters = srv.cluster.alias_filters(index)
-                result = search(_targets(srv, sub, body), body, params, int(time.time() * 1000), alias_filters=filters)
+                stores = _targets(srv, sub, body)
+                with _shard_failures(stores):
+                    result = search(stores, body, params, int(time.time() * 1000), alias_filters=filters)
             responses.append({**result, "status": 200})
         except EsError as exc:
             responses.append({**exc.body(), "status": exc.status})
@@ -170,7 +186,9 @@ def count_route(srv: Srv, req: Request) -> Response:
     check_count_body(req.json(), req.body)
     with srv.cluster.lock:
         filters = srv.cluster.alias_filters(req.args.get("index"))
-        return 200, count(_targets(srv, req), req.json(), req.params, int(time.time() * 1000), filters)
+        stores = _targets(srv, req)
+        with _shard_failures(stores):
+            return 200, count(stores, req.json(), req.params, int(time.time() * 1000), filters)
 
 
 @router.route("POST", "{index}/_pit")

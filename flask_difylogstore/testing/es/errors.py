@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typing as t
 
+SHARD_LEVEL_TYPES = frozenset({"query_shard_exception", "parse_exception", "aggregation_execution_exception"})
+
 
 class EsError(Exception):
     """An error that the HTTP layer renders as ``{"error": {...}, "status": N}``."""
@@ -18,8 +20,12 @@ class EsError(Exception):
         root_cause: dict[str, t.Any] | None = None,
         caused_by: dict[str, t.Any] | None = None,
         extra: dict[str, t.Any] | None = None,
+        shard: bool = False,
     ) -> None:
         super().__init__(reason)
+        #: Raised while a shard executes a search (not while the request is parsed): the search
+        #: APIs report it as Elasticsearch does, inside a ``search_phase_execution_exception``.
+        self.shard = shard or type_ in SHARD_LEVEL_TYPES
         self.status = status
         self.type = type_
         self.reason = reason
@@ -66,3 +72,22 @@ def parsing_error(reason: str) -> EsError:
 
 def version_conflict(index: str, doc_id: str, reason: str) -> EsError:
     return EsError(409, "version_conflict_engine_exception", f"[{doc_id}]: {reason}", index=index)
+
+
+def shard_error(reason: str) -> EsError:
+    """An ``illegal_argument_exception`` a shard raises while executing a search (fielddata, field types)."""
+    return EsError(400, "illegal_argument_exception", reason, shard=True)
+
+
+def search_phase_failure(exc: EsError, index: str | None) -> EsError:
+    """A shard-level failure as the search APIs report it when every shard failed (one shard here)."""
+    cause = exc.cause()
+    failed = {"shard": 0, "index": index, "node": "local-node", "reason": cause}
+    return EsError(
+        exc.status,
+        "search_phase_execution_exception",
+        "all shards failed",
+        root_cause={k: v for k, v in cause.items() if k != "caused_by"},
+        caused_by=cause,
+        extra={"phase": "query", "grouped": True, "failed_shards": [failed]},
+    )

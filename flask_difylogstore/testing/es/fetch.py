@@ -13,7 +13,7 @@ import typing as t
 from flask_difylogstore.testing.es import datemath
 from flask_difylogstore.testing.es.body_check import not_implemented
 from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
-from flask_difylogstore.testing.es.errors import EsError, bad_request
+from flask_difylogstore.testing.es.errors import EsError, bad_request, shard_error
 from flask_difylogstore.testing.es.mapping import FLOAT_TYPES, KEYWORD_TYPES, TEXT_TYPES
 
 DocValueSpec = tuple[str, str | None]
@@ -31,7 +31,7 @@ class FetchOptions:
         self.docvalues = [_docvalue_spec(item) for item in raw_dv]
         limit = min((int(s.settings.get("index.max_docvalue_fields_search", "100")) for s in stores), default=100)
         if len(self.docvalues) > limit:
-            raise bad_request(
+            raise shard_error(
                 f"Trying to retrieve too many docvalue_fields. Must be less than or equal to: [{limit}] but was "
                 f"[{len(self.docvalues)}]. This limit can be set by changing the [index.max_docvalue_fields_search] "
                 "index level setting."
@@ -124,7 +124,7 @@ def _docvalues(store: IndexStore, doc: StoredDoc, field: str, fmt: str | None, *
     if ftype is None or ftype in ("object", "nested"):
         return []
     if ftype in TEXT_TYPES:
-        raise bad_request(
+        raise shard_error(
             f"Fielddata is disabled on [{field}] in [{store.name}]. Text fields are not optimised for operations "
             "that require per-document field data like aggregations and sorting, so these operations are disabled "
             "by default. Please use a keyword field instead."

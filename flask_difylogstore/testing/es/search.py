@@ -19,7 +19,7 @@ from flask_difylogstore.testing.es.body_check import (
     not_implemented,
 )
 from flask_difylogstore.testing.es.documents import IndexStore
-from flask_difylogstore.testing.es.errors import EsError, bad_request
+from flask_difylogstore.testing.es.errors import EsError, bad_request, shard_error
 from flask_difylogstore.testing.es.fetch import FetchOptions
 from flask_difylogstore.testing.es.query import Context, compile_query
 from flask_difylogstore.testing.es.sorting import Hit, _InnerSort, _normalize_sort, _SortField
@@ -110,7 +110,7 @@ def search(
     check_from(start)
     window = min((s.max_result_window for s in stores), default=10_000)
     if scroll is not None and size > window:
-        raise bad_request(
+        raise shard_error(
             f"Batch size is too large, size must be less than or equal to: [{window}] but was [{size}]. Scroll "
             "batch sizes cost as much memory as result windows so they are controlled by the "
             "[index.max_result_window] index level setting."

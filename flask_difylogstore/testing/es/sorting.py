@@ -12,7 +12,7 @@ import typing as t
 from flask_difylogstore.testing.es import datemath
 from flask_difylogstore.testing.es.body_check import not_implemented
 from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
-from flask_difylogstore.testing.es.errors import EsError, bad_request
+from flask_difylogstore.testing.es.errors import EsError, bad_request, shard_error
 from flask_difylogstore.testing.es.mapping import FLOAT_TYPES, INT_RANGES, TEXT_TYPES
 from flask_difylogstore.testing.es.query import Context
 
@@ -93,7 +93,7 @@ class _SortField:
                     index=stores[0].name if stores else None,
                 )
             if types & TEXT_TYPES:
-                raise bad_request(
+                raise shard_error(
                     "Text fields are not optimised for operations that require per-document field data "
                     "like aggregations and sorting, so these operations are disabled by default. Please use "
                     f"a keyword field instead. Alternatively, set fielddata=true on [{field}] in order to "
@@ -120,7 +120,7 @@ class _SortField:
             try:
                 return datemath.resolve(str(value), fmt, nanos=self.ftype == "date_nanos", now_ms=now_ms)
             except EsError:
-                raise bad_request(f"Failed to parse search_after value for field [{self.field}].") from None
+                raise shard_error(f"Failed to parse search_after value for field [{self.field}].") from None
         if self.numeric:
             if isinstance(value, bool):
                 return int(value)
@@ -129,7 +129,7 @@ class _SortField:
             try:
                 return float(value) if self.is_float else int(str(value))
             except ValueError:
-                raise bad_request(f"Failed to parse search_after value for field [{self.field}].") from None
+                raise shard_error(f"Failed to parse search_after value for field [{self.field}].") from None
         return str(value)
 
     def export(self, value: t.Any) -> t.Any:
