@@ -276,3 +276,16 @@ def test_range_aggregation_on_dates(es: Elasticsearch, docs: str) -> None:
         ("2024-03-03T00:00:00.000Z-*", 1),
     ]
     assert buckets[0]["to"] == 1709337600000.0 and buckets[1]["from_as_string"] == "2024-03-03T00:00:00.000Z"
+
+
+def test_typed_keys(es: Elasticsearch, docs: str) -> None:
+    # search/aggregation typed_keys (rest-api-spec search.json `typed_keys`): result names get the type prefix
+    aggs: dict[str, t.Any] = {
+        "s": {"terms": {"field": "status"}, "aggs": {"m": {"max": {"field": "n"}}}},
+        "l": {"terms": {"field": "n"}},
+        "d": {"terms": {"field": "x"}},
+        "h": {"date_histogram": {"field": "ts", "calendar_interval": "month"}},
+    }
+    found = es.search(index=docs, size=0, aggs=aggs, typed_keys=True)["aggregations"]
+    assert set(found) == {"sterms#s", "lterms#l", "dterms#d", "date_histogram#h"}
+    assert "max#m" in found["sterms#s"]["buckets"][0]

@@ -25,6 +25,7 @@ class _Env:
         self.stores = stores
         self.now_ms = now_ms
         self.buckets = 0
+        self.typed_keys = False
 
     def count_buckets(self, result: dict[str, t.Any]) -> None:
         """``search.max_buckets``: every bucket of the response counts, at every level."""
@@ -52,8 +53,28 @@ class _Env:
         return None
 
 
-def run_aggs(spec: dict[str, t.Any], docs: list[Pair], stores: list[IndexStore], now_ms: int) -> dict[str, t.Any]:
-    return _run(spec, docs, _Env(stores, now_ms))
+def run_aggs(
+    spec: dict[str, t.Any], docs: list[Pair], stores: list[IndexStore], now_ms: int, typed_keys: bool = False
+) -> dict[str, t.Any]:
+    env = _Env(stores, now_ms)
+    env.typed_keys = typed_keys
+    return _run(spec, docs, env)
+
+
+def _typed_name(kind: str, params: t.Any, env: _Env) -> str:
+    """``typed_keys``: the result's type prefix (``sterms#``, ``lterms#``, ``date_range#`` ...)."""
+    ftype = env.field_type(params.get("field", "")) if isinstance(params, dict) else None
+    if kind == "terms":
+        if ftype is None:
+            return "sterms"
+        if ftype in ("long", "integer", "short", "byte", "date", "date_nanos", "boolean"):
+            return "lterms"
+        if ftype == "unsigned_long":
+            return "ulterms"
+        return "dterms" if ftype in ("double", "float", "half_float", "scaled_float") else "sterms"
+    if kind == "range" and ftype in ("date", "date_nanos"):
+        return "date_range"
+    return kind
 
 
 def _run(spec: dict[str, t.Any], docs: list[Pair], env: _Env) -> dict[str, t.Any]:
@@ -75,7 +96,7 @@ def _run(spec: dict[str, t.Any], docs: list[Pair], env: _Env) -> dict[str, t.Any
         env.count_buckets(result)
         if "meta" in body:
             result["meta"] = body["meta"]
-        out[name] = result
+        out[f"{_typed_name(kind, params, env)}#{name}" if env.typed_keys else name] = result
     return out
 
 

@@ -116,16 +116,9 @@ def check_source(kind: str, params: t.Any) -> None:
 
 
 def too_many_buckets(count: int, limit: int = MAX_BUCKETS) -> EsError:
+    """``MultiBucketConsumerService.TooManyBucketsException``: a 400 raised on the shard."""
     reason = (
         f"Trying to create too many buckets. Must be less than or equal to: [{limit}] but was [{count}]. "
         "This limit can be set by changing the [search.max_buckets] cluster level setting."
     )
-    cause = {"type": "too_many_buckets_exception", "reason": reason, "max_buckets": limit}
-    return EsError(
-        400,
-        "search_phase_execution_exception",
-        "all shards failed",
-        root_cause=cause,
-        caused_by=cause,
-        extra={"phase": "query", "grouped": True},
-    )
+    return EsError(400, "too_many_buckets_exception", reason, extra={"max_buckets": limit}, shard=True)

@@ -110,7 +110,7 @@ def msearch(srv: Srv, req: Request) -> Response:
             raise bad_request("The msearch request must be terminated by a newline [\\n]")
         pairs.append((header, body))
     responses: list[dict[str, t.Any]] = []
-    base = {k: v for k, v in req.params.items() if k in ("rest_total_hits_as_int",)}
+    base = {k: v for k, v in req.params.items() if k in ("rest_total_hits_as_int", "typed_keys")}
     for header, body in pairs:
         index = header.get("index", req.args.get("index"))
         if isinstance(index, list):

@@ -116,18 +116,11 @@ def search(
             "[index.max_result_window] index level setting."
         )
     if scroll is None and start + size > window:
-        raise EsError(
-            400,
-            "search_phase_execution_exception",
-            "all shards failed",
-            root_cause={
-                "type": "illegal_argument_exception",
-                "reason": "Result window is too large, from + size must be less than or equal to: "
-                f"[{window}] but was [{start + size}]. See the scroll api for a more efficient way to "
-                "request large data sets. This limit can be set by changing the [index.max_result_window] "
-                "index level setting.",
-            },
-            extra={"phase": "query", "grouped": True},
+        raise shard_error(
+            "Result window is too large, from + size must be less than or equal to: "
+            f"[{window}] but was [{start + size}]. See the scroll api for a more efficient way to "
+            "request large data sets. This limit can be set by changing the [index.max_result_window] "
+            "index level setting."
         )
     hits = match_docs(stores, query, now_ms, alias_filters)
     if body.get("post_filter"):
@@ -204,7 +197,8 @@ def search(
     response["hits"] = hits_body
     aggs = body.get("aggs", body.get("aggregations"))
     if aggs:
-        response["aggregations"] = run_aggs(aggs, [(c, d) for c, d, _ in hits], stores, now_ms)
+        typed = params.get("typed_keys", "false").lower() in ("", "true")
+        response["aggregations"] = run_aggs(aggs, [(c, d) for c, d, _ in hits], stores, now_ms, typed)
     return response
 
 
