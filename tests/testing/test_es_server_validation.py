@@ -253,3 +253,11 @@ def test_dynamic_template_parameters_are_checked(es: Elasticsearch, index_name: 
             mappings={"dynamic_templates": [{"s": {"match": "*", "mapping": {"type": "keyword", "copy_to": "x"}}}]},
         )
     assert "[copy_to: x]" in info.value.body["error"]["reason"]
+
+
+def test_unknown_endpoint(es: Elasticsearch) -> None:
+    # RestController#handleBadRequest: "no handler found for uri [...] and method [...]" (400, a plain string)
+    with pytest.raises(ApiError) as info:
+        es.perform_request("GET", "/_no_such_api", headers={"accept": "application/json"})
+    assert info.value.meta.status == 400
+    assert info.value.body == {"error": "no handler found for uri [/_no_such_api] and method [GET]", "status": 400}

@@ -69,6 +69,8 @@ def health(srv: Srv, req: Request) -> Response:
     replicas = sum(int(s.settings.get("index.number_of_replicas", "1")) for s in stores)
     status = "yellow" if replicas else "green"
     wanted = req.params.get("wait_for_status")
+    if wanted is not None and wanted not in ("green", "yellow", "red"):
+        raise bad_request(f"unknown cluster health status [{wanted}]")
     timed_out = wanted == "green" and status != "green"
     return (408 if timed_out else 200), {
         "cluster_name": "local",

@@ -296,12 +296,8 @@ class LocalElasticsearchServer:
         parts = [unquote(p) for p in split.path.split("/") if p]
         params = dict(parse_qsl(split.query, keep_blank_values=True))
         found = router.match(method, parts)
-        if found is None:
-            raise EsError(
-                400,
-                "illegal_argument_exception",
-                f"request [{split.path}] contains unrecognized parameter or path",
-            )
+        if found is None:  # RestController#handleBadRequest: a plain error string, status 400
+            return 400, {"error": f"no handler found for uri [{raw_path}] and method [{method}]", "status": 400}
         handler, args, route = found
         params_check(method, route, split.path, params)
         if not body and "source" in params:  # a body passed in the URL (GET clients without bodies)
