@@ -261,3 +261,13 @@ def test_unknown_endpoint(es: Elasticsearch) -> None:
         es.perform_request("GET", "/_no_such_api", headers={"accept": "application/json"})
     assert info.value.meta.status == 400
     assert info.value.body == {"error": "no handler found for uri [/_no_such_api] and method [GET]", "status": 400}
+
+
+def test_wrong_method_on_a_known_endpoint(es: Elasticsearch, docs: str) -> None:
+    # RestController: "Incorrect HTTP method for uri [...] and method [...], allowed: [...]" (405)
+    with pytest.raises(ApiError) as info:
+        es.perform_request("PUT", f"/{docs}/_search", headers={"accept": "application/json"})
+    assert info.value.meta.status == 405
+    assert info.value.body["error"] == (
+        f"Incorrect HTTP method for uri [/{docs}/_search] and method [PUT], allowed: [GET, POST]"
+    )

@@ -41,6 +41,15 @@ Response = tuple[int, t.Any]
 Handler = Callable[["LocalElasticsearchServer", Request], Response]
 
 
+class MethodNotAllowed(Exception):
+    """A known path asked with a method it does not take."""
+
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        super().__init__(method)
+        self.method = method
+        self.allowed = allowed
+
+
 class Router:
     """Matches ``METHOD /seg/{placeholder}/...`` routes; ``{index}`` never matches an API word."""
 
@@ -61,7 +70,7 @@ class Router:
 
     def match(self, method: str, parts: list[str]) -> tuple[Handler, dict[str, str], str] | None:
         """The handler, the path placeholders and the route pattern (``{index}/_doc/{id}``) of a request."""
-        allowed = False
+        allowed: set[str] = set()
         for methods, segments, handler in self.routes:
             if len(segments) != len(parts):
                 continue
@@ -76,13 +85,12 @@ class Router:
             else:
                 if method in methods or (method == "HEAD" and "GET" in methods):
                     return handler, args, "/".join(segments)
-                allowed = True
+                allowed |= methods
         if allowed:
-            raise EsError(
-                405,
-                "method_not_allowed",
-                f"Incorrect HTTP method for uri [/{'/'.join(parts)}] and method [{method}]",
-            )
+            # RestController: 405 with a plain error string naming the allowed methods (EnumSet order)
+            order = ["GET", "POST", "PUT", "DELETE", "HEAD"]
+            names = sorted(allowed, key=order.index)
+            raise MethodNotAllowed(method, names)
         return None
 
 

@@ -29,7 +29,7 @@ from flask_difylogstore.testing.es.errors import EsError
 from flask_difylogstore.testing.es.faults import Faults
 from flask_difylogstore.testing.es.indices import Cluster
 from flask_difylogstore.testing.es.params import check as params_check
-from flask_difylogstore.testing.es.routing import Request, router
+from flask_difylogstore.testing.es.routing import MethodNotAllowed, Request, router
 
 if t.TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -295,7 +295,12 @@ class LocalElasticsearchServer:
         split = urlsplit(raw_path)
         parts = [unquote(p) for p in split.path.split("/") if p]
         params = dict(parse_qsl(split.query, keep_blank_values=True))
-        found = router.match(method, parts)
+        try:
+            found = router.match(method, parts)
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(exc.allowed)
+            reason = f"Incorrect HTTP method for uri [{raw_path}] and method [{method}], allowed: [{allowed}]"
+            return 405, {"error": reason, "status": 405}
         if found is None:  # RestController#handleBadRequest: a plain error string, status 400
             return 400, {"error": f"no handler found for uri [{raw_path}] and method [{method}]", "status": 400}
         handler, args, route = found
