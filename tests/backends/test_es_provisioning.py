@@ -142,6 +142,7 @@ def test_concurrent_starts_converge(es_settings: LogStoreSettings) -> None:
         thread.start()
     for thread in threads:
         thread.join(30)
+    assert not [thread for thread in threads if thread.is_alive()], "a start did not finish within 30 s"
     assert errors == []
     assert not backends[0].provision().changed
     for backend in backends:

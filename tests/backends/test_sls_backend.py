@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import time
+import typing as t
 import uuid
 from datetime import timedelta
 
 import pytest
 
 from flask_difylogstore.backends.aliyun_sls import AliyunSLSBackend
+from flask_difylogstore.backends.aliyun_sls.client import make_client
 from flask_difylogstore.backends.base import (
     AggregateQuery,
     Filter,
@@ -21,6 +24,7 @@ from flask_difylogstore.backends.base import (
 from flask_difylogstore.records import RecordKind
 from tests.backends.conftest import RunFactory
 from tests.backends.records import BASE_TIME
+from tests.backends.sls_transport import Attempts, count_attempts, record_sdk_sleeps
 
 
 def _ids(records: list) -> list[str]:  # type: ignore[type-arg]
@@ -167,15 +171,47 @@ def test_odd_ids_are_found_by_their_log_second(sls_backend: AliyunSLSBackend, ma
     assert {k: v.data for k, v in got.items()} == {r.id: r.data for r in runs}
 
 
-def test_ping_reports_reachability(sls_backend: AliyunSLSBackend, sls_server) -> None:  # type: ignore[no-untyped-def]
+def test_ping_reports_reachability(
+    sls_backend: AliyunSLSBackend, sls_server: t.Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A health check answers within its configured budget: the budget is passed down and nothing is retried."""
+    import flask_difylogstore.backends.aliyun_sls.backend as backend_module
+
+    budget = sls_backend.settings.check_connectivity_timeout
+    real_connect = socket.create_connection
+    connects: list[float | None] = []
+    probes: list[tuple[t.Any, Attempts]] = []  # each probe client ping builds, with its HTTP attempts
+    sleeps = record_sdk_sleeps(monkeypatch)
+
+    def connect(address: tuple[str, int], timeout: float | None = None) -> socket.socket:
+        connects.append(timeout)
+        return real_connect(address, timeout=timeout)
+
+    def probe_client(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        client = make_client(*args, **kwargs)
+        probes.append((client, count_attempts(client, monkeypatch)))
+        return client
+
+    monkeypatch.setattr(backend_module.socket, "create_connection", connect)
+    monkeypatch.setattr(backend_module, "make_client", probe_client)
     assert sls_backend.ping().ok
+    assert connects == [budget] and [client.timeout for client, _ in probes] == [budget]
+
     sls_server.faults.refuse_connections()
     try:
-        started = time.perf_counter()
         result = sls_backend.ping()
-        assert not result.ok and result.error and time.perf_counter() - started < 3
+        assert not result.ok and result.error
+        assert connects == [budget, budget] and len(probes) == 1  # refused at connect: no SDK request at all
     finally:
         sls_server.faults.accept_connections()
+
+    # Reachable but failing: one SDK attempt, no retry sleep (the stock SDK would retry ten times, 1 s apart).
+    sls_server.faults.fail_next(1, status=503, code="ServerBusy")
+    result = sls_backend.ping()
+    assert not result.ok and "ServerBusy" in (result.error or "")
+    client, attempts = probes[-1]
+    assert len(probes) == 2 and client.timeout == budget
+    assert len(attempts.calls) == 1 and sleeps.calls == []
 
 
 def test_ip_port_endpoint_reaches_the_server(sls_settings, sls_server) -> None:  # type: ignore[no-untyped-def]

@@ -114,6 +114,7 @@ def test_concurrent_starts_all_succeed_and_converge(sls_settings: AliyunSLSSetti
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
+    assert not [thread for thread in threads if thread.is_alive()], "a start did not finish within 30 s"
     assert errors == []
     final = AliyunSLSBackend(sls_settings).provision(dry_run=True)
     assert not final.changed
