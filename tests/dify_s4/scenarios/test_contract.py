@@ -333,3 +333,56 @@ def test_node_history_is_not_silently_truncated_at_remote_page_size(storage: S4S
     assert len({execution.id for execution in details}) == 1001
     history = storage.node_writer().get_by_workflow_execution("run-1", OrderConfig(["index"], "asc"))
     assert [execution.index for execution in history] == list(range(1001))
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed", "exception", "stopped"])
+def test_a_delayed_snapshot_cannot_undo_a_finished_node(storage: S4Storage, status: str) -> None:
+    """Follows ``test_celery_reordered_and_repeated_deliveries_preserve_latest_state`` (and the S4 port's
+    "delayed/repeated snapshots must not undo that progress"): here the stale RUNNING snapshot is saved after
+    the final one, which the package's versions rank below any final status."""
+    writer = storage.node_writer()
+    running = node().model_copy(update={"status": NodeStatus.RUNNING, "finished_at": None, "outputs": {}})
+    writer.save(running)
+    writer.save(node().model_copy(update={"status": NodeStatus(status), "outputs": {"answer": "latest"}}))
+    storage.settle()
+    writer.save(running)
+    storage.settle()
+    actual = storage.nodes().get_execution_by_id("execution-1", "tenant-1")
+    assert actual is not None
+    assert actual.status == status
+    assert actual.outputs_dict == {"answer": "latest"}
+    assert [n.status for n in storage.node_writer().get_by_workflow_execution("run-1")] == [NodeStatus(status)]
+
+
+@pytest.mark.parametrize("deliver_pause_first", [False, True])
+def test_a_resumed_node_is_read_as_its_latest_attempt(storage: S4Storage, deliver_pause_first: bool) -> None:
+    """Follows ``test_celery_resumed_node_rejects_pre_pause_deliveries``: a node paused, then run again with a
+    later ``created_at`` under the same id, is one node in its resumed attempt everywhere it is read."""
+    writer = storage.node_writer()
+    paused = node().model_copy(update={"status": NodeStatus.PAUSED})
+    resumed = node().model_copy(
+        update={
+            "status": NodeStatus.RUNNING,
+            "created_at": START + timedelta(minutes=1),
+            "finished_at": None,
+            "outputs": {},
+        }
+    )
+    finished = resumed.model_copy(
+        update={"status": NodeStatus.SUCCEEDED, "finished_at": START + timedelta(minutes=2), "outputs": {"a": "r"}}
+    )
+    writer.save(paused)
+    if deliver_pause_first:
+        storage.settle()
+    writer.save(resumed)
+    writer.save(finished)
+    storage.settle()
+    actual = storage.nodes().get_execution_by_id(paused.id, "tenant-1")
+    assert actual is not None
+    assert actual.status == NodeStatus.SUCCEEDED
+    assert actual.created_at == resumed.created_at
+    assert actual.outputs_dict == finished.outputs
+    details = storage.nodes().get_executions_by_workflow_run("tenant-1", "app-1", "run-1")
+    assert [(d.id, d.created_at, d.status) for d in details] == [(paused.id, resumed.created_at, "succeeded")]
+    history = storage.node_writer().get_by_workflow_execution("run-1")
+    assert [(h.id, h.created_at) for h in history] == [(paused.id, resumed.created_at)]
