@@ -271,3 +271,17 @@ def test_wrong_method_on_a_known_endpoint(es: Elasticsearch, docs: str) -> None:
     assert info.value.body["error"] == (
         f"Incorrect HTTP method for uri [/{docs}/_search] and method [PUT], allowed: [GET, POST]"
     )
+
+
+def test_cat_indices_headers_sort_and_formats(es: Elasticsearch, index_name: str) -> None:
+    # cat.indices/10_basic.yml: `v` headers, `s` sort keys, aligned text; other formats refused here
+    es.indices.create(index=f"{index_name}-b", settings={"number_of_replicas": 0})
+    es.indices.create(index=f"{index_name}-a", settings={"number_of_replicas": 0})
+    es.index(index=f"{index_name}-a", document={"x": 1}, refresh=True)
+    text = es.cat.indices(index=f"{index_name}-*", v=True, s="index:desc", h="index,docs.count").body
+    lines = text.splitlines()
+    assert lines[0].split() == ["index", "docs.count"]
+    assert [line.split()[0] for line in lines[1:]] == [f"{index_name}-b", f"{index_name}-a"]
+    assert len({len(line) for line in lines}) == 1  # one column width for every row
+    _, error = _error(es, "GET", f"/_cat/indices/{index_name}-*", format="yaml")
+    assert "not implemented" in error["reason"]

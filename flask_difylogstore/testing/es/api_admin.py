@@ -123,13 +123,48 @@ def cat_indices(srv: Srv, req: Request) -> Response:
                     "dataset.size": size,
                 }
             )
+    return _cat_table(req, rows)
+
+
+_RIGHT_ALIGNED = {"pri", "rep", "docs.count", "docs.deleted", "store.size", "pri.store.size", "dataset.size"}
+
+
+def _cat_table(req: Request, rows: list[dict[str, t.Any]]) -> Response:
+    """``_cat`` output: ``h`` columns, ``s`` sort keys (``col:desc``), ``v`` headers, aligned text or JSON."""
+    fmt = req.params.get("format", "text")
+    if fmt not in ("text", "json"):
+        raise bad_request(
+            f"[format={fmt}] on _cat APIs is not implemented by this local Elasticsearch-compatible server"
+        )
+    columns = list(rows[0]) if rows else []
     if "h" in req.params:
-        cols = req.params["h"].split(",")
-        rows = [{c: r.get(c, "") for c in cols} for r in rows]
-    if req.params.get("format") == "json":
+        columns = [c for c in req.params["h"].split(",") if c]
+        rows = [{c: r.get(c, "") for c in columns} for r in rows]
+    for spec in reversed([p for p in req.params.get("s", "").split(",") if p]):
+        column, _, order = spec.partition(":")
+        if rows and column not in rows[0]:
+            raise bad_request(f"Unable to sort by unknown sort key `{column}`")
+
+        def key(row: dict[str, t.Any], column: str = column) -> t.Any:
+            value = str(row.get(column, ""))
+            return (0, int(value), "") if value.isdigit() else (1, 0, value)
+
+        rows.sort(key=key, reverse=order == "desc")
+    if fmt == "json":
         return 200, rows
-    text = "\n".join(" ".join(str(v) for v in r.values()) for r in rows)
-    return 200, (text + "\n" if text else "").encode()
+    table = [[str(r.get(c, "")) for c in columns] for r in rows]
+    if req.flag("v"):
+        table.insert(0, columns)
+    widths = [max((len(row[i]) for row in table), default=0) for i in range(len(columns))]
+    header = 1 if req.flag("v") else 0
+    lines = []
+    for n, row in enumerate(table):
+        cells = [
+            cell.rjust(w) if c in _RIGHT_ALIGNED and n >= header else cell.ljust(w)
+            for cell, w, c in zip(row, widths, columns, strict=True)
+        ]
+        lines.append(" ".join(cells).rstrip())
+    return 200, ("".join(line + "\n" for line in lines)).encode()
 
 
 @router.route("GET", "_stats", "{index}/_stats")

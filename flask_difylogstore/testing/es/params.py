@@ -250,8 +250,8 @@ APIS: dict[str, tuple[set[str], set[str]]] = {
         },
     ),
     "cat.indices": (
-        {"format", "h", "bytes", "local", "master_timeout", "expand_wildcards"},
-        {"health", "help", "include_unloaded_segments", "pri", "s", "time", "v"},
+        {"format", "h", "bytes", "local", "master_timeout", "expand_wildcards", "s", "v"},
+        {"health", "help", "include_unloaded_segments", "pri", "time"},
     ),
 }
 
