@@ -192,7 +192,7 @@ def test_ping_reports_reachability(
         probes.append((client, count_attempts(client, monkeypatch)))
         return client
 
-    monkeypatch.setattr(backend_module.socket, "create_connection", connect)
+    monkeypatch.setattr(socket, "create_connection", connect)  # the backend module calls socket.create_connection
     monkeypatch.setattr(backend_module, "make_client", probe_client)
     assert sls_backend.ping().ok
     assert connects == [budget] and [client.timeout for client, _ in probes] == [budget]
