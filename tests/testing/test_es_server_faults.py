@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import typing as t
 
 import elasticsearch
@@ -81,8 +80,7 @@ def test_delay_triggers_client_timeout(es: Elasticsearch, es_server: LocalElasti
     with pytest.raises(elasticsearch.ConnectionTimeout):
         es.options(request_timeout=0.1).info()
     es_server.faults.delay(0)
-    time.sleep(0.5)
-    assert es.info()["tagline"]
+    assert es.info()["tagline"]  # a new request is answered at once, whatever the timed-out one does
 
 
 def test_refused_connections(es: Elasticsearch, es_server: LocalElasticsearchServer) -> None:
