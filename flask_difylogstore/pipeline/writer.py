@@ -152,7 +152,12 @@ class Writer:
                 self.breaker.release_probe()
             feed.sleep(wait)
             return
-        self.deliver(batch)
+        try:
+            self.deliver(batch)
+        except BaseException:
+            if probe:  # without an outcome the probe must not stay claimed, or no writer would send again
+                self.breaker.release_probe()
+            raise
 
     def is_provisioned(self) -> bool:
         if not self.provisioned:
