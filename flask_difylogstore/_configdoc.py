@@ -60,9 +60,11 @@ def render_configuration_reference() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "Every setting is read from the environment or the `.env` file (the environment wins); keyword",
-        "arguments to `LogStoreSettings(...)` win over both. Names are case-insensitive. An invalid value",
-        "fails `init_app` with one `LogStoreConfigError` listing every bad variable.",
+        "Every setting is read from the environment, the `.env` file or a file of the same name in the",
+        "secrets directory (`LOGSTORE_SECRETS_DIR`, else `/run/secrets` when it exists: Docker and Kubernetes",
+        "secrets), in that order of precedence; keyword arguments to `LogStoreSettings(...)` win over all",
+        "three. Names are case-insensitive. An invalid value fails `init_app` with one `LogStoreConfigError`",
+        "listing every bad variable (secret values are never shown, passwords in URLs are masked).",
         "",
         "This page is generated from the settings classes (`python -m flask_difylogstore config-reference`).",
     ]
