@@ -59,7 +59,12 @@ PER_FIELD: dict[str, tuple[set[str], set[str]]] = {
     "wildcard": ({"value", "wildcard", "case_insensitive", "rewrite"}, set()),
     "regexp": ({"value", "flags", "flags_value", "case_insensitive", "max_determinized_states", "rewrite"}, set()),
 }  # fmt: skip
-_OFF_VALUES = {"slop": (0, "0"), "zero_terms_query": ("none", "NONE"), "relation": ("intersects", "INTERSECTS")}
+_OFF_VALUES = {
+    "slop": (0, "0"),
+    "zero_terms_query": ("none", "NONE"),
+    "relation": ("intersects", "INTERSECTS"),
+}
+_NEUTRAL_BY_QUERY = {("query_string", "type"): ("best_fields",)}
 KNOWN_ELSEWHERE = {
     "nested", "has_child", "has_parent", "parent_id", "geo_bounding_box", "geo_distance", "geo_grid", "geo_polygon",
     "geo_shape", "shape", "script", "script_score", "function_score", "fuzzy", "more_like_this", "percolate",
@@ -73,6 +78,8 @@ KNOWN_ELSEWHERE = {
 def _check(kind: str, params: dict[str, t.Any], accepted: set[str], refused: set[str]) -> None:
     for key, value in params.items():
         if key in _OFF_VALUES and value in _OFF_VALUES[key]:
+            continue
+        if value in _NEUTRAL_BY_QUERY.get((kind, key), ()):
             continue
         if key in refused or key in _REFUSED_COMMON or key in _OFF_VALUES:
             raise not_implemented(f"[{kind}] query parameter [{key}]")

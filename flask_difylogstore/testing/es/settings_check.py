@@ -32,7 +32,8 @@ NEUTRAL = {
     "index.unassigned.node_left.delayed_timeout", "index.write.wait_for_active_shards", "index.format",
     "index.soft_deletes.enabled", "index.soft_deletes.retention_lease.period", "index.flush_after_merge",
     "index.query.default_field", "index.auto_expand_replicas", "index.default_pipeline", "index.final_pipeline",
-    "index.hidden", "index.mode", "index.blocks.read_only", "index.blocks.read_only_allow_delete",
+    "index.hidden", "index.mode", "index.mapping.ignore_malformed", "index.mapping.coerce",
+    "index.blocks.read_only", "index.blocks.read_only_allow_delete",
     "index.blocks.read", "index.blocks.write", "index.blocks.metadata", "index.similarity.default.type",
 }  # fmt: skip
 NEUTRAL_PREFIXES = (
@@ -55,6 +56,8 @@ _DEFAULTS = {
     "index.blocks.write": ("false",),
     "index.blocks.metadata": ("false",),
     "index.similarity.default.type": ("BM25",),
+    "index.mapping.ignore_malformed": ("false",),
+    "index.mapping.coerce": ("true",),
 }
 _INTEGERS = {"index.number_of_shards", "index.number_of_replicas", "index.max_result_window",
              "index.mapping.total_fields.limit", "index.max_refresh_listeners", "index.max_docvalue_fields_search",
