@@ -81,8 +81,8 @@ class RecordQuery:
     ``id`` as a final tie-breaker when it is not in ``order_by``. ``limit=None`` means every
     matching row: the backend pages past its own caps instead of truncating.
     ``fields`` restricts the returned fields (``id``, ``log_version`` and the owner fields are always
-    included); ``None`` returns everything. ``keyword`` matches entities whose payload fields or
-    error contain it (case-insensitive).
+    included); ``None`` returns everything. ``keyword`` matches entities whose payload fields
+    (inputs, outputs, process data — as Dify's app-log search) contain it (case-insensitive).
     """
 
     kind: RecordKind

@@ -112,6 +112,7 @@ def test_composite_aggregation_body_and_rows(builder: QueryBuilder) -> None:
         "calendar_interval": "day",
         "time_zone": "Asia/Shanghai",
         "format": "yyyy-MM-dd",
+        "missing_bucket": True,
     }
     assert composite["sources"][1]["g1"]["terms"] == {"field": "status", "missing_bucket": True}
     assert body["aggs"]["groups"]["aggs"]["m1"]["cardinality"]["field"] == "created_by"

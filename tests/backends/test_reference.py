@@ -249,26 +249,12 @@ AGGREGATES: list[tuple[tuple[Metric, ...], tuple[GroupBy, ...]]] = [
 ]
 
 
-def _null_day_bucket_gap(request: pytest.FixtureRequest, name: str, groups: tuple[GroupBy, ...]) -> None:
-    """Elasticsearch drops entities whose day field is null from day groups; the reference keeps a ``None`` day.
-
-    ``QueryBuilder._source`` (flask_difylogstore/backends/elasticsearch/query.py) builds the composite
-    ``date_histogram`` source without ``"missing_bucket": true``, unlike its ``terms`` sources; Elasticsearch's
-    composite aggregation docs ("Missing bucket") say such documents are then ignored.
-    """
-    if name == "elasticsearch" and any(g.day_in_timezone and g.field != "created_at" for g in groups):
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="ES day groups on a nullable date omit the null bucket")
-        )
-
-
 @pytest.mark.parametrize("spec", AGGREGATES, ids=[str(i) for i in range(len(AGGREGATES))])
 def test_aggregates_match_the_reference(
     loaded: Loaded, spec: tuple[tuple[Metric, ...], tuple[GroupBy, ...]], request: pytest.FixtureRequest
 ) -> None:
     backend, reference = loaded.backend, loaded.reference
     metrics, groups = spec
-    _null_day_bucket_gap(request, loaded.name, groups)
     for scope in (Scope("t1"), Scope("t1", "a2"), Scope("t2", "a2"), Scope("nobody")):
         for filters in ((), (Filter("status", "ne", "running"),)):
             query = AggregateQuery(RecordKind.RUN, scope, metrics, groups, filters)

@@ -272,6 +272,8 @@ class QueryBuilder:
                     "calendar_interval": "day",
                     "time_zone": group.day_in_timezone,
                     "format": DAY_FORMAT,
+                    # Entities without the date form a null day, as in the other backends.
+                    "missing_bucket": True,
                 }
             }
         return {"terms": {"field": field, "missing_bucket": True}}
