@@ -112,8 +112,8 @@ def build_health_report(state: LogStoreState) -> HealthReport:
         ping = PingResult(state.backend.name, False, 0.0, f"{type(exc).__name__}: {exc}")
     if ping.error:
         ping = dataclasses.replace(ping, error=mask_url_credentials(ping.error))
-    if state.gate is not None and state.gate.deferred:
-        state.gate.check()  # a `flask logstore` command did not provision: a dry run tells
+    if state.gate is not None and state.gate.deferred and ping.ok:
+        state.gate.check()  # a `flask logstore` command did not provision: a dry run tells (if reachable)
     provisioning = state.gate.snapshot() if state.gate is not None else {}
     pipeline = state.sink.stats() if state.sink is not None else {}
     checks = {"backend": Check(ping.ok, "" if ping.ok else f"{ping.name} unreachable: {ping.error}")}
