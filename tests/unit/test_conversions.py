@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, MappedAsDataclass, mapped_column
 
 from flask_difylogstore import conversions, payloads
+from flask_difylogstore.dify import compat
 from flask_difylogstore.dify.entities import WorkflowExecution, WorkflowNodeExecution
 from flask_difylogstore.dify.enums import (
     NodeType,
@@ -142,7 +143,7 @@ def test_unknown_metadata_keys_round_trip() -> None:
     """A key a newer engine wrote (graphon's ``completed_reason`` read by an older enum) is kept as a string."""
     metadata = conversions.metadata_from_text('{"total_tokens": 1, "from_the_future": 2}')
     assert metadata == {WorkflowNodeExecutionMetadataKey.TOTAL_TOKENS: 1, "from_the_future": 2}
-    assert isinstance(next(iter(metadata)), WorkflowNodeExecutionMetadataKey)
+    assert isinstance(next(iter(metadata)), compat.WorkflowNodeExecutionMetadataKey)
     entity = conversions.node_entity(
         conversions.node_data(make_node(), OWNER, {})
         | {"execution_metadata": '{"total_tokens": 1, "from_the_future": 2}'}
