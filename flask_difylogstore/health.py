@@ -102,6 +102,14 @@ def pipeline_checks(pipeline: dict[str, t.Any], settings: LogStoreSettings) -> d
     return checks
 
 
+def _unreachable(ping: PingResult) -> bool:
+    """The ping failed for want of a connection (a dry run would only wait for the same timeout)."""
+    if ping.ok:
+        return False
+    error = (ping.error or "").lower()
+    return any(word in error for word in ("connect", "timed out", "timeout", "unreachable", "refused", "resolve"))
+
+
 def build_health_report(state: LogStoreState) -> HealthReport:
     """Ping the backend and collect provisioning and pipeline figures and checks."""
     if state.backend is None:
@@ -112,8 +120,8 @@ def build_health_report(state: LogStoreState) -> HealthReport:
         ping = PingResult(state.backend.name, False, 0.0, f"{type(exc).__name__}: {exc}")
     if ping.error:
         ping = dataclasses.replace(ping, error=mask_url_credentials(ping.error))
-    if state.gate is not None and state.gate.deferred and ping.ok:
-        state.gate.check()  # a `flask logstore` command did not provision: a dry run tells (if reachable)
+    if state.gate is not None and state.gate.deferred and not _unreachable(ping):
+        state.gate.check()  # a `flask logstore` command did not provision: a dry run tells
     provisioning = state.gate.snapshot() if state.gate is not None else {}
     pipeline = state.sink.stats() if state.sink is not None else {}
     checks = {"backend": Check(ping.ok, "" if ping.ok else f"{ping.name} unreachable: {ping.error}")}
