@@ -123,8 +123,10 @@ def test_rest_total_hits_as_int(es: Elasticsearch, docs: str) -> None:
 
 def test_unknown_aggregation_parameters_and_types(es: Elasticsearch, docs: str) -> None:
     # ObjectParser: "[terms] unknown field [x]"; AggregatorFactories: "Unknown aggregation type [x]"
-    _, error = _error(es, "POST", f"/{docs}/_search", {"aggs": {"a": {"terms": {"field": "status", "sizee": 1}}}})
-    assert (error["type"], error["reason"]) == ("x_content_parse_exception", "[terms] unknown field [sizee]")
+    raw = '{"aggs": {"a": {"terms": {"field": "status",\n  "sizee": 1}}}}'
+    _, error = _error(es, "POST", f"/{docs}/_search", raw)
+    # XContentParseException carries Jackson's location of the field name: line 2, column 3
+    assert (error["type"], error["reason"]) == ("x_content_parse_exception", "[2:3] [terms] unknown field [sizee]")
     _, error = _error(es, "POST", f"/{docs}/_search", {"aggs": {"a": {"termz": {"field": "status"}}}})
     assert error["type"] == "parsing_exception" and error["reason"].startswith("Unknown aggregation type [termz]")
     _, error = _error(es, "POST", f"/{docs}/_search", {"aggs": {"a": {"percentiles": {"field": "n"}}}})

@@ -26,6 +26,7 @@ class _Env:
         self.now_ms = now_ms
         self.buckets = 0
         self.typed_keys = False
+        self.path: tuple[str | int, ...] = ("aggs",)
 
     def count_buckets(self, result: dict[str, t.Any]) -> None:
         """``search.max_buckets``: every bucket of the response counts, at every level."""
@@ -54,10 +55,16 @@ class _Env:
 
 
 def run_aggs(
-    spec: dict[str, t.Any], docs: list[Pair], stores: list[IndexStore], now_ms: int, typed_keys: bool = False
+    spec: dict[str, t.Any],
+    docs: list[Pair],
+    stores: list[IndexStore],
+    now_ms: int,
+    typed_keys: bool = False,
+    top_key: str = "aggs",
 ) -> dict[str, t.Any]:
     env = _Env(stores, now_ms)
     env.typed_keys = typed_keys
+    env.path = (top_key,)
     return _run(spec, docs, env)
 
 
@@ -91,8 +98,18 @@ def _run(spec: dict[str, t.Any], docs: list[Pair], env: _Env) -> dict[str, t.Any
         kind = kinds[0]
         params = body[kind]
         aggs_spec.check_type(name, kind)
-        aggs_spec.check_params(name, kind, params)
-        result = _HANDLERS[kind](params, docs, env, sub)
+        try:
+            aggs_spec.check_params(name, kind, params)
+        except EsError as exc:
+            if exc.field_key is not None:
+                exc.path = (*env.path, name, kind, exc.field_key)
+            raise
+        saved = env.path
+        env.path = (*saved, name, "aggs" if "aggs" in body else "aggregations")
+        try:
+            result = _HANDLERS[kind](params, docs, env, sub)
+        finally:
+            env.path = saved
         env.count_buckets(result)
         if "meta" in body:
             result["meta"] = body["meta"]

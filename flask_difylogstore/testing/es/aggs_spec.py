@@ -65,7 +65,9 @@ KNOWN_ELSEWHERE = {
 
 
 def unknown_field(kind: str, key: str) -> EsError:
-    return EsError(400, "x_content_parse_exception", f"[{kind}] unknown field [{key}]")
+    error = EsError(400, "x_content_parse_exception", f"[{kind}] unknown field [{key}]")
+    error.field_key = key
+    return error
 
 
 def check_type(name: str, kind: str) -> None:

@@ -150,7 +150,9 @@ def update_doc(srv: Srv, req: Request) -> Response:
         if key in ("_source", "fields"):
             raise not_implemented(f"[{key}] in an update request")
         if key not in _UPDATE_KEYS:
-            raise EsError(400, "x_content_parse_exception", f"[UpdateRequest] unknown field [{key}]")
+            error = EsError(400, "x_content_parse_exception", f"[UpdateRequest] unknown field [{key}]")
+            error.path = (key,)
+            raise error
     with srv.cluster.lock:
         _require_alias(srv, req, req.args["index"])
         store = srv.cluster.write_target(req.args["index"])

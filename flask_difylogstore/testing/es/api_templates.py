@@ -43,8 +43,10 @@ PHASE_ACTIONS = {
 }  # fmt: skip
 
 
-def _unknown(section: str, key: str) -> EsError:
-    return EsError(400, "x_content_parse_exception", f"[{section}] unknown field [{key}]")
+def _unknown(section: str, key: str, *path: str) -> EsError:
+    error = EsError(400, "x_content_parse_exception", f"[{section}] unknown field [{key}]")
+    error.path = (*path, key)  # reported with its [line:col]
+    return error
 
 
 def _normalise_section(section: t.Any) -> dict[str, t.Any]:
@@ -52,7 +54,7 @@ def _normalise_section(section: t.Any) -> dict[str, t.Any]:
         raise EsError(400, "x_content_parse_exception", "[template] failed to parse field [template]")
     for key in section:
         if key not in _TEMPLATE_KEYS:
-            raise _unknown("template", key)
+            raise _unknown("template", key, "template")
         if key in ("lifecycle", "data_stream_options"):
             raise not_implemented(f"[template.{key}]")
     out: dict[str, t.Any] = {}
@@ -220,7 +222,7 @@ def normalise_policy(policy: t.Any) -> dict[str, t.Any]:
         raise EsError(400, "x_content_parse_exception", "[put_lifecycle_request] failed to parse field [policy]")
     for key in policy:
         if key not in ("phases", "_meta", "deprecated"):
-            raise _unknown("lifecycle_policy", key)
+            raise _unknown("lifecycle_policy", key, "policy")
     out: dict[str, t.Any] = {k: copy.deepcopy(v) for k, v in policy.items() if k != "phases"}
     phases: dict[str, t.Any] = {}
     ages: list[tuple[str, str, int]] = []
@@ -230,7 +232,7 @@ def normalise_policy(policy: t.Any) -> dict[str, t.Any]:
         spec = spec or {}
         for key in spec:
             if key not in ("min_age", "actions"):
-                raise _unknown("phase", key)
+                raise _unknown("phase", key, "policy", "phases", phase)
         min_age = str(spec.get("min_age", "0ms"))
         try:
             ages.append((phase, min_age, parse_duration_ms(min_age)))

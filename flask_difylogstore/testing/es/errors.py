@@ -26,6 +26,10 @@ class EsError(Exception):
         #: Raised while a shard executes a search (not while the request is parsed): the search
         #: APIs report it as Elasticsearch does, inside a ``search_phase_execution_exception``.
         self.shard = shard or type_ in SHARD_LEVEL_TYPES
+        #: The body path of the field name an ``x_content_parse_exception`` is about; the server
+        #: prefixes the reason with its ``[line:col]``, as Jackson's location does in Elasticsearch.
+        self.path: tuple[str | int, ...] | None = None
+        self.field_key: str | None = None
         self.status = status
         self.type = type_
         self.reason = reason

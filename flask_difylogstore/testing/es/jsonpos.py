@@ -86,3 +86,58 @@ def top_level(raw: bytes) -> dict[str, tuple[Position, Position]]:
         if scan.i >= len(raw) or raw[scan.i] != 0x2C:
             return out
         scan.i += 1
+
+
+def key_positions(raw: bytes) -> dict[tuple[str | int, ...], Position]:
+    """The position of every field name in ``raw``, by its path (array items by index)."""
+    scan = _Scanner(raw)
+    out: dict[tuple[str | int, ...], Position] = {}
+
+    def value(path: tuple[str | int, ...]) -> None:
+        scan.skip_ws()
+        if scan.i >= len(raw):
+            return
+        ch = raw[scan.i]
+        if ch == 0x7B:  # {
+            scan.i += 1
+            while True:
+                scan.skip_ws()
+                if scan.i >= len(raw) or raw[scan.i] != 0x22:
+                    scan.i += 1 if scan.i < len(raw) and raw[scan.i] == 0x7D else 0
+                    return
+                where = scan.pos()
+                key = scan.string()
+                out.setdefault((*path, key), where)
+                scan.skip_ws()
+                scan.i += 1  # :
+                value((*path, key))
+                scan.skip_ws()
+                if scan.i < len(raw) and raw[scan.i] == 0x2C:
+                    scan.i += 1
+                    continue
+                scan.i += 1  # }
+                return
+        elif ch == 0x5B:  # [
+            scan.i += 1
+            n = 0
+            while True:
+                scan.skip_ws()
+                if scan.i < len(raw) and raw[scan.i] == 0x5D:
+                    scan.i += 1
+                    return
+                value((*path, n))
+                n += 1
+                scan.skip_ws()
+                if scan.i < len(raw) and raw[scan.i] == 0x2C:
+                    scan.i += 1
+                    continue
+                scan.i += 1  # ]
+                return
+        elif ch == 0x22:
+            scan.string()
+        else:
+            while scan.i < len(raw) and raw[scan.i] not in b",}] \t\r\n":
+                scan.i += 1
+
+    value(())
+    return out

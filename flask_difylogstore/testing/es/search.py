@@ -198,7 +198,8 @@ def search(
     aggs = body.get("aggs", body.get("aggregations"))
     if aggs:
         typed = params.get("typed_keys", "false").lower() in ("", "true")
-        response["aggregations"] = run_aggs(aggs, [(c, d) for c, d, _ in hits], stores, now_ms, typed)
+        top = "aggs" if "aggs" in body else "aggregations"
+        response["aggregations"] = run_aggs(aggs, [(c, d) for c, d, _ in hits], stores, now_ms, typed, top)
     return response
 
 
@@ -219,7 +220,9 @@ def _collapse(ordered: list[Hit], spec: dict[str, t.Any], scored: bool) -> list[
         if key not in ("field", "inner_hits", "max_concurrent_group_searches"):
             if key == "collapse":
                 raise not_implemented("Second-level [collapse]")
-            raise EsError(400, "x_content_parse_exception", f"[collapse] unknown field [{key}]")
+            error = EsError(400, "x_content_parse_exception", f"[collapse] unknown field [{key}]")
+            error.path = ("collapse", key)
+            raise error
     field = spec["field"]
     groups: dict[t.Any, list[Hit]] = {}
     for hit in ordered:

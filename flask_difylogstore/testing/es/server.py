@@ -24,6 +24,7 @@ from flask_difylogstore.testing.es import (  # noqa: F401  (registers routes)
     api_docs,
     api_search,
     api_templates,
+    jsonpos,
 )
 from flask_difylogstore.testing.es.errors import EsError
 from flask_difylogstore.testing.es.faults import Faults
@@ -35,6 +36,7 @@ if t.TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
 _COMPAT = re.compile(r"compatible-with=(\d+)")
+_LOCATED = re.compile(r"\[\d+:\d+\] ")
 
 
 def _client_major() -> int:
@@ -309,6 +311,9 @@ class LocalElasticsearchServer:
             body = params["source"].encode()
         try:
             status, payload = handler(self, Request(method, split.path, params, body, args, route))
+        except EsError as exc:
+            _locate(exc, body)
+            raise
         except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
             # A body whose values have the wrong JSON type for where they stand: Elasticsearch's parsers
             # refuse those with an x_content_parse_exception (400), never with an internal error.
@@ -322,6 +327,15 @@ class LocalElasticsearchServer:
         if params.get("pretty", "false").lower() in ("", "true") and isinstance(payload, dict | list):
             payload = orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n"
         return status, payload
+
+
+def _locate(exc: EsError, body: bytes) -> None:
+    """Prefix an ``x_content_parse_exception`` with the ``[line:col]`` of the field it is about."""
+    if exc.path is None or not body or _LOCATED.match(exc.reason):
+        return
+    found = jsonpos.key_positions(body).get(exc.path)
+    if found is not None:
+        exc.reason = f"[{found[0]}:{found[1]}] {exc.reason}"
 
 
 def filter_path(payload: dict[str, t.Any], paths: list[str]) -> dict[str, t.Any]:
