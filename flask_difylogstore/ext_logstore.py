@@ -53,4 +53,12 @@ def init_app(app: Flask) -> None:
     host = wiring.install(app) if settings.enabled else wiring.detect()
     app.extensions[WIRING_KEY] = host
     logger.info("flask-difylogstore: host is %s", host.description)
+    if host.line == "in-code" and settings.enabled and settings.dual_read_enabled and settings.cutover_at is None:
+        # Every run has a control row in workflow_runs on this line: without a cut-over, each console list
+        # and statistic also merges all of them with the log store.
+        logger.warning(
+            "flask-difylogstore: dual read is on without LOGSTORE_CUTOVER_AT; on this Dify line every run keeps "
+            "a control row in workflow_runs, so console reads also scan those. Set LOGSTORE_CUTOVER_AT to the "
+            "time the log store took over (or LOGSTORE_DUAL_READ_ENABLED=false once history is migrated)"
+        )
     logstore.init_app(app)

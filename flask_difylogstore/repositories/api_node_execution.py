@@ -26,6 +26,7 @@ from flask_difylogstore.repositories.dual import (
     report_write_failure,
 )
 from flask_difylogstore.repositories.node_execution import full_payloads
+from flask_difylogstore.repositories.relational_classes import control_rows_required
 from flask_difylogstore.repositories.statistics import naive_utc
 
 #: Dify's ``WorkflowNodeExecutionTriggeredFrom.WORKFLOW_TOOL``: a node run as a tool of another workflow.
@@ -202,7 +203,8 @@ class LogStoreAPIWorkflowNodeExecutionRepository(RelationalDelegate):
     def _in_session(self, session: t.Any, method: str, run_ids: Sequence[str], *, write: bool) -> t.Any:
         """The relational repository's ``method(session, ...)``; a failure rolls back only its savepoint."""
         settings = self.state.settings
-        if not (settings.dual_read_enabled or (write and settings.dual_write_enabled)):
+        control = write and control_rows_required()  # caller rows of save_synchronously live there
+        if not (settings.dual_read_enabled or (write and settings.dual_write_enabled) or control):
             return None
         try:
             with session.begin_nested():

@@ -51,7 +51,7 @@ from flask_difylogstore.repositories._context import StateMixin
 from flask_difylogstore.repositories._reads import Reader
 from flask_difylogstore.repositories.dual_merge import combine, merge_entities, merge_groups, narrow, row_key
 from flask_difylogstore.repositories.dual_sql import Key, Sessions
-from flask_difylogstore.repositories.relational_classes import relational_repositories
+from flask_difylogstore.repositories.relational_classes import control_rows_required, relational_repositories
 
 __all__ = [
     "ListSpec",
@@ -364,18 +364,23 @@ class RelationalDelegate(StateMixin):
     def _relational_write(
         self, method: str, *args: t.Any, context: dict[str, t.Any] | None = None, **kwargs: t.Any
     ) -> t.Any:
-        """Run a delete on the relational side too (see the module docstring); ``None`` when skipped or failed."""
+        """Run a delete on the relational side too (see the module docstring); ``None`` when skipped or failed.
+
+        On a Dify line with control rows (every run has a slim ``workflow_runs`` row, Agent callers a
+        ``workflow_node_executions`` row) deletes always reach the relational side, or those rows
+        would outlive their runs.
+        """
         settings = self.state.settings
-        if not (settings.dual_write_enabled or settings.dual_read_enabled):
+        control = control_rows_required()
+        if not (settings.dual_write_enabled or settings.dual_read_enabled or control):
             return None
         try:
-            if relational_sessions(self._session_maker) is None and not settings.dual_write_enabled:
+            if relational_sessions(self._session_maker) is None and not (settings.dual_write_enabled or control):
                 return None
             return getattr(self._relational(), method)(*args, **kwargs)
         except Exception as exc:
             report_write_failure(self.state, method, exc, **(context or {}))
             return None
-
 
 
 def larger(logstore: int, relational: t.Any) -> int:

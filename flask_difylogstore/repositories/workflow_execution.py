@@ -64,14 +64,25 @@ class LogStoreWorkflowExecutionRepository(StateMixin):
         settings = state.settings
         data = conversions.run_data(execution, self._owner, put_graph=settings.enable_put_graph_field)
         if control_rows_required():
-            # The control row (or, with dual write, the complete SQL copy) must exist before anything
-            # else can pause the run; a failure stops the save here, before the log store sees it.
-            repository = self._relational_repository()
-            (repository.save if settings.dual_write_enabled else repository.save_control)(execution)
+            self._save_control(execution, dual_write=settings.dual_write_enabled)
         version = default_clock.version_for(RecordKind.RUN, data["status"])
         state.require_sink().submit([LogRecord(RecordKind.RUN, data, version)])
         if settings.dual_write_enabled and not control_rows_required():
             self._dual_write(execution)
+
+    def _save_control(self, execution: t.Any, *, dual_write: bool) -> None:
+        """The run's control row must exist before anything can pause the run: a failure of it stops the save
+        here, before the log store sees the run. With dual write, the complete SQL copy is tried first; if
+        only that fails, the control row is written instead and the failed copy reported (as Dify does)."""
+        repository = self._relational_repository()
+        if dual_write:
+            try:
+                repository.save(execution)
+                return
+            except Exception as exc:
+                context = {"id": execution.id_, "tenant_id": self._tenant_id, "app_id": self._app_id}
+                report_write_failure(self.state, "save of run", exc, **context)
+        repository.save_control(execution)
 
     def get(self, execution_id: str) -> t.Any:
         """The run as a ``WorkflowExecution`` (Dify S1 had this method), or ``None``."""

@@ -118,16 +118,9 @@ def test_runs_with_related_are_counted_then_deleted_by_ids(storage: S4Storage, r
     assert runs.count_runs_with_related_by_ids([ids[0], ids[1]])["runs"] == 0
 
 
-CONTROL_ROWS_KEPT = (
-    "flask_difylogstore/repositories/dual.py:371 (RelationalDelegate._relational_write) skips the relational "
-    "repository unless LOGSTORE_DUAL_WRITE_ENABLED or LOGSTORE_DUAL_READ_ENABLED is on, so on the newest Dify "
-    "line (control rows required) delete_runs_with_related_by_ids leaves the runs' workflow_runs control rows"
-)
-
-
 @pytest.mark.parametrize(
     "dual_read",
-    [pytest.param(False, marks=pytest.mark.xfail(strict=True, reason=CONTROL_ROWS_KEPT)), True],
+    [False, True],
     ids=["dual-read-off", "dual-read-on"],
 )
 def test_deleting_runs_also_deletes_their_control_rows(make_host: HostFactory, dual_read: bool) -> None:
