@@ -287,3 +287,15 @@ def test_cat_indices_headers_sort_and_formats(es: Elasticsearch, index_name: str
     assert len({len(line) for line in lines}) == 1  # one column width for every row
     _, error = _error(es, "GET", f"/_cat/indices/{index_name}-*", format="yaml")
     assert "not implemented" in error["reason"]
+
+
+def test_query_parse_errors_carry_line_and_col(es: Elasticsearch, docs: str) -> None:
+    # AbstractQueryBuilder#parseInnerQueryBuilder / ParsingException: line and col of the offending token
+    raw = '{"query": {"bool": {"must": [\n  {"match_all": {}},\n  {"nope": {}}]}}}'
+    _, error = _error(es, "POST", f"/{docs}/_search", raw)
+    assert (error["type"], error["reason"]) == ("parsing_exception", "unknown query [nope]")
+    assert (error["line"], error["col"]) == (3, 4)
+    raw = '{"query": {"match": {"status": {"query": "s1", "fuzzyness": 1}}}}'
+    _, error = _error(es, "POST", f"/{docs}/_count", raw)
+    assert error["reason"] == "[match] query does not support [fuzzyness]"
+    assert (error["line"], error["col"]) == (1, raw.index('"fuzzyness"') + 1)

@@ -30,6 +30,8 @@ class EsError(Exception):
         #: prefixes the reason with its ``[line:col]``, as Jackson's location does in Elasticsearch.
         self.path: tuple[str | int, ...] | None = None
         self.field_key: str | None = None
+        #: Within a query clause, the keys leading to the offending one (``(field, key)``, ``(key,)``).
+        self.relative_path: tuple[str | int, ...] = ()
         self.status = status
         self.type = type_
         self.reason = reason

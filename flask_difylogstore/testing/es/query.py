@@ -89,10 +89,12 @@ def _min_should(spec: t.Any, total: int, default: int) -> int:
     return n if n >= 0 else total + n
 
 
-def _bool(ctx: Context, body: dict[str, t.Any]) -> Matcher:
+def _bool(ctx: Context, body: dict[str, t.Any], path: Path | None = None) -> Matcher:
     def many(key: str) -> list[Matcher]:
         clauses = body.get(key) or []
-        return [compile_query(c, ctx) for c in (clauses if isinstance(clauses, list) else [clauses])]
+        if not isinstance(clauses, list):
+            return [compile_query(clauses, ctx, None if path is None else (*path, "bool", key))]
+        return [compile_query(c, ctx, None if path is None else (*path, "bool", key, i)) for i, c in enumerate(clauses)]
 
     must, filt, should, must_not = many("must"), many("filter"), many("should"), many("must_not")
     boost = float(body.get("boost", 1.0))
@@ -128,8 +130,22 @@ def _bool(ctx: Context, body: dict[str, t.Any]) -> Matcher:
     return match
 
 
-def compile_query(query: t.Any, ctx: Context) -> Matcher:
-    """Compile one query clause for one index."""
+Path = tuple[str | int, ...]
+
+
+def compile_query(query: t.Any, ctx: Context, path: Path | None = None) -> Matcher:
+    """Compile one query clause for one index; ``path`` (its place in the body) locates parse errors."""
+    try:
+        return _compile(query, ctx, path)
+    except EsError as exc:
+        if path is not None and exc.path is None and exc.type == "parsing_exception" and isinstance(query, dict):
+            kind = next(iter(query), None)
+            if kind is not None:
+                exc.path = (*path, kind, *exc.relative_path)
+        raise
+
+
+def _compile(query: t.Any, ctx: Context, path: Path | None) -> Matcher:
     if not query:
         return lambda doc: 1.0
     if not isinstance(query, dict) or len(query) != 1:
@@ -142,7 +158,7 @@ def compile_query(query: t.Any, ctx: Context) -> Matcher:
     if kind == "match_none":
         return lambda doc: None
     if kind == "bool":
-        return _bool(ctx, body)
+        return _bool(ctx, body, path)
     if kind == "term":
         field, params = field_and_params(body, "term")
         return term_query(
@@ -184,7 +200,7 @@ def compile_query(query: t.Any, ctx: Context) -> Matcher:
     if kind in ("prefix", "wildcard", "regexp"):
         return pattern_query(ctx, body, kind)
     if kind == "constant_score":
-        inner = compile_query(body.get("filter"), ctx)
+        inner = compile_query(body.get("filter"), ctx, None if path is None else (*path, "constant_score", "filter"))
         boost = float(body.get("boost", 1.0))
         return lambda doc: boost if inner(doc) is not None else None
     if kind == "dis_max":

@@ -75,7 +75,9 @@ KNOWN_ELSEWHERE = {
 }  # fmt: skip
 
 
-def _check(kind: str, params: dict[str, t.Any], accepted: set[str], refused: set[str]) -> None:
+def _check(
+    kind: str, params: dict[str, t.Any], accepted: set[str], refused: set[str], field: str | None = None
+) -> None:
     for key, value in params.items():
         if key in _OFF_VALUES and value in _OFF_VALUES[key]:
             continue
@@ -84,7 +86,9 @@ def _check(kind: str, params: dict[str, t.Any], accepted: set[str], refused: set
         if key in refused or key in _REFUSED_COMMON or key in _OFF_VALUES:
             raise not_implemented(f"[{kind}] query parameter [{key}]")
         if key not in accepted and key not in _COMMON:
-            raise parsing_error(f"[{kind}] query does not support [{key}]")
+            error = parsing_error(f"[{kind}] query does not support [{key}]")
+            error.relative_path = (key,) if field is None else (field, key)
+            raise error
 
 
 def check_query(kind: str, body: t.Any) -> None:
@@ -110,4 +114,4 @@ def check_query(kind: str, body: t.Any) -> None:
             if key in _REFUSED_COMMON:
                 raise not_implemented(f"[{kind}] query parameter [{key}]")
             if isinstance(value, dict):
-                _check(kind, value, *PER_FIELD[kind])
+                _check(kind, value, *PER_FIELD[kind], field=key)

@@ -30,7 +30,11 @@ SHARDS = {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
 
 
 def match_docs(
-    stores: list[IndexStore], query: t.Any, now_ms: int, alias_filters: dict[str, t.Any] | None = None
+    stores: list[IndexStore],
+    query: t.Any,
+    now_ms: int,
+    alias_filters: dict[str, t.Any] | None = None,
+    path: tuple[str | int, ...] | None = None,
 ) -> list[Hit]:
     """Everything in the searchable (refreshed) view of ``stores`` that matches ``query``."""
     hits: list[Hit] = []
@@ -38,7 +42,7 @@ def match_docs(
         ctx = Context(store.name, store.mapping, now_ms, int(store.settings.get("index.max_regex_length", "1000")))
         extra = (alias_filters or {}).get(store.name)
         effective = {"bool": {"must": [query or {"match_all": {}}], "filter": [extra]}} if extra else query
-        matcher = compile_query(effective, ctx)
+        matcher = compile_query(effective, ctx, None if extra else path)
         append = hits.append
         for doc in store.view.values():
             score = matcher(doc)
@@ -122,9 +126,9 @@ def search(
             "request large data sets. This limit can be set by changing the [index.max_result_window] "
             "index level setting."
         )
-    hits = match_docs(stores, query, now_ms, alias_filters)
+    hits = match_docs(stores, query, now_ms, alias_filters, ("query",) if "q" not in params else None)
     if body.get("post_filter"):
-        post = {ctx.index: compile_query(body["post_filter"], ctx) for ctx, _, _ in hits}
+        post = {ctx.index: compile_query(body["post_filter"], ctx, ("post_filter",)) for ctx, _, _ in hits}
         visible = [h for h in hits if post[h[0].index](h[1]) is not None]
     else:
         visible = hits
@@ -273,7 +277,8 @@ def count(
 ) -> dict[str, t.Any]:
     check_count_body(body)
     query = url_query(params, body.get("query"))
-    return {"count": len(match_docs(stores, query, now_ms, alias_filters)), "_shards": SHARDS}
+    path = ("query",) if "q" not in params else None
+    return {"count": len(match_docs(stores, query, now_ms, alias_filters, path)), "_shards": SHARDS}
 
 
 def url_query(params: dict[str, str], query: t.Any) -> t.Any:

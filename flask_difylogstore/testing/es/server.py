@@ -331,10 +331,14 @@ class LocalElasticsearchServer:
 
 def _locate(exc: EsError, body: bytes) -> None:
     """Prefix an ``x_content_parse_exception`` with the ``[line:col]`` of the field it is about."""
-    if exc.path is None or not body or _LOCATED.match(exc.reason):
+    if exc.path is None or not body or _LOCATED.match(exc.reason) or "line" in exc.extra:
         return
     found = jsonpos.key_positions(body).get(exc.path)
-    if found is not None:
+    if found is None:
+        return
+    if exc.type == "parsing_exception":  # ParsingException: line and col fields
+        exc.extra["line"], exc.extra["col"] = found
+    else:  # XContentParseException: the location leads the message
         exc.reason = f"[{found[0]}:{found[1]}] {exc.reason}"
 
 
