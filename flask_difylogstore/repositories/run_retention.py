@@ -160,6 +160,14 @@ class RunRetention(RelationalDelegate):
             return logstore
         return {key: larger(logstore.get(key, 0), relational.get(key, 0)) for key in {*logstore, *relational}}
 
+    def _count(self, method: str, subject: Sequence[t.Any], ids: list[str], **callbacks: t.Any) -> dict[str, int]:
+        """The log store's counts of ``ids``, merged with the relational repository's ``method(subject)``."""
+        counts = self._related_counts(ids)[0]
+        if not ids:
+            return counts
+        relational = self._relational_write(method, subject, context={"runs": len(ids)}, **callbacks)
+        return self._merge_counts(counts, relational)
+
     def count_runs_with_related(
         self,
         runs: Sequence[t.Any],
@@ -167,17 +175,8 @@ class RunRetention(RelationalDelegate):
         count_trigger_logs: TriggerLogDeleter | None = None,
     ) -> dict[str, int]:
         """What :meth:`delete_runs_with_related` would delete (the larger count of the two stores)."""
-        counts = self._related_counts([str(r.id) for r in runs])[0]
-        if not runs:
-            return counts
-        relational = self._relational_write(
-            "count_runs_with_related",
-            runs,
-            count_node_executions=count_node_executions,
-            count_trigger_logs=count_trigger_logs,
-            context={"runs": len(runs)},
-        )
-        return self._merge_counts(counts, relational)
+        callbacks = {"count_node_executions": count_node_executions, "count_trigger_logs": count_trigger_logs}
+        return self._count("count_runs_with_related", runs, [str(r.id) for r in runs], **callbacks)
 
     def count_runs_with_related_by_ids(
         self,
@@ -187,17 +186,8 @@ class RunRetention(RelationalDelegate):
     ) -> dict[str, int]:
         """:meth:`count_runs_with_related` for run ids (Dify's dry-run clean-up)."""
         ids = [str(i) for i in run_ids]
-        counts = self._related_counts(ids)[0]
-        if not ids:
-            return counts
-        relational = self._relational_write(
-            "count_runs_with_related_by_ids",
-            ids,
-            count_node_executions=count_node_executions,
-            count_trigger_logs=count_trigger_logs,
-            context={"runs": len(ids)},
-        )
-        return self._merge_counts(counts, relational)
+        callbacks = {"count_node_executions": count_node_executions, "count_trigger_logs": count_trigger_logs}
+        return self._count("count_runs_with_related_by_ids", ids, ids, **callbacks)
 
     def _delete_related(self, run_ids: list[str]) -> dict[str, int]:
         """Delete runs with their node executions, full payloads and app logs from the log store."""
@@ -211,32 +201,44 @@ class RunRetention(RelationalDelegate):
         counts["runs"] = self.delete_records(RecordKind.RUN, Scope.unscoped(), [Filter("id", "in", run_ids)])
         return counts
 
+    def _delete(
+        self,
+        method: str,
+        subject: Sequence[t.Any],
+        ids: list[str],
+        delete_node_executions: NodeDeleter,
+        delete_trigger_logs: TriggerLogDeleter | None,
+    ) -> dict[str, int]:
+        """Delete ``ids`` with their related records from the log store, and ``method(subject)`` relationally.
+
+        Trigger logs and pauses live in Dify's relational tables: the relational repository deletes
+        them in its transaction (with the rows it holds), or, when it is not involved, the
+        ``delete_trigger_logs`` callback runs in a session of its own.
+        """
+        if not ids:
+            return dict.fromkeys(RELATED_KEYS, 0)
+        counts = self._delete_related(ids)
+        relational = self._relational_write(
+            method,
+            subject,
+            delete_node_executions=delete_node_executions,
+            delete_trigger_logs=delete_trigger_logs,
+            context={"runs": len(ids)},
+        )
+        if relational is None and delete_trigger_logs is not None:
+            counts["trigger_logs"] = self._with_session(lambda s: delete_trigger_logs(s, ids))
+        return self._merge_counts(counts, relational)
+
     def delete_runs_with_related(
         self,
         runs: Sequence[t.Any],
         delete_node_executions: NodeDeleter | None = None,
         delete_trigger_logs: TriggerLogDeleter | None = None,
     ) -> dict[str, int]:
-        """Delete runs with their node executions, full payloads and app logs, in both stores.
-
-        Trigger logs and pauses live in Dify's relational tables: the relational repository deletes
-        them in its transaction (with the rows it holds), or, when it is not involved, the
-        ``delete_trigger_logs`` callback runs in a session of its own.
-        """
-        if not runs:
-            return dict.fromkeys(RELATED_KEYS, 0)
-        run_ids = [str(r.id) for r in runs]
-        counts = self._delete_related(run_ids)
-        relational = self._relational_write(
-            "delete_runs_with_related",
-            runs,
-            delete_node_executions=delete_node_executions or self._relational_node_deleter(by_ids=False),
-            delete_trigger_logs=delete_trigger_logs,
-            context={"runs": len(runs)},
-        )
-        if relational is None and delete_trigger_logs is not None:
-            counts["trigger_logs"] = self._with_session(lambda s: delete_trigger_logs(s, run_ids))
-        return self._merge_counts(counts, relational)
+        """Delete runs with their node executions, full payloads and app logs, in both stores."""
+        nodes = delete_node_executions or self._relational_node_deleter(by_ids=False)
+        ids = [str(r.id) for r in runs]
+        return self._delete("delete_runs_with_related", runs, ids, nodes, delete_trigger_logs)
 
     def delete_runs_with_related_by_ids(
         self,
@@ -245,20 +247,9 @@ class RunRetention(RelationalDelegate):
         delete_trigger_logs: TriggerLogDeleter | None = None,
     ) -> dict[str, int]:
         """:meth:`delete_runs_with_related` for run ids; the callbacks receive ``(session, run_ids)``."""
+        nodes = delete_node_executions or self._relational_node_deleter(by_ids=True)
         ids = [str(i) for i in run_ids]
-        if not ids:
-            return dict.fromkeys(RELATED_KEYS, 0)
-        counts = self._delete_related(ids)
-        relational = self._relational_write(
-            "delete_runs_with_related_by_ids",
-            ids,
-            delete_node_executions=delete_node_executions or self._relational_node_deleter(by_ids=True),
-            delete_trigger_logs=delete_trigger_logs,
-            context={"runs": len(ids)},
-        )
-        if relational is None and delete_trigger_logs is not None:
-            counts["trigger_logs"] = self._with_session(lambda s: delete_trigger_logs(s, ids))
-        return self._merge_counts(counts, relational)
+        return self._delete("delete_runs_with_related_by_ids", ids, ids, nodes, delete_trigger_logs)
 
     def _relational_node_deleter(self, *, by_ids: bool) -> NodeDeleter:
         """Deletes the runs' relational node executions inside the relational repository's transaction."""
