@@ -16,6 +16,9 @@ from flask_difylogstore.pipeline.lifecycle import native_lock
 
 BreakerState = t.Literal["closed", "open", "half_open"]
 
+#: The breaker's own random source: background threads must not move the application's global one.
+_jitter = random.Random()
+
 #: How long a writer waits while another one's probe is in flight.
 PROBE_WAIT_S = 0.05
 
@@ -88,7 +91,7 @@ class CircuitBreaker:
                 now = self._clock()
                 self.state = "open"
                 self.opened_at = self.opened_at or now
-                self._retry_at = now + random.uniform(ceiling / 2, ceiling)
+                self._retry_at = now + _jitter.uniform(ceiling / 2, ceiling)
             self._probing = False
 
     def open_for(self) -> float:

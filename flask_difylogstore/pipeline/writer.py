@@ -41,6 +41,9 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The writer's own random source: a background thread must not move the application's global one.
+_jitter = random.Random()
+
 RETRY_BASE_S = 0.05
 #: How often records that could not be dead-lettered are tried again.
 DEAD_LETTER_RETRY_S = 5.0
@@ -72,7 +75,7 @@ class Feed(t.Protocol):
 
 def backoff_delay(attempt: int, cap: float, base: float = RETRY_BASE_S) -> float:
     """Exponential back-off with full jitter: uniform in ``[0, min(cap, base * 2**attempt)]``."""
-    return random.uniform(0.0, min(cap, base * (2 ** min(attempt, 30))))
+    return _jitter.uniform(0.0, min(cap, base * (2 ** min(attempt, 30))))
 
 
 @dataclass

@@ -158,6 +158,7 @@ def test_open_breaker_turns_health_unhealthy_and_names_the_check(make_settings: 
     result = app.test_cli_runner().invoke(args=["logstore", "health"])
     assert result.exit_code == 1
     assert "breaker: FAILED" in result.output and "LOGSTORE_HEALTH_BREAKER_OPEN_MAX" in result.output
+    DifyLogStore.close(app, 0.2)
 
 
 def test_old_unacknowledged_records_turn_health_unhealthy(make_settings: MakeSettings) -> None:
@@ -174,6 +175,7 @@ def test_old_unacknowledged_records_turn_health_unhealthy(make_settings: MakeSet
     result = app.test_cli_runner().invoke(args=["logstore", "health", "--json"])
     assert result.exit_code == 1
     assert "LOGSTORE_HEALTH_MAX_PENDING_AGE" in orjson.loads(result.output)["checks"]["pending_age"]["detail"]
+    DifyLogStore.close(app, 0.2)
 
 
 def test_pipeline_checks_from_figures(make_settings: MakeSettings) -> None:
