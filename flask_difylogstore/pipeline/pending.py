@@ -1,9 +1,9 @@
 """Read-your-writes: the records this process accepted that the backend has not acknowledged yet.
 
-Only the latest snapshot per entity (id within its tenant and app) is kept (by ``log_version``), so an entity saved many times costs
-one entry. Memory is bounded: once the cap is reached new ids are not indexed (they are still in
-the spool and will be delivered; the miss is counted), while newer versions of indexed ids still
-replace the old ones.
+Only the latest snapshot per entity (id within its tenant and app) is kept (by ``log_version``),
+so an entity saved many times costs one entry. Memory is bounded: once the cap is reached new ids
+are not indexed (they are still in the spool and will be delivered; the miss is counted), while
+newer versions of indexed ids still replace the old ones.
 """
 
 from __future__ import annotations
