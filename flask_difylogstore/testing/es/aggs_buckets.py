@@ -1,6 +1,6 @@
-"""Time bucketing aggregations: ``date_histogram`` and ``composite`` (terms / date_histogram sources).
+"""Bucketing by value: ``date_histogram``, ``histogram``, ``range`` and ``composite`` (terms / date_histogram sources).
 
-Importing this module registers both in the aggregation table.
+Importing this module registers them in the aggregation table.
 """
 
 from __future__ import annotations
@@ -284,6 +284,54 @@ def _histogram(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[
     return {"buckets": buckets}
 
 
+def _range(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
+    """``range``: numbers, or dates (bounds parsed with the field's format, date math included)."""
+    field = params["field"]
+    ftype = _check_field(env, field)
+    date = ftype in ("date", "date_nanos")
+    fmt = env.field_format(field)
+    missing = params.get("missing")
+
+    def bound(value: t.Any) -> float | None:
+        if value is None:
+            return None
+        if date:
+            return float(datemath.resolve(value, fmt, now_ms=env.now_ms, nanos=ftype == "date_nanos"))
+        return float(value)
+
+    def text(value: float) -> str:
+        ms = int(value) // 1_000_000 if ftype == "date_nanos" else int(value)
+        return datemath.format_date(ms, fmt)
+
+    buckets = []
+    for spec in params.get("ranges") or []:
+        unknown = set(spec) - {"from", "to", "key"}
+        if unknown:
+            raise aggs_spec.unknown_field("range", sorted(unknown)[0])
+        lo, hi = bound(spec.get("from")), bound(spec.get("to"))
+        chosen = []
+        for pair in docs:
+            values = _vals(pair[1], field) or ([missing] if missing is not None else [])
+            if any((lo is None or float(v) >= lo) and (hi is None or float(v) < hi) for v in values):
+                chosen.append(pair)
+        shown_lo = "*" if lo is None else (text(lo) if date else str(lo))
+        shown_hi = "*" if hi is None else (text(hi) if date else str(hi))
+        bucket: dict[str, t.Any] = {"key": spec.get("key") or f"{shown_lo}-{shown_hi}"}
+        if lo is not None:
+            bucket["from"] = lo
+            if date:
+                bucket["from_as_string"] = shown_lo
+        if hi is not None:
+            bucket["to"] = hi
+            if date:
+                bucket["to_as_string"] = shown_hi
+        bucket["doc_count"] = len(chosen)
+        bucket.update(_run(sub, chosen, env))
+        buckets.append(bucket)
+    return {"buckets": buckets}
+
+
 _HANDLERS["date_histogram"] = _date_histogram
 _HANDLERS["histogram"] = _histogram
+_HANDLERS["range"] = _range
 _HANDLERS["composite"] = _composite
