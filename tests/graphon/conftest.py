@@ -5,4 +5,4 @@ import pytest
 pytest.importorskip("graphon", reason="graphon (Dify's workflow engine, Python >= 3.12) is not installed")
 
 # The contract suite's backends (memory, the local SLS and Elasticsearch servers), one per module run.
-from tests.contract.conftest import backend_name, backend_values  # noqa: E402,F401
+from tests.contract.conftest import backend_name, backend_values  # noqa: F401
