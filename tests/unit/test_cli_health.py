@@ -201,3 +201,31 @@ def test_pipeline_checks_from_figures(make_settings: MakeSettings) -> None:
     not_started = {**healthy, "writers_started": False, "writers_alive": 0}
     assert pipeline_checks(not_started, settings)["writer"].ok
     assert pipeline_checks({"mode": "direct"}, settings) == {}
+
+
+def test_deferred_provisioning_is_checked_by_a_dry_run_only_when_reachable(
+    make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flask logstore health` in a process that did not provision (docs/operations.md, `flask logstore health`)."""
+    from flask_difylogstore import extension
+    from flask_difylogstore.health import build_health_report
+
+    monkeypatch.setattr(extension, "runs_cli_group", lambda group: True)  # as under `flask logstore health`
+    app = Flask(__name__)
+    DifyLogStore(app, settings=make_settings(backend=FAKE))
+    state = get_state(app)
+    assert state.gate is not None and state.gate.deferred
+    backend = t.cast(FakeBackend, state.backend)
+    calls = backend.provision_calls
+    backend.reachable = False
+    report = build_health_report(state)
+    assert backend.provision_calls == calls  # unreachable: no dry run that would only time out
+    assert "backend" in report.failed
+    backend.reachable = True
+    report = build_health_report(state)
+    assert backend.provision_calls == calls + 1  # a dry run
+    assert report.provisioning["state"] == "pending"  # the fake's first provisioning creates its store
+    assert "run `flask logstore init`" in report.provisioning["last_error"] and not report.ok
+    state.gate.run_now()  # what `flask logstore init` does
+    assert build_health_report(state).ok
+    DifyLogStore.close(app, 0.2)
