@@ -74,3 +74,21 @@ def test_the_backend_refuses_an_incompatible_sdk(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(SDKContractError, match=r"put_log_raw is missing.*install 'aliyun-log-python-sdk>="):
         sls_client.make_client(settings)
     check_sdk.cache_clear()
+
+
+def test_connect_and_read_timeouts_are_passed_down() -> None:
+    """requests takes ``timeout=(connect, read)``; the SDK hands ``LogClient._timeout`` to it unchanged."""
+    from flask_difylogstore.settings import AliyunSLSSettings
+
+    settings = AliyunSLSSettings(
+        access_key_id="id",
+        access_key_secret="s",  # type: ignore[arg-type]
+        endpoint="127.0.0.1:1",
+        region="r",
+        project_name="p",
+        check_connectivity_timeout=2.5,
+    )
+    client = sls_client.make_client(settings, timeout=30)
+    assert t.cast(t.Any, client)._timeout == (2.5, 30) and client.timeout == 30
+    probe = sls_client.make_client(settings, timeout=2.5)  # the ping's client: one budget for both
+    assert t.cast(t.Any, probe)._timeout == (2.5, 2.5) and probe.timeout == 2.5

@@ -69,7 +69,24 @@ def is_retryable(error: BaseException) -> bool:
 
 
 class BoundedLogClient(LogClient):
-    """``LogClient`` whose transient failures surface immediately as :class:`TransportError`."""
+    """``LogClient`` whose transient failures surface immediately as :class:`TransportError`.
+
+    With ``connect_timeout`` set, requests get ``timeout=(connect, read)`` (the SDK hands its
+    ``_timeout`` to ``requests`` unchanged): a host that never answers costs the connect budget,
+    not the read timeout meant for long SQL reads. ``timeout`` still reads as the read timeout.
+    """
+
+    connect_timeout: float | None = None
+
+    @property  # type: ignore[override]  # the SDK declares int; seconds may be fractional
+    def timeout(self) -> float:
+        value = t.cast(t.Any, self)._timeout
+        return float(value[1] if isinstance(value, tuple) else value)
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        connect = self.connect_timeout
+        t.cast(t.Any, self)._timeout = (min(connect, value), value) if connect else value
 
     def _sendRequest(
         self,
@@ -131,7 +148,7 @@ def _route_ip(host: str) -> str:
 #: Versions of ``aliyun-log-python-sdk`` this module was tested with (``pyproject.toml`` pins the range).
 TESTED_SDK_VERSIONS = ">=0.9.52,<0.10"
 #: Private names of ``LogClient`` instances this module reads or sets.
-SDK_PRIVATE_ATTRIBUTES = ("_isRowIp", "_user_agent", "_source", "_logHost")
+SDK_PRIVATE_ATTRIBUTES = ("_isRowIp", "_user_agent", "_source", "_logHost", "_timeout")
 #: ``LogClient._sendRequest``'s parameters, which :class:`BoundedLogClient` overrides.
 SDK_SEND_REQUEST_PARAMETERS = ("self", "method", "url", "params", "body", "headers", "respons_body_type")
 
@@ -152,6 +169,9 @@ def sdk_contract_problems() -> list[str]:
     problems += [f"LogClient.{name} is missing" for name in SDK_PRIVATE_ATTRIBUTES if not hasattr(probe, name)]
     if not isinstance(getattr(LogClient, "timeout", None), property):
         problems.append("LogClient.timeout is no longer a property")
+    get_response = getattr(LogClient, "_getHttpResponse", None)
+    if get_response is None or "timeout=self._timeout" not in inspect.getsource(get_response):
+        problems.append("LogClient._getHttpResponse no longer passes timeout=self._timeout to requests")
     put_raw = getattr(LogClient, "put_log_raw", None)
     if put_raw is None:
         problems.append("LogClient.put_log_raw is missing")
@@ -195,6 +215,7 @@ def make_client(settings: AliyunSLSSettings, *, timeout: float = DEFAULT_TIMEOUT
         region=settings.region or "",
     )
     raw = t.cast(t.Any, client)
+    client.connect_timeout = settings.check_connectivity_timeout
     if is_ip_literal(host):
         # Otherwise the SDK requests http://<project>.<ip>:<port>, which never resolves.
         raw._isRowIp = True
