@@ -90,7 +90,8 @@ class AliyunSLSSettings(BaseModel):
         5.0,
         gt=0,
         le=120,
-        description="Seconds to wait for the endpoint at startup before going on lenient.",
+        description="Seconds to wait for a connection to the endpoint: the health ping's budget and the "
+        "connect timeout of every request.",
         json_schema_extra=env("ALIYUN_SLS_CHECK_CONNECTIVITY_TIMEOUT"),
     )
 
