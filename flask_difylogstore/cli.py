@@ -57,16 +57,22 @@ def status_command(as_json: bool, exact: bool) -> None:
     """Show configuration (secrets masked), reachability, rows on each side and migration progress."""
     state = get_state()
     report = build_health_report(state)
+    from flask import current_app
+
+    from flask_difylogstore.wiring import host_summary
+
     data: dict[str, t.Any] = {
         "backend": state.settings.effective_backend,
         "reachable": None if report.backend is None else report.backend.ok,
         "provisioning": report.provisioning.get("state", "n/a"),
+        "dify": host_summary(current_app),
         "settings": state.settings.summary(),
         "migration": _migration_status(exact),
     }
     if as_json:
         echo_json(data)
         return
+    _echo_dify(data["dify"])
     click.echo(f"backend       {data['backend']}")
     click.echo(f"reachable     {'n/a' if data['reachable'] is None else ('yes' if data['reachable'] else 'NO')}")
     if report.backend is not None and report.backend.error:
@@ -79,6 +85,15 @@ def status_command(as_json: bool, exact: bool) -> None:
     for key, value in rows:
         click.echo(f"{key.ljust(width)}  {value}")
     _echo_migration_status(data["migration"])
+
+
+def _echo_dify(dify: dict[str, t.Any]) -> None:
+    """The detected Dify line and the class Dify builds for each repository contract."""
+    click.echo(f"dify          {dify['description']}")
+    for contract, path in dify["classes"].items():
+        click.echo(f"  {contract:<28} {path}")
+    for note in dify["notes"]:
+        click.echo(f"  note: {note}")
 
 
 def _migration_status(exact: bool) -> dict[str, t.Any]:

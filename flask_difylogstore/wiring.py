@@ -159,14 +159,17 @@ def detect() -> HostWiring:
         return HostWiring("class-paths", "Dify 1.9–1.13, repositories chosen by class path", settings=settings)
     if compat.DIFY_AVAILABLE:
         return HostWiring("class-paths", "Dify models without a recognised configuration", settings={})
-    return HostWiring("standalone", "no Dify in this process: the package's repositories are used directly")
+    return HostWiring(
+        "standalone",
+        "no Dify in this process: the package's repositories are used directly",
+        classes=dict(PACKAGE_CLASSES),
+    )
 
 
 def install(app: t.Any = None) -> HostWiring:
     """Make the host Dify construct the package's repositories; raise :class:`DifyWiringError` if it cannot."""
     wiring = detect()
     if wiring.line == "standalone":
-        wiring.classes = dict(PACKAGE_CLASSES)
         return wiring
     if wiring.line == "in-code":
         _install_in_code(wiring, app)

@@ -36,6 +36,21 @@ def test_status_json(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["logstore", "status", "--json"])
     data = orjson.loads(result.output)
     assert data["backend"] == FAKE and data["reachable"] is True
+    # No Dify in this process: the package's classes are used directly (the newest-line host is in tests/dify_s4).
+    assert data["dify"]["line"] == "standalone"
+    assert (
+        data["dify"]["classes"]["api_workflow_run"]
+        == "flask_difylogstore.repositories.LogStoreAPIWorkflowRunRepository"
+    )
+
+
+def test_status_shows_the_dify_line_and_the_classes_dify_builds(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["logstore", "status"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("dify          no Dify in this process")
+    assert "workflow_node_execution      flask_difylogstore.repositories.LogStoreWorkflowNodeExecutionRepository" in (
+        result.output
+    )
 
 
 def test_health_ok_then_unhealthy(app: Flask) -> None:
