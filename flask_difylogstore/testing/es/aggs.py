@@ -15,6 +15,8 @@ from flask_difylogstore.testing.es.errors import EsError, bad_request, parsing_e
 from flask_difylogstore.testing.es.lucene_regex import NotTranslatable, RegexError, compile_lucene
 from flask_difylogstore.testing.es.mapping import TEXT_TYPES, coerce
 from flask_difylogstore.testing.es.query import Context, Matcher, compile_query
+from flask_difylogstore.testing.es.sorting import _InnerSort, _normalize_sort
+from flask_difylogstore.testing.es.source_filter import _render, _source_filter
 
 Pair = tuple[Context, StoredDoc]
 METRICS = {"sum", "avg", "min", "max", "value_count", "cardinality", "stats"}
@@ -357,8 +359,6 @@ def _filters(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[st
 
 
 def _top_hits(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
-    from flask_difylogstore.testing.es.search import _InnerSort, _normalize_sort, _render, _source_filter
-
     hits = [(ctx, doc, 1.0) for ctx, doc in docs]
     order = [_InnerSort(f, p) for f, p in _normalize_sort(params.get("sort")) if f not in ("_score", "_doc")]
     if order:
@@ -384,10 +384,18 @@ def _top_hits(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[s
     }
 
 
-_HANDLERS: dict[str, t.Callable[[dict[str, t.Any], list[Pair], _Env, dict[str, t.Any]], dict[str, t.Any]]] = {
+Handler = t.Callable[[dict[str, t.Any], list[Pair], _Env, dict[str, t.Any]], dict[str, t.Any]]
+"""An aggregation kind: ``(params, docs, env, sub_aggs) -> result``."""
+
+_HANDLERS: dict[str, Handler] = {
     "terms": _terms,
     "filter": _filter,
     "filters": _filters,
     "top_hits": _top_hits,
     **{kind: _metric(kind) for kind in METRICS},
 }
+
+
+def register_handlers(handlers: dict[str, Handler]) -> None:
+    """Add aggregation kinds defined in other modules (bucketing lives in ``aggs_buckets``)."""
+    _HANDLERS.update(handlers)

@@ -1,6 +1,6 @@
 """Bucketing by value: ``date_histogram``, ``histogram``, ``range`` and ``composite`` (terms / date_histogram sources).
 
-Importing this module registers them in the aggregation table.
+They are added to the aggregation table explicitly, by ``aggs.register_handlers(BUCKET_HANDLERS)``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import itertools
 import typing as t
 
 from flask_difylogstore.testing.es import aggs_spec, datemath
-from flask_difylogstore.testing.es.aggs import _HANDLERS, Pair, _check_field, _Env, _run, _vals
+from flask_difylogstore.testing.es.aggs import Handler, Pair, _check_field, _Env, _run, _vals
 from flask_difylogstore.testing.es.body_check import not_implemented
 from flask_difylogstore.testing.es.errors import bad_request, parsing_error, shard_error
 
@@ -331,7 +331,9 @@ def _range(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str,
     return {"buckets": buckets}
 
 
-_HANDLERS["date_histogram"] = _date_histogram
-_HANDLERS["histogram"] = _histogram
-_HANDLERS["range"] = _range
-_HANDLERS["composite"] = _composite
+BUCKET_HANDLERS: dict[str, Handler] = {
+    "date_histogram": _date_histogram,
+    "histogram": _histogram,
+    "range": _range,
+    "composite": _composite,
+}

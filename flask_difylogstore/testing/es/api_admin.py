@@ -8,11 +8,11 @@ import typing as t
 from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.indices import flatten_settings, nest_settings
 from flask_difylogstore.testing.es.mapping import validate_properties
-from flask_difylogstore.testing.es.routing import Request, Response, router
+from flask_difylogstore.testing.es.routing import Node, Request, Response, Router
 from flask_difylogstore.testing.es.settings_check import check_settings
 
-if t.TYPE_CHECKING:
-    from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
+routes = Router()
+"""This module's endpoints; the server adds them to its own table."""
 
 ACK = {"acknowledged": True}
 DYNAMIC_SETTINGS = (
@@ -25,7 +25,7 @@ DYNAMIC_SETTINGS = (
 )
 
 
-def _resolve(srv: Srv, req: Request, expr: str | None) -> list[t.Any]:
+def _resolve(srv: Node, req: Request, expr: str | None) -> list[t.Any]:
     """The indices a request names, with its ``ignore_unavailable`` / ``allow_no_indices`` / ``expand_wildcards``."""
     return srv.cluster.resolve(
         expr,
@@ -39,8 +39,8 @@ def _settings(req: Request, flat: dict[str, str]) -> dict[str, t.Any]:
     return dict(flat) if req.flag("flat_settings") else nest_settings(flat)
 
 
-@router.route("GET", "/")
-def info(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "/")
+def info(srv: Node, req: Request) -> Response:
     return 200, {
         "name": "local-es",
         "cluster_name": "local",
@@ -60,8 +60,8 @@ def info(srv: Srv, req: Request) -> Response:
     }
 
 
-@router.route("GET", "_cluster/health", "_cluster/health/{index}")
-def health(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "_cluster/health", "_cluster/health/{index}")
+def health(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         stores = (
             _resolve(srv, req, req.args.get("index")) if req.args.get("index") else list(srv.cluster.indices.values())
@@ -101,8 +101,8 @@ def _size(n: int, raw: bool) -> str:
     return str(n)
 
 
-@router.route("GET", "_cat/indices", "_cat/indices/{index}")
-def cat_indices(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "_cat/indices", "_cat/indices/{index}")
+def cat_indices(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         stores = _resolve(srv, req, req.args.get("index"))
         rows = []
@@ -167,8 +167,8 @@ def _cat_table(req: Request, rows: list[dict[str, t.Any]]) -> Response:
     return 200, ("".join(line + "\n" for line in lines)).encode()
 
 
-@router.route("GET", "_stats", "{index}/_stats")
-def stats(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "_stats", "{index}/_stats")
+def stats(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         stores = _resolve(srv, req, req.args.get("index"))
         per: dict[str, dict[str, t.Any]] = {}
@@ -198,8 +198,8 @@ def stats(srv: Srv, req: Request) -> Response:
 
 
 # ---- indices ---------------------------------------------------------------------------------
-@router.route("PUT", "{index}")
-def create_index(srv: Srv, req: Request) -> Response:
+@routes.route("PUT", "{index}")
+def create_index(srv: Node, req: Request) -> Response:
     body = req.json()
     for key in body:
         if key not in ("settings", "mappings", "aliases"):
@@ -209,8 +209,8 @@ def create_index(srv: Srv, req: Request) -> Response:
     return 200, {"acknowledged": True, "shards_acknowledged": True, "index": req.args["index"]}
 
 
-@router.route("GET", "{index}")
-def get_index(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "{index}")
+def get_index(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         stores = _resolve(srv, req, req.args["index"])
         out = {
@@ -226,15 +226,15 @@ def get_index(srv: Srv, req: Request) -> Response:
     return 200, out
 
 
-@router.route("DELETE", "{index}")
-def delete_index(srv: Srv, req: Request) -> Response:
+@routes.route("DELETE", "{index}")
+def delete_index(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         srv.cluster.delete_index(req.args["index"], ignore_unavailable=req.flag("ignore_unavailable"))
     return 200, ACK
 
 
-@router.route("POST", "{index}/_close")
-def close_index(srv: Srv, req: Request) -> Response:
+@routes.route("POST", "{index}/_close")
+def close_index(srv: Node, req: Request) -> Response:
     """Closed indices refuse searches, reads and writes (``index_closed_exception``) until reopened."""
     expr = req.args["index"]
     if expr in ("_all", "*") or "*" in expr or "?" in expr:  # action.destructive_requires_name=true
@@ -251,8 +251,8 @@ def close_index(srv: Srv, req: Request) -> Response:
     }
 
 
-@router.route("POST", "{index}/_open")
-def open_index(srv: Srv, req: Request) -> Response:
+@routes.route("POST", "{index}/_open")
+def open_index(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         stores = srv.cluster.resolve(
             req.args["index"],
@@ -265,14 +265,14 @@ def open_index(srv: Srv, req: Request) -> Response:
     return 200, {"acknowledged": True, "shards_acknowledged": True}
 
 
-@router.route("GET", "_mapping", "{index}/_mapping")
-def get_mapping(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "_mapping", "{index}/_mapping")
+def get_mapping(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         return 200, {s.name: {"mappings": s.mapping.to_json()} for s in _resolve(srv, req, req.args.get("index"))}
 
 
-@router.route("PUT POST", "{index}/_mapping")
-def put_mapping(srv: Srv, req: Request) -> Response:
+@routes.route("PUT POST", "{index}/_mapping")
+def put_mapping(srv: Node, req: Request) -> Response:
     body = req.json()
     validate_properties(body.get("properties") or {})
     with srv.cluster.lock:
@@ -281,16 +281,16 @@ def put_mapping(srv: Srv, req: Request) -> Response:
     return 200, ACK
 
 
-@router.route("GET", "_settings", "{index}/_settings")
-def get_settings(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "_settings", "{index}/_settings")
+def get_settings(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         return 200, {
             s.name: {"settings": _settings(req, s.settings)} for s in _resolve(srv, req, req.args.get("index"))
         }
 
 
-@router.route("PUT", "_settings", "{index}/_settings")
-def put_settings(srv: Srv, req: Request) -> Response:
+@routes.route("PUT", "_settings", "{index}/_settings")
+def put_settings(srv: Node, req: Request) -> Response:
     body = req.json()
     flat = flatten_settings(body.get("settings", body) if isinstance(body, dict) else {})
     check_settings(flat)
@@ -309,30 +309,30 @@ def put_settings(srv: Srv, req: Request) -> Response:
 
 
 # ---- aliases ---------------------------------------------------------------------------------
-@router.route("POST", "_aliases")
-def alias_actions(srv: Srv, req: Request) -> Response:
+@routes.route("POST", "_aliases")
+def alias_actions(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         srv.cluster.alias_actions(req.json().get("actions", []))
     return 200, {"acknowledged": True, "errors": False}
 
 
-@router.route("PUT POST", "{index}/_alias/{name}", "{index}/_aliases/{name}")
-def put_alias(srv: Srv, req: Request) -> Response:
+@routes.route("PUT POST", "{index}/_alias/{name}", "{index}/_aliases/{name}")
+def put_alias(srv: Node, req: Request) -> Response:
     body = req.json()
     with srv.cluster.lock:
         srv.cluster.alias_actions([{"add": {"index": req.args["index"], "alias": req.args["name"], **body}}])
     return 200, ACK
 
 
-@router.route("DELETE", "{index}/_alias/{name}", "{index}/_aliases/{name}")
-def delete_alias(srv: Srv, req: Request) -> Response:
+@routes.route("DELETE", "{index}/_alias/{name}", "{index}/_aliases/{name}")
+def delete_alias(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         srv.cluster.alias_actions([{"remove": {"index": req.args["index"], "alias": req.args["name"]}}])
     return 200, ACK
 
 
-@router.route("GET", "_alias", "_alias/{name}", "{index}/_alias", "{index}/_alias/{name}")
-def get_alias(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "_alias", "_alias/{name}", "{index}/_alias", "{index}/_alias/{name}")
+def get_alias(srv: Node, req: Request) -> Response:
     import fnmatch
 
     wanted = req.args.get("name")

@@ -18,11 +18,11 @@ import orjson
 from flask_difylogstore.testing.es.api_docs import _refresh_after, _refresh_mode, new_id
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request, index_not_found
-from flask_difylogstore.testing.es.routing import Request, Response, router
+from flask_difylogstore.testing.es.routing import Node, Request, Response, Router
 from flask_difylogstore.testing.es.versioning import Versioning, parse_versioning
 
-if t.TYPE_CHECKING:
-    from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
+routes = Router()
+"""This module's endpoints; the server adds them to its own table."""
 
 _OPS = ("index", "create", "update", "delete")
 _META_KEYS = {
@@ -129,7 +129,7 @@ def validate(items: list[_Item]) -> None:
         raise EsError(400, "action_request_validation_exception", f"Validation Failed: {text}")
 
 
-def _target(srv: Srv, item: _Item) -> IndexStore:
+def _target(srv: Node, item: _Item) -> IndexStore:
     assert item.index is not None
     if item.require_alias and item.index not in srv.cluster.alias_map():
         raise EsError(
@@ -143,7 +143,7 @@ def _target(srv: Srv, item: _Item) -> IndexStore:
     return srv.cluster.write_target(item.index, auto_create=True)
 
 
-def _execute(srv: Srv, item: _Item, store: IndexStore) -> tuple[int, dict[str, t.Any]]:
+def _execute(srv: Node, item: _Item, store: IndexStore) -> tuple[int, dict[str, t.Any]]:
     v = item.versioning
     if item.op == "delete":
         assert item.doc_id is not None
@@ -164,8 +164,8 @@ def _execute(srv: Srv, item: _Item, store: IndexStore) -> tuple[int, dict[str, t
     return store.index(item.doc_id or new_id(), source, op_type=item.op, **v.kwargs())
 
 
-@router.route("PUT POST", "_bulk", "{index}/_bulk")
-def bulk(srv: Srv, req: Request) -> Response:
+@routes.route("PUT POST", "_bulk", "{index}/_bulk")
+def bulk(srv: Node, req: Request) -> Response:
     refresh = _refresh_mode(req)
     started = time.perf_counter()
     items = parse(req)

@@ -9,12 +9,12 @@ import typing as t
 from flask_difylogstore.testing.es.body_check import not_implemented, token
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request
-from flask_difylogstore.testing.es.routing import Request, Response, router
-from flask_difylogstore.testing.es.search import _source_filter, filter_source
+from flask_difylogstore.testing.es.routing import Node, Request, Response, Router
+from flask_difylogstore.testing.es.source_filter import _source_filter, filter_source
 from flask_difylogstore.testing.es.versioning import parse_versioning, read_conflict
 
-if t.TYPE_CHECKING:
-    from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
+routes = Router()
+"""This module's endpoints; the server adds them to its own table."""
 
 
 def new_id() -> str:
@@ -36,7 +36,7 @@ def _refresh_mode(req: Request) -> str | None:
 
 
 def _refresh_after(
-    srv: Srv, mode: str | None, stores: t.Iterable[IndexStore], body: dict[str, t.Any] | None = None
+    srv: Node, mode: str | None, stores: t.Iterable[IndexStore], body: dict[str, t.Any] | None = None
 ) -> None:
     """Apply the refresh mode: ``true`` (or empty) refreshes now, ``wait_for`` waits for a refresh."""
     if mode is None:
@@ -50,7 +50,7 @@ def _refresh_after(
         body["forced_refresh"] = True
 
 
-def _require_alias(srv: Srv, req: Request, name: str) -> None:
+def _require_alias(srv: Node, req: Request, name: str) -> None:
     if req.flag("require_alias") and name not in srv.cluster.alias_map():
         raise EsError(
             404,
@@ -61,8 +61,8 @@ def _require_alias(srv: Srv, req: Request, name: str) -> None:
         )
 
 
-@router.route("PUT POST", "{index}/_doc/{id}", "{index}/_create/{id}", "{index}/_doc")
-def index_doc(srv: Srv, req: Request) -> Response:
+@routes.route("PUT POST", "{index}/_doc/{id}", "{index}/_create/{id}", "{index}/_doc")
+def index_doc(srv: Node, req: Request) -> Response:
     refresh = _refresh_mode(req)
     op_type = req.params.get("op_type", "index").lower()
     if op_type not in ("index", "create"):
@@ -82,8 +82,8 @@ def index_doc(srv: Srv, req: Request) -> Response:
     return status, body
 
 
-@router.route("GET", "{index}/_doc/{id}", "{index}/_source/{id}")
-def get_doc(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "{index}/_doc/{id}", "{index}/_source/{id}")
+def get_doc(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         stores = srv.cluster.resolve(req.args["index"], allow_closed=False)
         if len(stores) != 1:
@@ -125,8 +125,8 @@ def _filtered(req: Request, source: dict[str, t.Any], spec: t.Any = None) -> dic
     return filter_source(source, inc, exc) if (inc or exc) else source
 
 
-@router.route("DELETE", "{index}/_doc/{id}")
-def delete_doc(srv: Srv, req: Request) -> Response:
+@routes.route("DELETE", "{index}/_doc/{id}")
+def delete_doc(srv: Node, req: Request) -> Response:
     refresh = _refresh_mode(req)
     versioning = parse_versioning(req.params, "the request")
     versioning.validate("delete", req.args["id"])
@@ -140,8 +140,8 @@ def delete_doc(srv: Srv, req: Request) -> Response:
 _UPDATE_KEYS = {"doc", "upsert", "doc_as_upsert", "script", "scripted_upsert", "detect_noop"}
 
 
-@router.route("POST", "{index}/_update/{id}")
-def update_doc(srv: Srv, req: Request) -> Response:
+@routes.route("POST", "{index}/_update/{id}")
+def update_doc(srv: Node, req: Request) -> Response:
     refresh = _refresh_mode(req)
     versioning = parse_versioning(req.params, "the request")
     versioning.validate("update", req.args["id"])
@@ -163,8 +163,8 @@ def update_doc(srv: Srv, req: Request) -> Response:
     return status, result
 
 
-@router.route("GET POST", "_mget", "{index}/_mget")
-def mget(srv: Srv, req: Request) -> Response:
+@routes.route("GET POST", "_mget", "{index}/_mget")
+def mget(srv: Node, req: Request) -> Response:
     body = req.json()
     if not isinstance(body, dict):
         raise EsError(400, "parse_exception", "Failed to derive xcontent")

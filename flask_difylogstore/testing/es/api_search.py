@@ -20,15 +20,15 @@ from flask_difylogstore.testing.es.body_check import (
 )
 from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request, search_phase_failure
-from flask_difylogstore.testing.es.routing import Request, Response, router
+from flask_difylogstore.testing.es.routing import Node, Request, Response, Router
 from flask_difylogstore.testing.es.script import run_script
 from flask_difylogstore.testing.es.search import count, match_docs, search, url_query
 
-if t.TYPE_CHECKING:
-    from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
+routes = Router()
+"""This module's endpoints; the server adds them to its own table."""
 
 
-def _targets(srv: Srv, req: Request, body: dict[str, t.Any] | None = None) -> list[IndexStore]:
+def _targets(srv: Node, req: Request, body: dict[str, t.Any] | None = None) -> list[IndexStore]:
     if body and body.get("pit"):
         pit = srv.pits.get(body["pit"]["id"])
         if pit is None:
@@ -58,8 +58,8 @@ def _shard_failures(stores: list[IndexStore]) -> t.Iterator[None]:
         raise
 
 
-@router.route("GET POST", "_search", "{index}/_search")
-def search_route(srv: Srv, req: Request) -> Response:
+@routes.route("GET POST", "_search", "{index}/_search")
+def search_route(srv: Node, req: Request) -> Response:
     check_search_type(req.params)
     body = req.json()
     check_search_body(body, req.body)
@@ -87,8 +87,8 @@ _MSEARCH_HEADER = {
 }  # fmt: skip
 
 
-@router.route("GET POST", "_msearch", "{index}/_msearch")
-def msearch(srv: Srv, req: Request) -> Response:
+@routes.route("GET POST", "_msearch", "{index}/_msearch")
+def msearch(srv: Node, req: Request) -> Response:
     """``_msearch``: header/body line pairs; each search answers on its own, errors included."""
     started = time.perf_counter()
     lines = [line for line in req.body.split(b"\n") if line.strip()]
@@ -149,8 +149,8 @@ def check_search_type(params: dict[str, str]) -> None:
         raise bad_request(f"No search type for [{kind}]")
 
 
-@router.route("GET POST", "_search/scroll", "_search/scroll/{id}")
-def scroll_next(srv: Srv, req: Request) -> Response:
+@routes.route("GET POST", "_search/scroll", "_search/scroll/{id}")
+def scroll_next(srv: Node, req: Request) -> Response:
     """Continue a scroll: the hit list was sorted once, when the scroll started."""
     scroll_id = req.args.get("id") or req.json().get("scroll_id") or req.params.get("scroll_id", "")
     state = srv.scrolls.get(scroll_id)
@@ -171,8 +171,8 @@ def scroll_next(srv: Srv, req: Request) -> Response:
     }
 
 
-@router.route("DELETE", "_search/scroll", "_search/scroll/{id}")
-def clear_scroll(srv: Srv, req: Request) -> Response:
+@routes.route("DELETE", "_search/scroll", "_search/scroll/{id}")
+def clear_scroll(srv: Node, req: Request) -> Response:
     ids = req.args.get("id") or req.json().get("scroll_id") or []
     ids = [ids] if isinstance(ids, str) else ids
     if ids == ["_all"]:
@@ -181,8 +181,8 @@ def clear_scroll(srv: Srv, req: Request) -> Response:
     return (200 if freed or not ids else 404), {"succeeded": True, "num_freed": freed}
 
 
-@router.route("GET POST", "_count", "{index}/_count")
-def count_route(srv: Srv, req: Request) -> Response:
+@routes.route("GET POST", "_count", "{index}/_count")
+def count_route(srv: Node, req: Request) -> Response:
     check_count_body(req.json(), req.body)
     with srv.cluster.lock:
         filters = srv.cluster.alias_filters(req.args.get("index"))
@@ -191,8 +191,8 @@ def count_route(srv: Srv, req: Request) -> Response:
             return 200, count(stores, req.json(), req.params, int(time.time() * 1000), filters)
 
 
-@router.route("POST", "{index}/_pit")
-def open_pit(srv: Srv, req: Request) -> Response:
+@routes.route("POST", "{index}/_pit")
+def open_pit(srv: Node, req: Request) -> Response:
     """A point in time: a frozen copy of each index's searchable view."""
     if "keep_alive" not in req.params:
         raise EsError(
@@ -210,14 +210,14 @@ def open_pit(srv: Srv, req: Request) -> Response:
     return 200, {"id": pit_id, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}
 
 
-@router.route("DELETE", "_pit")
-def close_pit(srv: Srv, req: Request) -> Response:
+@routes.route("DELETE", "_pit")
+def close_pit(srv: Node, req: Request) -> Response:
     found = srv.pits.pop(req.json().get("id", ""), None) is not None
     return (200 if found else 404), {"succeeded": found, "num_freed": int(found)}
 
 
-@router.route("POST", "{index}/_delete_by_query", "{index}/_update_by_query")
-def by_query(srv: Srv, req: Request) -> Response:
+@routes.route("POST", "{index}/_delete_by_query", "{index}/_update_by_query")
+def by_query(srv: Node, req: Request) -> Response:
     started = time.perf_counter()
     body = req.json()
     deleting = req.path.endswith("_delete_by_query")
@@ -299,8 +299,8 @@ def by_query(srv: Srv, req: Request) -> Response:
     return (409 if failures else 200), result
 
 
-@router.route("GET POST", "_refresh", "{index}/_refresh")
-def refresh(srv: Srv, req: Request) -> Response:
+@routes.route("GET POST", "_refresh", "{index}/_refresh")
+def refresh(srv: Node, req: Request) -> Response:
     with srv.cluster.lock:
         stores = _targets(srv, req)
         srv.cluster.refresh_now(stores)

@@ -22,11 +22,11 @@ from flask_difylogstore.testing.es.errors import EsError, bad_request
 from flask_difylogstore.testing.es.indices import flatten_settings, nest_settings
 from flask_difylogstore.testing.es.mapping import validate_properties
 from flask_difylogstore.testing.es.mapping_check import check_root
-from flask_difylogstore.testing.es.routing import Request, Response, router
+from flask_difylogstore.testing.es.routing import Node, Request, Response, Router
 from flask_difylogstore.testing.es.settings_check import check_settings
 
-if t.TYPE_CHECKING:
-    from flask_difylogstore.testing.es.server import LocalElasticsearchServer as Srv
+routes = Router()
+"""This module's endpoints; the server adds them to its own table."""
 
 ACK = {"acknowledged": True}
 _INDEX_TEMPLATE_KEYS = {"index_patterns", "template", "priority", "composed_of", "version", "_meta", "data_stream",
@@ -100,7 +100,7 @@ def _overlap(a: str, b: str) -> bool:
     return a == b or fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a)
 
 
-def put_index_template(srv: Srv, name: str, body: t.Any) -> None:
+def put_index_template(srv: Node, name: str, body: t.Any) -> None:
     if not isinstance(body, dict):
         raise EsError(400, "x_content_parse_exception", "[index_template] failed to parse")
     for key in body:
@@ -141,7 +141,7 @@ def put_index_template(srv: Srv, name: str, body: t.Any) -> None:
     srv.cluster.index_templates[name] = stored
 
 
-def put_component_template(srv: Srv, name: str, body: t.Any) -> None:
+def put_component_template(srv: Node, name: str, body: t.Any) -> None:
     if not isinstance(body, dict):
         raise EsError(400, "x_content_parse_exception", "[component_template] failed to parse")
     for key in body:
@@ -159,7 +159,7 @@ def put_component_template(srv: Srv, name: str, body: t.Any) -> None:
 def _template_routes(kind: str, store_attr: str, list_key: str) -> None:
     label = kind.replace("_", " ")
 
-    def put(srv: Srv, req: Request) -> Response:
+    def put(srv: Node, req: Request) -> Response:
         body = req.json()
         name = req.args["name"]
         with srv.cluster.lock:
@@ -168,7 +168,7 @@ def _template_routes(kind: str, store_attr: str, list_key: str) -> None:
             (put_index_template if kind == "index_template" else put_component_template)(srv, name, body)
         return 200, ACK
 
-    def get(srv: Srv, req: Request) -> Response:
+    def get(srv: Node, req: Request) -> Response:
         name = req.args.get("name", "*")
         flat = req.flag("flat_settings")
         with srv.cluster.lock:
@@ -182,7 +182,7 @@ def _template_routes(kind: str, store_attr: str, list_key: str) -> None:
             raise EsError(404, "resource_not_found_exception", f"{label} matching [{name}] not found")
         return 200, {list_key: found}
 
-    def delete(srv: Srv, req: Request) -> Response:
+    def delete(srv: Node, req: Request) -> Response:
         names = req.args["name"].split(",")
         with srv.cluster.lock:
             templates = getattr(srv.cluster, store_attr)
@@ -205,10 +205,10 @@ def _template_routes(kind: str, store_attr: str, list_key: str) -> None:
                 templates.pop(n, None)
         return 200, ACK
 
-    router.add("PUT POST", f"_{kind}/{{name}}", put)
-    router.add("GET", f"_{kind}/{{name}}", get)
-    router.add("GET", f"_{kind}", get)
-    router.add("DELETE", f"_{kind}/{{name}}", delete)
+    routes.add("PUT POST", f"_{kind}/{{name}}", put)
+    routes.add("GET", f"_{kind}/{{name}}", get)
+    routes.add("GET", f"_{kind}", get)
+    routes.add("DELETE", f"_{kind}/{{name}}", delete)
 
 
 _template_routes("index_template", "index_templates", "index_templates")
@@ -265,8 +265,8 @@ def normalise_policy(policy: t.Any) -> dict[str, t.Any]:
     return out
 
 
-@router.route("PUT", "_ilm/policy/{name}")
-def put_policy(srv: Srv, req: Request) -> Response:
+@routes.route("PUT", "_ilm/policy/{name}")
+def put_policy(srv: Node, req: Request) -> Response:
     body = req.json()
     for key in body:
         if key != "policy":
@@ -285,7 +285,7 @@ def put_policy(srv: Srv, req: Request) -> Response:
     return 200, ACK
 
 
-def _policy_users(srv: Srv, name: str) -> tuple[list[str], list[str]]:
+def _policy_users(srv: Node, name: str) -> tuple[list[str], list[str]]:
     indices = sorted(s.name for s in srv.cluster.indices.values() if s.settings.get("index.lifecycle.name") == name)
     templates = sorted(
         n
@@ -295,8 +295,8 @@ def _policy_users(srv: Srv, name: str) -> tuple[list[str], list[str]]:
     return indices, templates
 
 
-@router.route("GET", "_ilm/policy", "_ilm/policy/{name}")
-def get_policy(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "_ilm/policy", "_ilm/policy/{name}")
+def get_policy(srv: Node, req: Request) -> Response:
     name = req.args.get("name")
     with srv.cluster.lock:
         if name and name not in srv.cluster.ilm:
@@ -313,8 +313,8 @@ def get_policy(srv: Srv, req: Request) -> Response:
     return 200, out
 
 
-@router.route("DELETE", "_ilm/policy/{name}")
-def delete_policy(srv: Srv, req: Request) -> Response:
+@routes.route("DELETE", "_ilm/policy/{name}")
+def delete_policy(srv: Node, req: Request) -> Response:
     name = req.args["name"]
     with srv.cluster.lock:
         if name not in srv.cluster.ilm:
@@ -328,6 +328,6 @@ def delete_policy(srv: Srv, req: Request) -> Response:
     return 200, ACK
 
 
-@router.route("GET", "_ilm/status")
-def ilm_status(srv: Srv, req: Request) -> Response:
+@routes.route("GET", "_ilm/status")
+def ilm_status(srv: Node, req: Request) -> Response:
     return 200, {"operation_mode": "RUNNING", "time": int(time.time())}

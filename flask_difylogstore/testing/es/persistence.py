@@ -16,11 +16,18 @@ import orjson
 from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
 from flask_difylogstore.testing.es.mapping import Mapping
 
-if t.TYPE_CHECKING:
-    from flask_difylogstore.testing.es.indices import Cluster
+
+class ClusterState(t.Protocol):
+    """The parts of ``indices.Cluster`` a snapshot holds; declared here so this module never imports it."""
+
+    indices: dict[str, IndexStore]
+    index_templates: dict[str, dict[str, t.Any]]
+    component_templates: dict[str, dict[str, t.Any]]
+    ilm: dict[str, dict[str, t.Any]]
+    error_type: str
 
 
-def save(cluster: Cluster, directory: Path) -> None:
+def save(cluster: ClusterState, directory: Path) -> None:
     """Write every index (documents as NDJSON, written aside and renamed) and then ``state.json``."""
     directory.mkdir(parents=True, exist_ok=True)
     meta: dict[str, t.Any] = {
@@ -52,7 +59,7 @@ def save(cluster: Cluster, directory: Path) -> None:
     os.replace(directory / "state.json.tmp", directory / "state.json")
 
 
-def load(cluster: Cluster, directory: Path) -> None:
+def load(cluster: ClusterState, directory: Path) -> None:
     """Rebuild the cluster from a snapshot; every document is searchable again at once."""
     state = directory / "state.json"
     if not state.exists():

@@ -11,7 +11,8 @@ import orjson
 from flask_difylogstore.testing.es.errors import EsError
 
 if t.TYPE_CHECKING:
-    from flask_difylogstore.testing.es.server import LocalElasticsearchServer
+    from flask_difylogstore.testing.es.faults import Faults
+    from flask_difylogstore.testing.es.indices import Cluster
 
 
 @dataclass
@@ -37,8 +38,19 @@ class Request:
         return self.params[name].lower() in ("", "true")
 
 
+class Node(t.Protocol):
+    """What a handler sees of the running server (``LocalElasticsearchServer`` provides it)."""
+
+    version: str
+    major: int
+    cluster: Cluster
+    faults: Faults
+    pits: dict[str, dict[str, t.Any]]
+    scrolls: dict[str, dict[str, t.Any]]
+
+
 Response = tuple[int, t.Any]
-Handler = Callable[["LocalElasticsearchServer", Request], Response]
+Handler = Callable[[Node, Request], Response]
 
 
 class MethodNotAllowed(Exception):
@@ -68,6 +80,10 @@ class Router:
 
         return decorate
 
+    def include(self, other: Router) -> None:
+        """Add another router's routes after this one's (earlier routes win a match)."""
+        self.routes.extend(other.routes)
+
     def match(self, method: str, parts: list[str]) -> tuple[Handler, dict[str, str], str] | None:
         """The handler, the path placeholders and the route pattern (``{index}/_doc/{id}``) of a request."""
         allowed: set[str] = set()
@@ -92,6 +108,3 @@ class Router:
             names = sorted(allowed, key=order.index)
             raise MethodNotAllowed(method, names)
         return None
-
-
-router = Router()

@@ -18,22 +18,20 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
-from flask_difylogstore.testing.es import (  # noqa: F401  (registers routes)
-    api_admin,
-    api_bulk,
-    api_docs,
-    api_search,
-    api_templates,
-    jsonpos,
-)
+from flask_difylogstore.testing.es import api_admin, api_bulk, api_docs, api_search, api_templates, jsonpos
 from flask_difylogstore.testing.es.errors import EsError
 from flask_difylogstore.testing.es.faults import Faults
 from flask_difylogstore.testing.es.indices import Cluster
 from flask_difylogstore.testing.es.params import check as params_check
-from flask_difylogstore.testing.es.routing import MethodNotAllowed, Request, router
+from flask_difylogstore.testing.es.routing import MethodNotAllowed, Request, Router
 
 if t.TYPE_CHECKING:
     from elasticsearch import Elasticsearch
+
+router = Router()
+"""Every endpoint, in the order they are matched."""
+for _module in (api_admin, api_docs, api_bulk, api_search, api_templates):
+    router.include(_module.routes)
 
 _COMPAT = re.compile(r"compatible-with=(\d+)")
 _LOCATED = re.compile(r"\[\d+:\d+\] ")
