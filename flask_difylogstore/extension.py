@@ -84,10 +84,12 @@ _live_states: weakref.WeakSet[LogStoreState] = weakref.WeakSet()
 
 
 def get_state(app: Flask | None = None) -> LogStoreState:
-    """The extension state of ``app``, the current app, or (outside any app context) the last one initialised.
+    """The extension state of ``app``, the current app, or (outside any app context) the only live one.
 
     Dify builds repositories on engine threads and in Celery tasks; those normally run inside an
-    app context, and the fallback covers the ones that don't.
+    app context, and the fallback covers the ones that don't. The fallback is unambiguous only while
+    exactly one app's state is live (initialised and not closed): with several, the caller must say
+    which app it means, by running inside its app context.
     """
     if app is None and has_app_context():
         app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -99,6 +101,14 @@ def get_state(app: Flask | None = None) -> LogStoreState:
                 "(inside Dify: add ext_logstore to the extension list in app_factory.py)"
             )
         return t.cast(LogStoreState, state)
+    live = [state for state in list(_live_states) if not state.closed]
+    if len(live) > 1:
+        raise DifyLogStoreError(
+            f"flask-difylogstore is initialised on {len(live)} apps, so outside an app context it cannot "
+            "tell which one is meant: use it inside `with app.app_context():` or pass the app"
+        )
+    if live:
+        return live[0]
     if _last_state is None:
         raise DifyLogStoreError(
             "flask-difylogstore has no app: call DifyLogStore().init_app(app) first, or use it inside "

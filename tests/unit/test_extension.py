@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import threading
 import typing as t
+import weakref
 
 import pytest
 from flask import Flask
 
-from flask_difylogstore import DifyLogStore, DifyLogStoreError, LogStoreConfigError, ProvisioningError
+from flask_difylogstore import DifyLogStore, DifyLogStoreError, LogStoreConfigError, ProvisioningError, extension
 from flask_difylogstore.backends import register_backend, resolve_backend
 from flask_difylogstore.backends.base import LogBackend
 from flask_difylogstore.errors import BackendNotInstalledError
-from flask_difylogstore.extension import EXTENSION_KEY, get_state
+from flask_difylogstore.extension import EXTENSION_KEY, LogStoreState, get_state
 from flask_difylogstore.settings import LogStoreSettings
 from tests.unit.fakes import FakeBackend
 
@@ -52,6 +54,35 @@ def test_two_apps_side_by_side_have_their_own_state(make_settings: MakeSettings)
     ext.init_app(second)
     assert get_state(first) is not get_state(second)
     assert get_state(first).backend is not get_state(second).backend
+
+
+def test_outside_an_app_context_only_a_single_live_app_is_assumed(
+    make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Flask's application context (https://flask.palletsprojects.com/en/stable/appcontext/): code without
+    # one cannot know its app; a guess is safe only while one app is live (Dify's engine threads).
+    monkeypatch.setattr(extension, "_live_states", weakref.WeakSet())
+    monkeypatch.setattr(extension, "_last_state", None)
+    ext = DifyLogStore(settings=make_settings())
+    first, second = Flask("first"), Flask("second")
+    ext.init_app(first)
+    found: list[LogStoreState] = []
+    worker = threading.Thread(target=lambda: found.append(get_state()))
+    worker.start()
+    worker.join()
+    assert found == [get_state(first)]
+
+    ext.init_app(second)
+    with pytest.raises(DifyLogStoreError, match="initialised on 2 apps.*app context"):
+        get_state()
+    with second.app_context():
+        assert get_state() is get_state(second)
+    assert get_state(first) is not get_state(second)
+
+    DifyLogStore.close(first)
+    assert get_state() is get_state(second)  # a closed app is no longer a candidate
+    DifyLogStore.close(second)
+    assert get_state() is get_state(second)  # none live: the last one initialised, as before
 
 
 def test_disabled_backend_has_no_client(make_settings: MakeSettings) -> None:
