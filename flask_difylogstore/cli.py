@@ -6,39 +6,17 @@ message with a non-zero exit status, and never prints a secret.
 
 from __future__ import annotations
 
-import functools
 import typing as t
 
 import click
-import orjson
 from flask.cli import AppGroup
 
-from flask_difylogstore.errors import DifyLogStoreError
+from flask_difylogstore.cli_support import catch_errors, echo_json, echo_table
 from flask_difylogstore.extension import get_state
 from flask_difylogstore.health import build_health_report
-from flask_difylogstore.settings import mask_url_credentials
+from flask_difylogstore.migration import commands as migration_commands
 
 logstore_group = AppGroup("logstore", help="Workflow logs in Aliyun SLS / Elasticsearch.")
-
-F = t.TypeVar("F", bound=t.Callable[..., t.Any])
-
-
-def catch_errors(func: F) -> F:
-    """Report the package's errors as ``Error: <message>`` with exit status 1, without a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        try:
-            return func(*args, **kwargs)
-        except DifyLogStoreError as exc:
-            lines = [line.strip(" -") for line in mask_url_credentials(str(exc)).splitlines() if line.strip()]
-            raise click.ClickException("; ".join(lines)) from None
-
-    return t.cast(F, wrapper)
-
-
-def echo_json(data: t.Any) -> None:
-    click.echo(mask_url_credentials(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode()))
 
 
 def _flatten(prefix: str, data: t.Any, rows: list[tuple[str, str]]) -> None:
@@ -164,17 +142,6 @@ def _echo_migration_status(status: dict[str, t.Any]) -> None:
         )
 
 
-def echo_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=False)]
-    for line in [headers, *rows]:
-        click.echo(
-            "  ".join(
-                str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                for i, (c, w) in enumerate(zip(line, widths, strict=False))
-            ).rstrip()
-        )
-
-
 @logstore_group.command("health")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @catch_errors
@@ -223,5 +190,6 @@ def init_command(dry_run: bool) -> None:
     click.echo(f"{report.backend}: {verb} change {changed} item(s), {len(report.changes) - changed} already up to date")
 
 
-# The migration commands live beside the library they wrap; importing them attaches them to the group.
-from flask_difylogstore.migration import commands as _migration_commands  # noqa: E402,F401
+# The migration commands live beside the library they wrap.
+for _command in migration_commands.COMMANDS:
+    logstore_group.add_command(_command)

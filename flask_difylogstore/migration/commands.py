@@ -1,6 +1,6 @@
 """``flask logstore migrate`` / ``verify`` / ``cleanup-pg``: thin click wrappers over this package.
 
-They are attached to the ``logstore`` group by :mod:`flask_difylogstore.cli`, print a table (or
+:mod:`flask_difylogstore.cli` adds :data:`COMMANDS` to the ``logstore`` group. They print a table (or
 ``--json``), show progress bars on stderr and exit non-zero whenever something was not done.
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 import typing as t
 
 import click
+from flask.cli import with_appcontext
 
-from flask_difylogstore.cli import F, catch_errors, echo_json, echo_table, logstore_group
+from flask_difylogstore.cli_support import F, catch_errors, echo_json, echo_table
 
 KIND_CHOICE = click.Choice(["runs", "node-executions", "app-logs", "all"])
 
@@ -45,7 +46,8 @@ def _exit(code: int, message: str) -> None:
         raise SystemExit(code)
 
 
-@logstore_group.command("migrate")
+@click.command("migrate")
+@with_appcontext  # like every command of the group: it runs in an app context
 @click.option("--kind", type=KIND_CHOICE, default="all", show_default=True, help="Which table to migrate.")
 @selection_options
 @click.option("--since", help="First day (UTC, inclusive) as YYYY-MM-DD, or an ISO datetime.")
@@ -180,7 +182,8 @@ def migrate_command(
     )
 
 
-@logstore_group.command("verify")
+@click.command("verify")
+@with_appcontext  # like every command of the group: it runs in an app context
 @click.option("--kind", type=KIND_CHOICE, default="all", show_default=True)
 @selection_options
 @click.option("--since", help="First day (UTC, inclusive) as YYYY-MM-DD, or an ISO datetime.")
@@ -284,7 +287,8 @@ def verify_command(
     )
 
 
-@logstore_group.command("cleanup-pg")
+@click.command("cleanup-pg")
+@with_appcontext  # like every command of the group: it runs in an app context
 @click.option("--kind", type=KIND_CHOICE, default="all", show_default=True)
 @selection_options
 @click.option(
@@ -374,3 +378,7 @@ def cleanup_command(
         if refused
         else "some storage objects could not be deleted",
     )
+
+
+COMMANDS: tuple[click.Command, ...] = (migrate_command, verify_command, cleanup_command)
+"""The migration commands, in the order the ``logstore`` group lists them."""

@@ -150,3 +150,18 @@ def test_only_the_demo_imports_the_local_servers() -> None:
     outside = {name: lines for name, lines in users.items() if not name.startswith(ALLOWED_OUTSIDE)}
     assert not outside, f"runtime modules import {TESTING}: {outside}"
     assert "flask_difylogstore.demo" in users  # the demo does start the local servers
+
+
+def test_the_cli_group_registers_the_migration_commands_which_never_import_it() -> None:
+    # Click's explicit registration (https://click.palletsprojects.com/en/stable/commands/, Group.add_command).
+    graph = import_graph(PACKAGE_DIR, PACKAGE)
+    assert "flask_difylogstore.cli" not in graph["flask_difylogstore.migration.commands"]
+    assert "flask_difylogstore.cli_support" in graph["flask_difylogstore.migration.commands"]
+    assert "flask_difylogstore.migration.commands" in graph["flask_difylogstore.cli"]
+
+    from flask_difylogstore.cli import logstore_group
+    from flask_difylogstore.migration import commands
+
+    assert [command.name for command in commands.COMMANDS] == ["migrate", "verify", "cleanup-pg"]
+    for command in commands.COMMANDS:
+        assert logstore_group.commands[command.name or ""] is command
