@@ -44,7 +44,7 @@ def creator_of(user: t.Any) -> tuple[str, str]:
 
 
 class StateMixin:
-    """Access to the extension state of the current (or last initialised) app."""
+    """Access to the extension state of the current app (outside an app context: the only live one)."""
 
     _state_override: LogStoreState | None = None
 
