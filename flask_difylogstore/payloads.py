@@ -30,7 +30,7 @@ from flask_difylogstore.records import LogRecord, RecordKind
 CHUNK_BYTES = 256 * 1024
 #: Nesting depth kept when sanitising; deeper values become their ``str()`` (orjson stops at 255).
 MAX_DEPTH = 200
-_ELLIPSIS = "..."
+ELLIPSIS = "..."
 _BASE_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 #: :func:`encode_payload`'s one-pass form: like ``dumps(..., sort_keys=True)``, but string keys only.
 _FAST_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -183,13 +183,13 @@ class Truncator:
         return value
 
     def _truncate_string(self, value: str, budget: int) -> str:
-        limit = min(self.limits.string_length, max(budget - len(_ELLIPSIS) - 2, 0))
+        limit = min(self.limits.string_length, max(budget - len(ELLIPSIS) - 2, 0))
         if len(value) <= limit and json_size(value) <= budget:
             return value
         cut = value[:limit]
-        while cut and json_size(cut) + len(_ELLIPSIS) > budget:
+        while cut and json_size(cut) + len(ELLIPSIS) > budget:
             cut = cut[: len(cut) * 3 // 4]
-        return cut + _ELLIPSIS
+        return cut + ELLIPSIS
 
     def _truncate_array(self, value: list[t.Any], budget: int) -> list[t.Any]:
         result: list[t.Any] = []
@@ -346,79 +346,3 @@ def assemble_payloads(records: Iterable[LogRecord]) -> dict[tuple[str, str], str
             continue
         result[key] = "".join(str(p.data["content"]) for p in parts if p is not None)
     return result
-
-
-# -- bounding every stored field ----------------------------------------------------------------
-
-#: Fields holding JSON text: cut with the structure-preserving truncation, not as plain text.
-JSON_FIELDS = frozenset({"inputs", "outputs", "process_data", "graph", "execution_metadata"})
-#: Fields never cut: identifiers, owners, times, statuses (short by construction).
-#: ``content`` is a PAYLOAD chunk, bounded by :data:`CHUNK_BYTES` when split (cutting it would corrupt the full value).
-_UNBOUNDED = frozenset(
-    {"id", "tenant_id", "app_id", "created_at", "node_execution_id", "workflow_run_id", "content"}
-)
-
-
-def bound_text(text: str, max_bytes: int) -> str:
-    """``text`` cut to at most ``max_bytes`` UTF-8 bytes (with ``...``), on a character boundary."""
-    raw = text.encode("utf-8", errors="replace")
-    if len(raw) <= max_bytes:
-        return text
-    end = max(0, max_bytes - len(_ELLIPSIS))
-    while end > 0 and (raw[end] & 0xC0) == 0x80:
-        end -= 1
-    return raw[:end].decode("utf-8", errors="replace") + _ELLIPSIS
-
-
-def bound_json_text(text: str, max_bytes: int, truncator: Truncator) -> str:
-    """JSON ``text`` within ``max_bytes``: Dify's truncation of the parsed value, plain cutting otherwise."""
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return bound_text(text, max_bytes)
-    limits = dataclasses.replace(truncator.limits, max_size=max(16, max_bytes))
-    cutter = Truncator(limits)
-    plain = value if isinstance(value, dict) else {"value": value}
-    truncated, _ = cutter.truncate_mapping(plain)
-    result = truncated if isinstance(value, dict) else truncated.get("value")
-    bounded = dumps(result, sort_keys=isinstance(value, dict))
-    return bounded if len(bounded.encode("utf-8")) <= max_bytes else bound_text(bounded, max_bytes)
-
-
-def _text_size(value: str) -> int:
-    """UTF-8 size of ``value``, computed only when its length does not already settle it."""
-    return len(value) if value.isascii() else len(value.encode("utf-8", errors="replace"))
-
-
-def bound_record(record: LogRecord, limits: TruncationLimits, record_max_bytes: int) -> LogRecord:
-    """``record`` with every text field within ``limits.max_size`` and all of them within ``record_max_bytes``.
-
-    The safety net of the write path (Dify's truncation of inputs / outputs / process_data happens
-    when records are built, with the full value offloaded): ``error``, ``graph``, run payloads and
-    anything else can be arbitrarily large, and one record must always fit a backend request. JSON
-    fields keep their structure (Dify's truncation semantics); other text is cut with ``...``. The
-    record is returned unchanged (the same object) when nothing is over its limit.
-    """
-    data = record.data
-    quick = limits.max_size // 4  # a string this short (in characters) is within the limit in bytes
-    sizes = {k: _text_size(v) for k, v in data.items() if type(v) is str and len(v) > quick and k not in _UNBOUNDED}
-    over = {k: s for k, s in sizes.items() if s > limits.max_size}
-    caps = dict.fromkeys(over, limits.max_size)
-    total = sum(_text_size(v) for v in data.values() if type(v) is str) + 64 * len(data)
-    total -= sum(s - limits.max_size for s in over.values())
-    truncator = Truncator(limits)
-    while total > record_max_bytes:
-        # Halve the largest remaining field until the whole record fits.
-        candidates = {k: caps.get(k, s) for k, s in sizes.items()}
-        largest = max(candidates, key=lambda k: candidates[k], default=None)
-        if largest is None or candidates[largest] <= 1024:
-            break
-        caps[largest] = candidates[largest] // 2
-        total -= candidates[largest] - caps[largest]
-    if not caps:
-        return record
-    bounded = dict(data)
-    for key, cap in caps.items():
-        text = t.cast(str, data[key])
-        bounded[key] = bound_json_text(text, cap, truncator) if key in JSON_FIELDS else bound_text(text, cap)
-    return LogRecord(record.kind, bounded, record.log_version)

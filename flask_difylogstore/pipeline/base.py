@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 from flask_difylogstore.backends.base import LogBackend, WriteResult
 from flask_difylogstore.errors import BackendUnavailableError
-from flask_difylogstore.payloads import TruncationLimits, bound_record
+from flask_difylogstore.payloads import TruncationLimits
+from flask_difylogstore.record_bounds import bound_record
 from flask_difylogstore.records import LogRecord, RecordKind
 
 

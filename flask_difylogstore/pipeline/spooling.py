@@ -26,7 +26,7 @@ import orjson
 
 from flask_difylogstore.backends.base import LogBackend
 from flask_difylogstore.errors import RecordRejectedError
-from flask_difylogstore.payloads import TruncationLimits, bound_record
+from flask_difylogstore.payloads import TruncationLimits
 from flask_difylogstore.pipeline import lifecycle, spool
 from flask_difylogstore.pipeline.base import record_max_bytes
 from flask_difylogstore.pipeline.breaker import CircuitBreaker
@@ -37,6 +37,7 @@ from flask_difylogstore.pipeline.overflow import Overflow, RateLimitedLog, disk_
 from flask_difylogstore.pipeline.pending import PendingIndex
 from flask_difylogstore.pipeline.spool import Segment, Spool, SpoolFullError
 from flask_difylogstore.pipeline.writer import WRITERS, DeadLetters, Gate, Writer
+from flask_difylogstore.record_bounds import bound_record
 from flask_difylogstore.records import LogRecord, RecordKind
 from flask_difylogstore.schemas import RecordSchema
 from flask_difylogstore.schemas import schema as default_schema

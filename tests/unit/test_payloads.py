@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_difylogstore import payloads
+from flask_difylogstore import payloads, record_bounds
 from flask_difylogstore.records import RecordKind
 
 
@@ -208,7 +208,7 @@ def test_bound_record_cuts_oversized_text_and_json_fields() -> None:
         "title": "short",
     }
     record = LogRecord(RecordKind.NODE_EXECUTION, data, 7)
-    bounded = payloads.bound_record(record, limits, record_max_bytes=4_000_000)
+    bounded = record_bounds.bound_record(record, limits, record_max_bytes=4_000_000)
     assert bounded is not record and bounded.log_version == 7 and bounded.data["title"] == "short"
     assert len(bounded.data["error"].encode()) <= limits.max_size and bounded.data["error"].endswith("...")
     parsed = orjson.loads(bounded.data["inputs"])  # still JSON, fewer keys, Dify's semantics
@@ -217,7 +217,7 @@ def test_bound_record_cuts_oversized_text_and_json_fields() -> None:
     assert len(bounded.data["graph"].encode()) <= limits.max_size
     assert record.data["error"] == "E" * 3_000_000  # the caller's record is not changed
     small = LogRecord(RecordKind.NODE_EXECUTION, {"id": "n2", "error": "boom"}, 1)
-    assert payloads.bound_record(small, limits, 4_000_000) is small
+    assert record_bounds.bound_record(small, limits, 4_000_000) is small
 
 
 def test_bound_record_keeps_the_whole_record_within_the_request_limit() -> None:
@@ -225,7 +225,7 @@ def test_bound_record_keeps_the_whole_record_within_the_request_limit() -> None:
 
     limits = payloads.TruncationLimits(max_size=1_000_000, string_length=100_000, array_length=10)
     data = {"id": "r1", **{f"f{i}": "x" * 900_000 for i in range(8)}}
-    bounded = payloads.bound_record(LogRecord(RecordKind.RUN, data, 1), limits, record_max_bytes=2_000_000)
+    bounded = record_bounds.bound_record(LogRecord(RecordKind.RUN, data, 1), limits, record_max_bytes=2_000_000)
     assert sum(len(v) for k, v in bounded.data.items() if k != "id") <= 2_000_000
 
 
@@ -234,4 +234,4 @@ def test_payload_chunks_are_never_cut() -> None:
 
     limits = payloads.TruncationLimits(max_size=2048, string_length=100, array_length=10)
     chunk = LogRecord(RecordKind.PAYLOAD, {"id": "n1:outputs:0", "content": "c" * payloads.CHUNK_BYTES}, 1)
-    assert payloads.bound_record(chunk, limits, 4_000_000) is chunk
+    assert record_bounds.bound_record(chunk, limits, 4_000_000) is chunk

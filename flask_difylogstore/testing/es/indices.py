@@ -16,6 +16,7 @@ from flask_difylogstore.testing.es.documents import IndexStore
 from flask_difylogstore.testing.es.errors import EsError, bad_request, index_not_found
 from flask_difylogstore.testing.es.mapping import Mapping
 from flask_difylogstore.testing.es.settings_check import check_settings, flatten_settings, nest_settings
+from flask_difylogstore.testing.es.template_merge import override_mapping
 
 __all__ = ["Cluster", "flatten_settings", "nest_settings"]
 
@@ -215,7 +216,7 @@ class Cluster:
         ]
         for part in [*parts, body.get("template") or {}]:
             settings.update(flatten_settings(part.get("settings")))
-            _override_mapping(mappings, part.get("mappings") or {})
+            override_mapping(mappings, part.get("mappings") or {})
             aliases.update(part.get("aliases") or {})
         return {"settings": settings, "mappings": mappings, "aliases": aliases}
 
@@ -237,7 +238,7 @@ class Cluster:
         requested = flatten_settings(body.get("settings"))
         check_settings(requested)
         settings.update(requested)
-        _override_mapping(mappings, body.get("mappings") or {})
+        override_mapping(mappings, body.get("mappings") or {})
         aliases.update(body.get("aliases") or {})
         mapping = Mapping(mappings, error_type=self.error_type)
         store = IndexStore(name, settings, mapping, {a: dict(v or {}) for a, v in aliases.items()}, created_ms)
@@ -376,31 +377,3 @@ class Cluster:
     def load(self, directory: Path) -> None:
         """Replace the cluster's state with what ``directory`` holds, if anything."""
         persistence.load(self, directory)
-
-
-def _override_mapping(base: dict[str, t.Any], extra: dict[str, t.Any]) -> None:
-    """Template composition (``MergeReason.INDEX_TEMPLATE``): later definitions replace earlier ones.
-
-    Objects merge recursively; a leaf field defined again (another type included) is replaced whole.
-    """
-    _override_properties(base.setdefault("properties", {}), extra.get("properties") or {})
-    for key, value in extra.items():
-        if key != "properties":
-            base[key] = copy.deepcopy(value)
-
-
-def _override_properties(base: dict[str, t.Any], extra: dict[str, t.Any]) -> None:
-    for name, fdef in extra.items():
-        old = base.get(name)
-        is_object = "properties" in fdef and fdef.get("type", "object") in ("object", "nested")
-        was_object = (
-            isinstance(old, dict) and "properties" in old and old.get("type", "object") == fdef.get("type", "object")
-        )
-        if is_object and was_object:
-            assert old is not None
-            _override_properties(old["properties"], fdef["properties"])
-            for key, value in fdef.items():
-                if key != "properties":
-                    old[key] = copy.deepcopy(value)
-        else:
-            base[name] = copy.deepcopy(fdef)
