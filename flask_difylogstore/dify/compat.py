@@ -232,8 +232,12 @@ DIFY_SQL_REPOSITORIES: dict[str, tuple[str, ...]] = {
 }
 
 
+@functools.cache
 def dify_sql_repository(key: str) -> Any | None:
-    """Dify's own SQL repository class for ``key`` (see :data:`DIFY_SQL_REPOSITORIES`), or ``None``."""
+    """Dify's own SQL repository class for ``key`` (see :data:`DIFY_SQL_REPOSITORIES`), or ``None``.
+
+    Looked up once per process: the run writer asks on every save whether control rows are needed.
+    """
     if not DIFY_AVAILABLE:
         return None
     for path in DIFY_SQL_REPOSITORIES.get(key, ()):
