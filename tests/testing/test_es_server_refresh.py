@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 import typing as t
 
 import pytest
 from elasticsearch import BadRequestError, ConflictError, Elasticsearch, helpers
 
+from flask_difylogstore.pipeline.lifecycle import wait_until
 from flask_difylogstore.testing.es import LocalElasticsearchServer
 from tests.testing import es_fixtures
 
@@ -34,14 +34,14 @@ def _in_thread(action: t.Callable[[], object]) -> tuple[threading.Thread, list[o
 
 def _until_waiting(server: LocalElasticsearchServer, index: str, listeners: int = 1) -> None:
     """Poll (with a deadline) until ``listeners`` requests wait for a refresh of ``index``."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def waiting() -> bool:
         with server.cluster.lock:
             store = server.cluster.indices.get(index)
-            if store is not None and store.refresh_listeners >= listeners:
-                return
-        time.sleep(0.01)
-    raise AssertionError(f"no request started waiting for a refresh of {index}")
+            return store is not None and store.refresh_listeners >= listeners
+
+    if not wait_until(waiting, 10):
+        raise AssertionError(f"no request started waiting for a refresh of {index}")
 
 
 # Reference "?refresh" (docs/reference/docs/refresh.asciidoc): wait_for waits for a refresh, never forces one,
