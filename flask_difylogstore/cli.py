@@ -12,9 +12,9 @@ import click
 from flask.cli import AppGroup
 
 from flask_difylogstore.cli_support import catch_errors, echo_json, echo_table
-from flask_difylogstore.extension import get_state
 from flask_difylogstore.health import build_health_report
 from flask_difylogstore.migration import commands as migration_commands
+from flask_difylogstore.state import get_state
 
 logstore_group = AppGroup("logstore", help="Workflow logs in Aliyun SLS / Elasticsearch.")
 

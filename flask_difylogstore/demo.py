@@ -33,8 +33,8 @@ from flask_difylogstore.demo_report import latency_probe, print_daily_charts, pr
 from flask_difylogstore.demo_workload import DemoUser, RunOutcome, SaveTimer, run_workflow
 from flask_difylogstore.dify.enums import WorkflowNodeExecutionTriggeredFrom, WorkflowRunTriggeredFrom
 from flask_difylogstore.dify.models import WorkflowAppLog, WorkflowRun
-from flask_difylogstore.extension import get_state
 from flask_difylogstore.settings import LogStoreSettings
+from flask_difylogstore.state import get_state
 
 
 @dataclass

@@ -20,8 +20,8 @@ from flask_difylogstore.backends.base import LogBackend, Scope
 from flask_difylogstore.demo_workload import DemoUser, SaveTimer
 from flask_difylogstore.dify.enums import WorkflowNodeExecutionTriggeredFrom
 from flask_difylogstore.dify.models import WorkflowAppLog, WorkflowNodeExecutionModel, WorkflowRun
-from flask_difylogstore.extension import get_state
 from flask_difylogstore.records import RecordKind
+from flask_difylogstore.state import get_state
 
 BAR = "█"
 

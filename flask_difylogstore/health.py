@@ -19,9 +19,9 @@ from flask import Blueprint, Response, jsonify
 
 from flask_difylogstore._settings_errors import mask_url_credentials
 from flask_difylogstore.backends.base import PingResult
+from flask_difylogstore.state import LogStoreState, get_state
 
 if t.TYPE_CHECKING:
-    from flask_difylogstore.extension import LogStoreState
     from flask_difylogstore.settings import LogStoreSettings
 
 
@@ -148,8 +148,6 @@ def create_health_blueprint(name: str = "difylogstore_health") -> Blueprint:
 
     @blueprint.get("/health")
     def health() -> tuple[Response, int]:
-        from flask_difylogstore.extension import get_state
-
         report = build_health_report(get_state())
         return jsonify(report.to_dict()), 200 if report.ok else 503
 

@@ -17,7 +17,6 @@ from flask import Flask, current_app
 
 from flask_difylogstore.backends.base import LogBackend
 from flask_difylogstore.errors import DifyLogStoreError, ProvisioningError
-from flask_difylogstore.extension import get_state
 from flask_difylogstore.migration.checkpoint import Checkpoint, CheckpointStore
 from flask_difylogstore.migration.cleanup import Cleaner, CleanupOptions, CleanupReport
 from flask_difylogstore.migration.migrate import MigrateOptions, MigrateReport, Migrator
@@ -25,6 +24,7 @@ from flask_difylogstore.migration.progress import ProgressFactory, null_progress
 from flask_difylogstore.migration.selection import Selection, Window
 from flask_difylogstore.migration.storage import PayloadStore, default_payload_store
 from flask_difylogstore.migration.verify import Verifier, VerifyOptions, VerifyReport
+from flask_difylogstore.state import get_state
 
 __all__ = [
     "Checkpoint",

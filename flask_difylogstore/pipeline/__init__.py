@@ -6,15 +6,14 @@ directly (tests, tools). :func:`read_dead_letters` lists records a backend refus
 
 from __future__ import annotations
 
-import typing as t
+from collections.abc import Callable
 
+from flask_difylogstore.backends.base import LogBackend
 from flask_difylogstore.payloads import TruncationLimits
 from flask_difylogstore.pipeline.base import DirectSink, RecordSink, approximate_size
 from flask_difylogstore.pipeline.spooling import SpoolingPipeline
-from flask_difylogstore.pipeline.writer import read_dead_letters
-
-if t.TYPE_CHECKING:
-    from flask_difylogstore.extension import LogStoreState
+from flask_difylogstore.pipeline.writer import Gate, read_dead_letters
+from flask_difylogstore.settings import LogStoreSettings
 
 __all__ = [
     "DirectSink",
@@ -26,20 +25,26 @@ __all__ = [
 ]
 
 
-def build_pipeline(state: LogStoreState, *, start: bool = True) -> SpoolingPipeline:
+def build_pipeline(
+    backend: LogBackend,
+    settings: LogStoreSettings,
+    *,
+    gate: Gate | None = None,
+    count: Callable[[str, int], None] | None = None,
+    start: bool = True,
+) -> SpoolingPipeline:
     """The spooling pipeline of an app's backend, spooling under ``<spool_dir>/<backend name>/``.
 
-    The writer waits on the provisioning gate before its first write; segments left by stopped
-    processes are replayed right away (with ``start=False``: from the first write on).
+    The writer waits on ``gate`` (the provisioning gate) before its first write; segments left by
+    stopped processes are replayed right away (with ``start=False``: from the first write on).
+    ``count`` receives the pipeline's counters (the health report shows them).
     """
-    backend = state.require_backend()
-    settings = state.settings
     pipeline = SpoolingPipeline(
         backend,
         settings.pipeline,
         settings.spool_dir / backend.name,
-        gate=state.gate,
-        count=state.count,
+        gate=gate,
+        count=count,
         limits=TruncationLimits.from_settings(settings),
     )
     if start:

@@ -245,9 +245,7 @@ class Writer:
             self.retry_at = 0.0
             self.breaker.success()
 
-    def _dead_letter(
-        self, dead: list[Entry], failures: dict[int, tuple[str, bool]]
-    ) -> tuple[list[Entry], list[Entry]]:
+    def _dead_letter(self, dead: list[Entry], failures: dict[int, tuple[str, bool]]) -> tuple[list[Entry], list[Entry]]:
         """Write dead letters; return the entries written and those kept in the spool (not writable)."""
         written, stuck = self._write_dead_letters([(e, failures[id(e.record)][0]) for e in dead])
         if written:

@@ -11,10 +11,10 @@ import typing as t
 from flask_difylogstore.backends.base import Filter, LogBackend, Scope, TimeRange
 from flask_difylogstore.backends.memory import record_matches
 from flask_difylogstore.dify.enums import CreatorUserRole
-from flask_difylogstore.extension import LogStoreState, get_state
 from flask_difylogstore.payloads import TruncationLimits, Truncator
 from flask_difylogstore.pipeline.base import RecordSink
 from flask_difylogstore.records import LogRecord, RecordKind, compose_version, default_clock, latest_by_id
+from flask_difylogstore.state import LogStoreState, get_state
 
 
 def enum_value(value: t.Any) -> t.Any:

@@ -44,7 +44,6 @@ from datetime import UTC, datetime
 from flask_difylogstore import conversions
 from flask_difylogstore.backends.base import AggregateQuery, Direction, Filter, RecordQuery, Scope, TimeRange
 from flask_difylogstore.backends.memory import aggregate_records
-from flask_difylogstore.extension import LogStoreState
 from flask_difylogstore.records import LogRecord, RecordKind
 from flask_difylogstore.repositories import dual_sql
 from flask_difylogstore.repositories._context import StateMixin
@@ -52,6 +51,7 @@ from flask_difylogstore.repositories._reads import Reader
 from flask_difylogstore.repositories.dual_merge import combine, merge_entities, merge_groups, narrow, row_key
 from flask_difylogstore.repositories.dual_sql import Key, Sessions
 from flask_difylogstore.repositories.relational_classes import control_rows_required, relational_repositories
+from flask_difylogstore.state import LogStoreState
 
 __all__ = [
     "ListSpec",

@@ -8,7 +8,6 @@ import typing as t
 from flask_difylogstore import conversions, payloads
 from flask_difylogstore.backends.base import Direction, Filter, RecordQuery
 from flask_difylogstore.dify.enums import WorkflowNodeExecutionStatus, WorkflowNodeExecutionTriggeredFrom
-from flask_difylogstore.extension import LogStoreState
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from flask_difylogstore.repositories._context import StateMixin, creator_of, enum_value, scope, tenant_of
 from flask_difylogstore.repositories._reads import Reader
@@ -21,6 +20,7 @@ from flask_difylogstore.repositories.dual import (
 )
 from flask_difylogstore.repositories.relational_classes import control_rows_required, core_repository
 from flask_difylogstore.schemas import schema
+from flask_difylogstore.state import LogStoreState
 
 
 class _Stored(t.NamedTuple):

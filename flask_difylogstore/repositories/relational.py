@@ -29,6 +29,7 @@ from flask_difylogstore.dify.models import (
     WorkflowRun,
 )
 from flask_difylogstore.repositories._context import creator_of, enum_value, tenant_of
+from flask_difylogstore.state import get_state
 
 
 def resolve_session_factory(source: t.Any) -> sessionmaker[Session]:
@@ -109,8 +110,6 @@ class _Core:
     def truncator(self) -> payloads.Truncator:
         if self._truncator is None:
             try:
-                from flask_difylogstore.extension import get_state
-
                 limits = payloads.TruncationLimits.from_settings(get_state().settings)
             except Exception:
                 limits = payloads.TruncationLimits()

@@ -32,7 +32,6 @@ _TIME_RANGE = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
-
 def checked_timezone(name: str | None) -> str:
     """An IANA time-zone name the statistics can group by, or a ``ValueError`` naming ``timezone``.
 
@@ -47,6 +46,7 @@ def checked_timezone(name: str | None) -> str:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):
         raise ValueError(f"timezone: unknown time zone {value!r}") from None
     return value
+
 
 def parse_time_range(value: str) -> timedelta:
     """Dify's ``time_range`` strings: ``7d``, ``4h``, ``30m``, ``30s``."""

@@ -27,7 +27,9 @@ def test_mask_url_credentials_covers_urls_and_bare_userinfo() -> None:
     assert mask_url_credentials("http://elastic:pw@127.0.0.1:9200") == "http://elastic:**********@127.0.0.1:9200"
     assert mask_url_credentials("['https://u:p@a', 'http://b']") == "['https://u:**********@a', 'http://b']"
     assert mask_url_credentials("host 'elastic:pw@h' is bad") == "host 'elastic:**********@h' is bad"
-    assert mask_url_credentials("mail ops@example.com, see http://host/a@b") == "mail ops@example.com, see http://host/a@b"
+    assert (
+        mask_url_credentials("mail ops@example.com, see http://host/a@b") == "mail ops@example.com, see http://host/a@b"
+    )
 
 
 def _app(monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any, url: str) -> Flask:

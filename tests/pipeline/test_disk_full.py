@@ -70,9 +70,7 @@ def test_full_disk_with_the_backend_down_refuses_at_once_and_names_the_disk(
 ) -> None:
     backend = FakeBackend()
     backend.go_down()
-    pipeline = make_pipeline(
-        backend, overflow_policy="block", overflow_block_timeout_s=600, segment_bytes=64 * 1024
-    )
+    pipeline = make_pipeline(backend, overflow_policy="block", overflow_block_timeout_s=600, segment_bytes=64 * 1024)
     pipeline.submit([make_record(0)])
     assert wait_until(lambda: pipeline.breaker.state != "closed" or pipeline.writer.consecutive_failures > 0, 10)
     free_space(monkeypatch, 40 * 1024)

@@ -7,7 +7,8 @@ import weakref
 import pytest
 from flask import Flask
 
-from flask_difylogstore import DifyLogStore, DifyLogStoreError, LogStoreConfigError, ProvisioningError, extension
+from flask_difylogstore import DifyLogStore, DifyLogStoreError, LogStoreConfigError, ProvisioningError
+from flask_difylogstore import state as state_module
 from flask_difylogstore.backends import register_backend, resolve_backend
 from flask_difylogstore.backends.base import LogBackend
 from flask_difylogstore.errors import BackendNotInstalledError
@@ -61,8 +62,8 @@ def test_outside_an_app_context_only_a_single_live_app_is_assumed(
 ) -> None:
     # Flask's application context (https://flask.palletsprojects.com/en/stable/appcontext/): code without
     # one cannot know its app; a guess is safe only while one app is live (Dify's engine threads).
-    monkeypatch.setattr(extension, "_live_states", weakref.WeakSet())
-    monkeypatch.setattr(extension, "_last_state", None)
+    monkeypatch.setattr(state_module, "_live_states", weakref.WeakSet())
+    monkeypatch.setattr(state_module, "_last_state", None)
     ext = DifyLogStore(settings=make_settings())
     first, second = Flask("first"), Flask("second")
     ext.init_app(first)
