@@ -2,8 +2,8 @@
 
 pydantic reports errors by field path (``sls.logstore_ttl``) and echoes the bad input; operators
 set ``ALIYUN_SLS_LOGSTORE_TTL`` and must never see a secret in a log. This module translates
-between the two. It looks fields up on :class:`~flask_difylogstore.settings.LogStoreSettings`,
-imported where used because that module imports this one.
+between the two. The settings pass their root model in (it is defined above this module), and
+fields are looked up on it.
 """
 
 from __future__ import annotations
@@ -17,14 +17,6 @@ from pydantic.fields import FieldInfo
 
 from flask_difylogstore._settings_sources import env_names
 from flask_difylogstore.errors import ConfigProblem
-
-
-def _root_model() -> type[BaseModel]:
-    """:class:`LogStoreSettings`, imported late because ``settings`` imports this module."""
-    from flask_difylogstore.settings import LogStoreSettings
-
-    return LogStoreSettings
-
 
 #: ``user:password@`` in a URL (``http://user:pw@host``) or a bare ``user:pw@host`` token.
 _URL_CREDENTIALS = re.compile(r"(?P<lead>^|[\s'\"(\[,=]|://)(?P<user>[^\s:/@'\"]*):(?P<password>[^\s@/'\"]+)@")
@@ -53,12 +45,12 @@ def mask_secrets(data: t.Any) -> t.Any:
     return data
 
 
-def _defaults_for(exc: ValidationError, overrides: dict[str, t.Any]) -> dict[str, t.Any]:
-    """``overrides`` plus the default value of every field that failed validation."""
+def defaults_for(exc: ValidationError, overrides: dict[str, t.Any], root: type[BaseModel]) -> dict[str, t.Any]:
+    """``overrides`` plus the default value of every field of ``root`` that failed validation."""
     result = dict(overrides)
     for error in exc.errors(include_input=False, include_url=False):
         loc = [p for p in error["loc"] if isinstance(p, str)]
-        model: type[BaseModel] = _root_model()
+        model: type[BaseModel] = root
         target = result
         for i, part in enumerate(loc):
             field = model.model_fields.get(part)
@@ -75,9 +67,9 @@ def _defaults_for(exc: ValidationError, overrides: dict[str, t.Any]) -> dict[str
     return result
 
 
-def _field_for(loc: tuple[int | str, ...]) -> tuple[FieldInfo | None, str]:
-    """The field an error location points at (the deepest one that exists) and the dotted location."""
-    model: type[BaseModel] = _root_model()
+def _field_for(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[FieldInfo | None, str]:
+    """The field of ``root`` an error location points at (the deepest that exists) and the dotted location."""
+    model: type[BaseModel] = root
     field: FieldInfo | None = None
     for part in loc:
         if not isinstance(part, str) or part not in model.model_fields:
@@ -88,11 +80,11 @@ def _field_for(loc: tuple[int | str, ...]) -> tuple[FieldInfo | None, str]:
     return field, ".".join(str(p) for p in loc)
 
 
-def problems_from_validation_error(exc: ValidationError) -> list[ConfigProblem]:
-    """Turn pydantic's errors into problems named by environment variable, secrets never echoed."""
+def problems_for_model(exc: ValidationError, root: type[BaseModel]) -> list[ConfigProblem]:
+    """Turn pydantic's errors on ``root`` into problems named by environment variable, secrets never echoed."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        field, dotted = _field_for(tuple(error["loc"]))
+        field, dotted = _field_for(root, tuple(error["loc"]))
         names = env_names(field) if field else []
         env_name = names[0] if names else dotted
         secret = field is not None and field.annotation is SecretStr

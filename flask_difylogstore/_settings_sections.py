@@ -11,11 +11,7 @@ import typing as t
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from flask_difylogstore._settings_errors import mask_secrets as mask_secrets
-from flask_difylogstore._settings_errors import mask_url_credentials as mask_url_credentials
-from flask_difylogstore._settings_errors import problems_from_validation_error as problems_from_validation_error
-from flask_difylogstore._settings_sources import env as env
-from flask_difylogstore._settings_sources import env_names as env_names
+from flask_difylogstore._settings_sources import env
 
 
 class AliyunSLSSettings(BaseModel):

@@ -26,10 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from flask_difylogstore.schemas import RecordSchema
+from typing import Any, Protocol
 
 DELETED_BIT = 1 << 62
 FINAL_BIT = 1 << 61
@@ -88,6 +85,17 @@ PAYLOAD_RECORD_FIELDS: Mapping[str, FieldType] = {
     "content": FieldType.TEXT,
     "created_at": FieldType.DATETIME,
 }
+
+
+class FieldTypes(Protocol):
+    """What :meth:`LogRecord.from_wire` needs of a schema: the storage type of each field.
+
+    :class:`~flask_difylogstore.schemas.RecordSchema` provides it; schemas are built on this
+    module, so it names the shape here rather than importing them.
+    """
+
+    @property
+    def fields(self) -> Mapping[str, FieldType]: ...
 
 
 def is_final_status(kind: RecordKind, status: str | None) -> bool:
@@ -275,7 +283,7 @@ class LogRecord:
         return wire
 
     @classmethod
-    def from_wire(cls, kind: RecordKind, wire: Mapping[str, Any], schema: RecordSchema) -> LogRecord:
+    def from_wire(cls, kind: RecordKind, wire: Mapping[str, Any], schema: FieldTypes) -> LogRecord:
         """Rebuild a record from :meth:`to_wire` output or from a backend row (values may be strings)."""
         data: dict[str, Any] = {}
         for name, value in wire.items():

@@ -23,10 +23,11 @@ import platformdirs
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from flask_difylogstore._settings_errors import _defaults_for
+from flask_difylogstore._settings_backends import KNOWN_BACKENDS as KNOWN_BACKENDS
+from flask_difylogstore._settings_backends import check_backend_name
+from flask_difylogstore._settings_errors import defaults_for, problems_for_model
 from flask_difylogstore._settings_errors import mask_secrets as mask_secrets
 from flask_difylogstore._settings_errors import mask_url_credentials as mask_url_credentials
-from flask_difylogstore._settings_errors import problems_from_validation_error as problems_from_validation_error
 from flask_difylogstore._settings_sections import AliyunSLSSettings as AliyunSLSSettings
 from flask_difylogstore._settings_sections import ElasticsearchSettings as ElasticsearchSettings
 from flask_difylogstore._settings_sections import PipelineSettings as PipelineSettings
@@ -34,8 +35,6 @@ from flask_difylogstore._settings_sources import dotenv_source, environment_sour
 from flask_difylogstore._settings_sources import env as env
 from flask_difylogstore._settings_sources import env_names as env_names
 from flask_difylogstore.errors import ConfigProblem, LogStoreConfigError
-
-KNOWN_BACKENDS = ("none", "aliyun_sls", "elasticsearch", "memory")
 
 
 def _default_spool_dir() -> Path:
@@ -178,16 +177,7 @@ class LogStoreSettings(BaseSettings):
     @field_validator("backend")
     @classmethod
     def _check_backend(cls, value: str) -> str:
-        from flask_difylogstore.backends import registered_backend_names
-
-        value = value.strip()
-        if value.lower() in KNOWN_BACKENDS:
-            return value.lower()
-        if value in registered_backend_names():
-            return value
-        if "." in value and all(part.isidentifier() for part in value.split(".")):
-            return value
-        raise ValueError(f"unknown backend {value!r}")
+        return check_backend_name(value)
 
     @property
     def effective_backend(self) -> str:
@@ -207,11 +197,11 @@ class LogStoreSettings(BaseSettings):
         try:
             settings = cls(_env_file=env_file, **overrides)
         except ValidationError as exc:
-            problems = problems_from_validation_error(exc)
+            problems = problems_for_model(exc, cls)
             # Load again with the bad fields at their defaults, so the one error also names the
             # missing values of the chosen backend.
             try:
-                partial = cls(_env_file=env_file, **_defaults_for(exc, overrides))
+                partial = cls(_env_file=env_file, **defaults_for(exc, overrides, cls))
                 problems.extend(p for p in partial.problems() if p not in problems)
             except ValidationError:
                 pass
@@ -263,3 +253,8 @@ class LogStoreSettings(BaseSettings):
     def summary(self) -> dict[str, t.Any]:
         """A printable view of the settings with every secret masked."""
         return t.cast(dict[str, t.Any], mask_secrets(self.model_dump()))
+
+
+def problems_from_validation_error(exc: ValidationError) -> list[ConfigProblem]:
+    """Turn pydantic's errors on :class:`LogStoreSettings` into problems named by environment variable."""
+    return problems_for_model(exc, LogStoreSettings)

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import typing as t
 
+from flask_difylogstore._settings_backends import add_backend_name
 from flask_difylogstore.backends.base import (
     AggregateQuery,
     Filter,
@@ -70,6 +71,7 @@ _REGISTERED: dict[str, BackendFactory] = {}
 def register_backend(name: str, factory: BackendFactory) -> None:
     """Make a backend available under a short name (for third-party packages and tests)."""
     _REGISTERED[name] = factory
+    add_backend_name(name)  # so LOGSTORE_BACKEND=<name> passes the settings check
 
 
 def registered_backend_names() -> set[str]:
