@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing as t
 
 from flask_difylogstore.backends.base import Filter, LogBackend, Scope, TimeRange
-from flask_difylogstore.backends.memory import record_matches
+from flask_difylogstore.backends.evaluate import record_matches
 from flask_difylogstore.dify.enums import CreatorUserRole
 from flask_difylogstore.payloads import TruncationLimits, Truncator
 from flask_difylogstore.pipeline.base import RecordSink

@@ -3,7 +3,7 @@
 The write pipeline acknowledges ``save()`` before the backend has the record, so every read
 merges ``sink.pending(kind)`` with the backend's answer: per entity the higher ``log_version``
 wins, the merged snapshot is filtered again with the backend's own rules
-(:mod:`flask_difylogstore.backends.memory`), and nothing is returned twice.
+(:mod:`flask_difylogstore.backends.evaluate`), and nothing is returned twice.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from flask_difylogstore.backends.base import (
     Scope,
     TimeRange,
 )
-from flask_difylogstore.backends.memory import (
+from flask_difylogstore.backends.evaluate import (
     aggregate_records,
     compare_keys,
     full_order,

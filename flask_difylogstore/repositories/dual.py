@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 
 from flask_difylogstore import conversions
 from flask_difylogstore.backends.base import AggregateQuery, Direction, Filter, RecordQuery, Scope, TimeRange
-from flask_difylogstore.backends.memory import aggregate_records
+from flask_difylogstore.backends.evaluate import aggregate_records
 from flask_difylogstore.records import LogRecord, RecordKind
 from flask_difylogstore.repositories import dual_sql
 from flask_difylogstore.repositories._context import StateMixin

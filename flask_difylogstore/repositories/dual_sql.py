@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased, selectinload, sessionmaker
 
 from flask_difylogstore.backends.base import AggregateQuery, Filter, Metric, Scope, TimeRange
-from flask_difylogstore.backends.memory import aggregate_records
+from flask_difylogstore.backends.evaluate import aggregate_records
 from flask_difylogstore.conversions import model_columns
 from flask_difylogstore.dify import compat
 from flask_difylogstore.records import LogRecord, RecordKind

@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from flask_difylogstore.backends.memory import day_in_timezone
+from flask_difylogstore.backends.evaluate import day_in_timezone
 from flask_difylogstore.dify import compat
 from flask_difylogstore.dify.entities import naive_utc_now
 from flask_difylogstore.dify.models import (

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from flask_difylogstore.backends import AggregateQuery, Filter, GroupBy, Metric, RecordQuery, Scope, TimeRange
-from flask_difylogstore.backends.memory import MemoryBackend, day_in_timezone
+from flask_difylogstore.backends.evaluate import day_in_timezone
+from flask_difylogstore.backends.memory import MemoryBackend
 from flask_difylogstore.records import LogRecord, RecordKind, VersionClock
 
 T0 = datetime(2026, 6, 1, 15, 30)

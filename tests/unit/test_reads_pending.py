@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from flask_difylogstore.backends import AggregateQuery, Filter, GroupBy, Metric, Scope, TimeRange
-from flask_difylogstore.backends.memory import MemoryBackend, aggregate_records
+from flask_difylogstore.backends.evaluate import aggregate_records
+from flask_difylogstore.backends.memory import MemoryBackend
 from flask_difylogstore.records import LogRecord, RecordKind, VersionClock, latest_by_id
 from flask_difylogstore.repositories import _reads
 from flask_difylogstore.repositories._reads import Reader
@@ -103,7 +104,7 @@ def test_aggregates_merge_pending_snapshots_exactly(
 
 
 def _in(record: LogRecord, query: AggregateQuery) -> bool:
-    from flask_difylogstore.backends.memory import record_matches
+    from flask_difylogstore.backends.evaluate import record_matches
 
     return record_matches(record, query.scope, query.filters, query.time_range)
 

@@ -37,7 +37,7 @@ from flask_difylogstore.backends.elasticsearch.indices import IndexLayout
 from flask_difylogstore.backends.elasticsearch.lifecycle import Provisioner
 from flask_difylogstore.backends.elasticsearch.query import QueryBuilder
 from flask_difylogstore.backends.elasticsearch.writer import BulkWriter, IndexCreator
-from flask_difylogstore.backends.memory import full_order, row_key
+from flask_difylogstore.backends.evaluate import full_order, row_key
 from flask_difylogstore.errors import BackendUnavailableError, ProvisioningError
 from flask_difylogstore.records import LogRecord, RecordKind, VersionClock, compose_version, default_clock
 from flask_difylogstore.schemas import RecordSchema, schemas

@@ -31,7 +31,7 @@ from flask_difylogstore.backends.elasticsearch.mappings import (
     exact_field,
     unmapped_type,
 )
-from flask_difylogstore.backends.memory import full_order
+from flask_difylogstore.backends.evaluate import full_order
 from flask_difylogstore.records import FieldType, RecordKind, coerce, format_datetime
 from flask_difylogstore.schemas import RecordSchema
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from flask_difylogstore.backends.base import AggregateQuery, Metric
-from flask_difylogstore.backends.memory import compare_keys
+from flask_difylogstore.backends.evaluate import compare_keys
 from flask_difylogstore.records import FieldType, LogRecord, RecordKind, coerce, parse_datetime
 from flask_difylogstore.schemas import RecordSchema
 
