@@ -1,7 +1,8 @@
 """What every ``flask logstore`` command shares: error reporting and JSON / table output.
 
-Both :mod:`flask_difylogstore.cli` and :mod:`flask_difylogstore.migration.commands` use it, so neither
-imports the other.
+:mod:`flask_difylogstore.cli` and the command modules it registers (``cli_*``) use it; the library
+functions the commands call return :class:`~flask_difylogstore.migration.output.CommandOutput` or
+tables and lines, which are printed here.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import click
 import orjson
 
 from flask_difylogstore.errors import DifyLogStoreError
+from flask_difylogstore.migration.output import Block, CommandOutput, Table
 from flask_difylogstore.settings import mask_url_credentials
 
-__all__ = ["F", "catch_errors", "echo_json", "echo_table"]
+__all__ = ["F", "catch_errors", "echo_blocks", "echo_json", "echo_output", "echo_table"]
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -47,3 +49,23 @@ def echo_table(headers: list[str], rows: list[list[str]]) -> None:
                 for i, (c, w) in enumerate(zip(line, widths, strict=False))
             ).rstrip()
         )
+
+
+def echo_blocks(blocks: t.Iterable[Block]) -> None:
+    """Tables and lines, in order."""
+    for block in blocks:
+        if isinstance(block, Table):
+            echo_table(block.headers, block.rows)
+        else:
+            click.echo(block)
+
+
+def echo_output(output: CommandOutput, *, as_json: bool) -> None:
+    """``--json`` data or the text blocks; then, unless it succeeded, ``Error: ...`` and its exit status."""
+    if as_json:
+        echo_json(output.data)
+    else:
+        echo_blocks(output.blocks)
+    if output.exit_code:
+        click.echo(f"Error: {output.error}", err=True)
+        raise SystemExit(output.exit_code)

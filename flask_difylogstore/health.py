@@ -7,6 +7,9 @@ has been open longer than ``LOGSTORE_HEALTH_BREAKER_OPEN_MAX`` (pings pass but w
 quota, missing write permission), when the oldest unacknowledged record is older than
 ``LOGSTORE_HEALTH_MAX_PENDING_AGE``, or when records could be neither delivered nor dead-lettered.
 ``checks`` names each check and says why it failed.
+
+``flask logstore status`` shows this report's reachability beside the configuration and the migration
+progress; :func:`status_data` and :func:`status_blocks` build what it prints.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from flask import Blueprint, Response, jsonify
 
 from flask_difylogstore._settings_errors import mask_url_credentials
 from flask_difylogstore.backends.base import PingResult
+from flask_difylogstore.migration.output import Block
+from flask_difylogstore.migration.status import status_blocks as migration_status_blocks
 from flask_difylogstore.state import LogStoreState, get_state
 
 if t.TYPE_CHECKING:
@@ -140,6 +145,64 @@ def build_health_report(state: LogStoreState) -> HealthReport:
         counters=dict(state.counters),
         checks=checks,
     )
+
+
+def health_lines(report: HealthReport) -> list[str]:
+    """The text of ``flask logstore health``: the ping, every check, then the non-empty figure sections."""
+    if not report.enabled:
+        return ["log store disabled (LOGSTORE_BACKEND=none)"]
+    assert report.backend is not None
+    ping = report.backend
+    line = f"{ping.name}: {'ok' if ping.ok else 'FAILED'} ({ping.latency_ms:.1f} ms)"
+    lines = [line + (f" - {ping.error}" if ping.error else ""), "checks:"]
+    lines += [f"  {name}: {'ok' if check.ok else 'FAILED - ' + check.detail}" for name, check in report.checks.items()]
+    for section in ("provisioning", "pipeline", "counters"):
+        values = getattr(report, section)
+        if values:
+            lines.append(f"{section}:")
+            lines += [f"  {key}: {value}" for key, value in values.items()]
+    return lines
+
+
+def status_data(
+    state: LogStoreState, report: HealthReport, *, dify: dict[str, t.Any], migration: dict[str, t.Any]
+) -> dict[str, t.Any]:
+    """What ``flask logstore status --json`` prints: the settings summary masks every secret."""
+    return {
+        "backend": state.settings.effective_backend,
+        "reachable": None if report.backend is None else report.backend.ok,
+        "provisioning": report.provisioning.get("state", "n/a"),
+        "dify": dify,
+        "settings": state.settings.summary(),
+        "migration": migration,
+    }
+
+
+def _flatten(prefix: str, data: t.Any, rows: list[tuple[str, str]]) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), value, rows)
+    else:
+        rows.append((prefix, "" if data is None else str(data)))
+
+
+def status_blocks(data: dict[str, t.Any], report: HealthReport) -> list[Block]:
+    """The text of ``flask logstore status``: Dify, the backend, every setting, then the migration tables."""
+    dify = data["dify"]
+    blocks: list[Block] = [f"dify          {dify['description']}"]
+    blocks += [f"  {contract:<28} {path}" for contract, path in dify["classes"].items()]
+    blocks += [f"  note: {note}" for note in dify["notes"]]
+    reachable = data["reachable"]
+    blocks.append(f"backend       {data['backend']}")
+    blocks.append(f"reachable     {'n/a' if reachable is None else ('yes' if reachable else 'NO')}")
+    if report.backend is not None and report.backend.error:
+        blocks.append(f"error         {report.backend.error}")
+    blocks += [f"provisioning  {data['provisioning']}", ""]
+    rows: list[tuple[str, str]] = []
+    _flatten("", data["settings"], rows)
+    width = max(len(k) for k, _ in rows)
+    blocks += [f"{key.ljust(width)}  {value}" for key, value in rows]
+    return blocks + migration_status_blocks(data["migration"])
 
 
 def create_health_blueprint(name: str = "difylogstore_health") -> Blueprint:

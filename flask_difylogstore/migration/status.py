@@ -11,10 +11,12 @@ from __future__ import annotations
 import typing as t
 
 import sqlalchemy as sa
+from flask import Flask
 
 from flask_difylogstore.backends.base import LogBackend, Scope
 from flask_difylogstore.migration import source
 from flask_difylogstore.migration.checkpoint import CheckpointStore
+from flask_difylogstore.migration.output import Block, Table
 
 
 def _error(exc: Exception) -> str:
@@ -79,3 +81,58 @@ def migration_status(engine: sa.Engine | None, backend: LogBackend | None, *, ex
     except Exception as exc:
         result["jobs"] = _error(exc)
     return result
+
+
+def app_migration_status(app: Flask, backend: LogBackend | None, *, exact: bool = False) -> dict[str, t.Any]:
+    """:func:`migration_status` over the app's Flask-SQLAlchemy engine (none when it has none or it fails)."""
+    ext = app.extensions.get("sqlalchemy")
+    engine = None
+    if ext is not None:
+        try:
+            engine = ext.engine
+        except Exception:
+            engine = None
+    return migration_status(engine, backend, exact=exact)
+
+
+def status_blocks(status: dict[str, t.Any]) -> list[Block]:
+    """The migration tables of ``flask logstore status``: rows on each side, jobs, last verify of each kind."""
+    rows = []
+    for kind, entry in status["rows"].items():
+        relational = entry.get("relational")
+        if isinstance(relational, int):
+            relational = f"{'' if entry.get('relational_exact', True) else '~'}{relational:,}"
+        store = entry.get("log_store")
+        rows.append(
+            [
+                kind,
+                "n/a" if relational is None else str(relational),
+                "n/a" if store is None else (f"{store:,}" if isinstance(store, int) else str(store)),
+            ]
+        )
+    blocks: list[Block] = ["", Table(["rows", "relational", "log store"], rows)]
+    jobs = status["jobs"]
+    if isinstance(jobs, str):
+        blocks.append(f"\njobs: {jobs}")
+    elif jobs:
+        headers = ["job", "status", "rows done", "failed", "cursor", "updated"]
+        table = [
+            [
+                j["job"],
+                j["status"],
+                f"{j['rows_done']:,}",
+                str(j["rows_failed"]),
+                " ".join(j["cursor"]) if j["cursor"] else "-",
+                j["updated_at"][:19],
+            ]
+            for j in jobs
+        ]
+        blocks += ["", Table(headers, table)]
+    if status["verify"]:
+        headers = ["last verify", "result", "sampled", "mismatches", "short groups", "at"]
+        table = [
+            [kind, v["status"], str(v["sampled"]), str(v["mismatches"]), str(v["short_groups"]), v["at"][:19]]
+            for kind, v in status["verify"].items()
+        ]
+        blocks += ["", Table(headers, table)]
+    return blocks
