@@ -1,18 +1,18 @@
-"""Aggregations over the matched documents (terms, date_histogram, metrics, top_hits, filter(s)).
+"""Aggregations over the matched documents: the dispatch, metrics, top_hits and filter(s).
 
 Hand-written. Buckets keep their member documents so sub-aggregations run on exactly those.
+``terms`` lives in ``aggs_terms`` and value bucketing in ``aggs_buckets``; both import this module,
+so they are added to the table explicitly, by ``register_handlers``.
 """
 
 from __future__ import annotations
 
 import typing as t
-from collections import Counter
 
 from flask_difylogstore.testing.es import aggs_spec, datemath
 from flask_difylogstore.testing.es.body_check import not_implemented
 from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
 from flask_difylogstore.testing.es.errors import EsError, bad_request, parsing_error, shard_error
-from flask_difylogstore.testing.es.lucene_regex import NotTranslatable, RegexError, compile_lucene
 from flask_difylogstore.testing.es.mapping import TEXT_TYPES, coerce
 from flask_difylogstore.testing.es.query import Context, Matcher, compile_query
 from flask_difylogstore.testing.es.sorting import _InnerSort, _normalize_sort
@@ -136,115 +136,6 @@ def _check_field(env: _Env, field: str) -> str | None:
             "field instead."
         )
     return ftype
-
-
-def _key_fields(ftype: str | None, key: t.Any, fmt: str | None) -> dict[str, t.Any]:
-    if ftype == "boolean":
-        return {"key": 1 if key else 0, "key_as_string": "true" if key else "false"}
-    if ftype in ("date", "date_nanos"):
-        return {"key": key, "key_as_string": datemath.format_date(key, fmt)}
-    return {"key": key}
-
-
-def _terms(params: dict[str, t.Any], docs: list[Pair], env: _Env, sub: dict[str, t.Any]) -> dict[str, t.Any]:
-    field = params["field"]
-    ftype = _check_field(env, field)
-    size = int(params.get("size", 10))
-    min_count = int(params.get("min_doc_count", 1))
-    missing = params.get("missing")
-    members: dict[t.Any, list[Pair]] = {}
-    counts: Counter[t.Any] = Counter()
-    for pair in docs:
-        value = pair[1].flat.get(field)
-        if value is None:
-            if missing is None:
-                continue
-            value = missing
-        if type(value) is list:
-            for v in set(value):
-                counts[v] += 1
-                if sub:
-                    members.setdefault(v, []).append(pair)
-        else:
-            counts[value] += 1
-            if sub:
-                members.setdefault(value, []).append(pair)
-    if min_count == 0:
-        for store in env.stores:
-            for doc in store.view.values():
-                for v in _vals(doc, field):
-                    counts.setdefault(v, 0)
-    keys = [k for k, c in counts.items() if c >= min_count]
-    keys = _include_exclude(params, keys, ftype)
-    sub_results = {k: _run(sub, members.get(k, []), env) for k in keys} if sub else {}
-    order = params.get("order", [{"_count": "desc"}, {"_key": "asc"}])
-    for spec in reversed(order if isinstance(order, list) else [order]):
-        for what, direction in reversed(list(spec.items())):
-            desc = str(direction).lower() == "desc"
-            if what == "_count":
-                keys.sort(key=lambda k: counts[k], reverse=desc)
-            elif what in ("_key", "_term"):
-                keys.sort(key=lambda k: str(k) if isinstance(k, str) else k, reverse=desc)
-            else:
-                agg, _, metric = what.partition(".")
-                if agg not in sub:
-                    raise EsError(400, "aggregation_execution_exception", f"Invalid aggregation order path [{what}]")
-                keys.sort(key=lambda k: _metric_value(sub_results[k][agg], metric), reverse=desc)
-    shown = keys[:size]
-    fmt = params.get("format") or env.field_format(field)
-    if params.get("format") and ftype not in ("date", "date_nanos"):
-        raise not_implemented(f"[format] on a [terms] aggregation over the non-date field [{field}]")
-    buckets = []
-    show_error = bool(params.get("show_term_doc_count_error"))
-    for key in shown:
-        bucket = _key_fields(ftype, key, fmt)
-        bucket["doc_count"] = counts[key]
-        if show_error:
-            bucket["doc_count_error_upper_bound"] = 0
-        if sub:
-            bucket.update(sub_results[key])
-        buckets.append(bucket)
-    return {
-        "doc_count_error_upper_bound": 0,
-        "sum_other_doc_count": sum(counts[k] for k in keys[size:]),
-        "buckets": buckets,
-    }
-
-
-def _include_exclude(params: dict[str, t.Any], keys: list[t.Any], ftype: str | None) -> list[t.Any]:
-    """``include`` / ``exclude``: exact value lists, Lucene regexps (string fields), or partitions."""
-    include, exclude = params.get("include"), params.get("exclude")
-    for spec, keep in ((include, True), (exclude, False)):
-        if spec is None:
-            continue
-        if isinstance(spec, dict):
-            raise not_implemented("Terms [include] partitions")
-        if isinstance(spec, list):
-            texts = {str(v) for v in spec}
-            keys = [k for k in keys if (k in spec or str(k) in texts) == keep]
-            continue
-        if ftype not in (None, "keyword", "flattened", "wildcard", "ip", "version", "constant_keyword"):
-            raise EsError(
-                400,
-                "aggregation_execution_exception",
-                "Aggregation [terms] cannot support regular expression style include/exclude settings as they "
-                "can only be applied to string fields. Use an array of values for include/exclude clauses",
-            )
-        try:
-            rx = compile_lucene(str(spec))
-        except (RegexError, NotTranslatable) as exc:
-            raise bad_request(
-                f"Invalid regular expression [{spec}] in [{'include' if keep else 'exclude'}]: {exc}"
-            ) from None
-        keys = [k for k in keys if bool(rx.fullmatch(str(k))) == keep]
-    return keys
-
-
-def _metric_value(result: dict[str, t.Any], metric: str) -> float:
-    value = result.get(metric or "value")
-    if value is None and "doc_count" in result and not metric:
-        value = result["doc_count"]
-    return float("-inf") if value is None else float(value)
 
 
 def _numbers(docs: list[Pair], field: str, missing: t.Any) -> list[float]:
@@ -388,7 +279,6 @@ Handler = t.Callable[[dict[str, t.Any], list[Pair], _Env, dict[str, t.Any]], dic
 """An aggregation kind: ``(params, docs, env, sub_aggs) -> result``."""
 
 _HANDLERS: dict[str, Handler] = {
-    "terms": _terms,
     "filter": _filter,
     "filters": _filters,
     "top_hits": _top_hits,
@@ -397,5 +287,5 @@ _HANDLERS: dict[str, Handler] = {
 
 
 def register_handlers(handlers: dict[str, Handler]) -> None:
-    """Add aggregation kinds defined in other modules (bucketing lives in ``aggs_buckets``)."""
+    """Add aggregation kinds defined in other modules (``aggs_terms``, ``aggs_buckets``)."""
     _HANDLERS.update(handlers)

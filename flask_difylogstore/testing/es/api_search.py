@@ -18,11 +18,11 @@ from flask_difylogstore.testing.es.body_check import (
     not_implemented,
     token,
 )
-from flask_difylogstore.testing.es.documents import IndexStore
+from flask_difylogstore.testing.es.documents import IndexStore, StoredDoc
 from flask_difylogstore.testing.es.errors import EsError, bad_request, search_phase_failure
 from flask_difylogstore.testing.es.routing import Node, Request, Response, Router
 from flask_difylogstore.testing.es.script import run_script
-from flask_difylogstore.testing.es.search import count, match_docs, search, url_query
+from flask_difylogstore.testing.es.search import Hit, count, match_docs, search, url_query
 
 routes = Router()
 """This module's endpoints; the server adds them to its own table."""
@@ -221,64 +221,16 @@ def by_query(srv: Node, req: Request) -> Response:
     started = time.perf_counter()
     body = req.json()
     deleting = req.path.endswith("_delete_by_query")
-    for key in body:
-        if key in ("conflicts", "max_docs", "query") or (key == "script" and not deleting):
-            continue
-        if key in SEARCH_KEYS or key == "script":
-            raise not_implemented(f"[{key}] in a by-query request")
-        raise EsError(400, "parsing_exception", f"Unknown key for a {token(body[key])} in [{key}].")
+    _check_by_query_body(body, deleting)
     query = url_query(req.params, body.get("query"))
-    refresh = req.params.get("refresh")
-    if refresh not in (None, "", "true", "false"):  # no wait_for here, unlike the document APIs
-        raise EsError(
-            400,
-            "illegal_argument_exception",
-            f"Failed to parse value [{refresh}] as only [true] or [false] are allowed.",
-        )
-    mode = None if refresh in (None, "false") else "true"
+    mode = _by_query_refresh(req.params.get("refresh"))
     proceed = req.params.get("conflicts", body.get("conflicts")) == "proceed"
     max_docs = _int(req.params.get("max_docs", body.get("max_docs")))
-    done = conflicts = noops = 0
-    failures: list[dict[str, t.Any]] = []
     with srv.cluster.lock:
         stores = _targets(srv, req)
         filters = srv.cluster.alias_filters(req.args.get("index"))
         hits = match_docs(stores, query, int(time.time() * 1000), filters)
-        by_name = {s.name: s for s in stores}
-        for ctx, doc, _ in hits:
-            if max_docs is not None and done + conflicts >= max_docs:
-                break
-            store = by_name[ctx.index]
-            live = store.live.get(doc.id)
-            if live is None or live.seq_no != doc.seq_no:
-                conflicts += 1
-                if not proceed:
-                    failures.append(
-                        {
-                            "index": store.name,
-                            "id": doc.id,
-                            "status": 409,
-                            "cause": EsError(
-                                409,
-                                "version_conflict_engine_exception",
-                                f"[{doc.id}]: version conflict, required seqNo [{doc.seq_no}], "
-                                "primary term [1]. current document has seqNo "
-                                f"[{live.seq_no if live else -1}] and primary term [1]",
-                                index=store.name,
-                            ).cause(),
-                        }
-                    )
-                    break
-                continue
-            if deleting:
-                store.delete(doc.id)
-            else:
-                source = copy.deepcopy(live.source)
-                if body.get("script"):
-                    source = run_script(body["script"], source)
-                flat = store.mapping.index_document(source, doc.id)
-                store._store(doc.id, source, flat, live.version + 1)
-            done += 1
+        done, conflicts, failures = _rewrite_hits(hits, stores, deleting, body.get("script"), proceed, max_docs)
         _refresh_after(srv, mode, stores)
     result: dict[str, t.Any] = {
         "took": int((time.perf_counter() - started) * 1000),
@@ -287,7 +239,7 @@ def by_query(srv: Node, req: Request) -> Response:
         "deleted" if deleting else "updated": done,
         "batches": 1,
         "version_conflicts": conflicts,
-        "noops": noops,
+        "noops": 0,
         "retries": {"bulk": 0, "search": 0},
         "throttled_millis": 0,
         "requests_per_second": -1.0,
@@ -297,6 +249,87 @@ def by_query(srv: Node, req: Request) -> Response:
     if deleting:
         result["updated"] = 0
     return (409 if failures else 200), result
+
+
+def _check_by_query_body(body: dict[str, t.Any], deleting: bool) -> None:
+    """Only ``conflicts``, ``max_docs``, ``query`` (and ``script`` when updating) are implemented."""
+    for key in body:
+        if key in ("conflicts", "max_docs", "query") or (key == "script" and not deleting):
+            continue
+        if key in SEARCH_KEYS or key == "script":
+            raise not_implemented(f"[{key}] in a by-query request")
+        raise EsError(400, "parsing_exception", f"Unknown key for a {token(body[key])} in [{key}].")
+
+
+def _by_query_refresh(refresh: str | None) -> str | None:
+    """The ``refresh`` parameter: ``true`` or ``false`` only, no ``wait_for`` here, unlike the document APIs."""
+    if refresh not in (None, "", "true", "false"):
+        raise EsError(
+            400,
+            "illegal_argument_exception",
+            f"Failed to parse value [{refresh}] as only [true] or [false] are allowed.",
+        )
+    return None if refresh in (None, "false") else "true"
+
+
+def _rewrite_hits(
+    hits: list[Hit],
+    stores: list[IndexStore],
+    deleting: bool,
+    script: t.Any,
+    proceed: bool,
+    max_docs: int | None,
+) -> tuple[int, int, list[dict[str, t.Any]]]:
+    """Delete or update each hit still at the version searched: (done, version conflicts, failures).
+
+    A conflict stops the request unless ``conflicts=proceed``; ``max_docs`` counts conflicts too.
+    """
+    done = conflicts = 0
+    failures: list[dict[str, t.Any]] = []
+    by_name = {s.name: s for s in stores}
+    for ctx, doc, _ in hits:
+        if max_docs is not None and done + conflicts >= max_docs:
+            break
+        store = by_name[ctx.index]
+        live = store.live.get(doc.id)
+        if live is None or live.seq_no != doc.seq_no:
+            conflicts += 1
+            if not proceed:
+                failures.append(_conflict_failure(store, doc, live))
+                break
+            continue
+        if deleting:
+            store.delete(doc.id)
+        else:
+            _update(store, doc.id, live, script)
+        done += 1
+    return done, conflicts, failures
+
+
+def _update(store: IndexStore, doc_id: str, live: StoredDoc, script: t.Any) -> None:
+    """Store the document again, as ``script`` changes it, with the next version."""
+    source = copy.deepcopy(live.source)
+    if script:
+        source = run_script(script, source)
+    flat = store.mapping.index_document(source, doc_id)
+    store._store(doc_id, source, flat, live.version + 1)
+
+
+def _conflict_failure(store: IndexStore, doc: StoredDoc, live: StoredDoc | None) -> dict[str, t.Any]:
+    """The ``failures`` entry of a document changed (or deleted) since the search saw it."""
+    return {
+        "index": store.name,
+        "id": doc.id,
+        "status": 409,
+        "cause": EsError(
+            409,
+            "version_conflict_engine_exception",
+            f"[{doc.id}]: version conflict, required seqNo [{doc.seq_no}], "
+            "primary term [1]. current document has seqNo "
+            f"[{live.seq_no if live else -1}] and primary term [1]",
+            index=store.name,
+        ).cause(),
+    }
 
 
 @routes.route("GET POST", "_refresh", "{index}/_refresh")

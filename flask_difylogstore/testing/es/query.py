@@ -160,14 +160,7 @@ def _compile(query: t.Any, ctx: Context, path: Path | None) -> Matcher:
     if kind == "bool":
         return _bool(ctx, body, path)
     if kind == "term":
-        field, params = field_and_params(body, "term")
-        return term_query(
-            ctx,
-            field,
-            params.get("value"),
-            float(params.get("boost", 1.0)),
-            bool(params.get("case_insensitive", False)),
-        )
+        return _term(ctx, body)
     if kind == "terms":
         return terms_query(ctx, body)
     if kind == "range":
@@ -176,18 +169,7 @@ def _compile(query: t.Any, ctx: Context, path: Path | None) -> Matcher:
         field, params = field_and_params(body, kind)
         return _match(ctx, field, params, phrase=kind != "match", prefix=kind == "match_phrase_prefix")
     if kind == "multi_match":
-        fields = ctx.expand(body.get("fields") or ["*"])
-        mtype = str(body.get("type", "best_fields"))
-        if mtype not in ("best_fields", "most_fields", "cross_fields", "phrase", "phrase_prefix"):
-            raise not_implemented(f"[multi_match] type [{mtype}]")
-        phrase, prefix = mtype in ("phrase", "phrase_prefix"), mtype == "phrase_prefix"
-        subs = [(_match(ctx, f, {**body, "boost": w}, phrase, prefix)) for f, w in fields]
-
-        def best(doc: StoredDoc) -> float | None:
-            scores = [s for s in (m(doc) for m in subs) if s is not None]
-            return max(scores) if scores else None
-
-        return best
+        return _multi_match(ctx, body)
     if kind in ("query_string", "simple_query_string"):
         return compile_query(parse_query_string(body, ctx.expand), ctx)
     if kind == "exists":
@@ -207,3 +189,30 @@ def _compile(query: t.Any, ctx: Context, path: Path | None) -> Matcher:
         inner = compile_query(body.get("query") or {"bool": {"should": body.get("queries", [])}}, ctx)
         return inner
     raise parsing_error(f"unknown query [{kind}]")
+
+
+def _term(ctx: Context, body: t.Any) -> Matcher:
+    field, params = field_and_params(body, "term")
+    return term_query(
+        ctx,
+        field,
+        params.get("value"),
+        float(params.get("boost", 1.0)),
+        bool(params.get("case_insensitive", False)),
+    )
+
+
+def _multi_match(ctx: Context, body: dict[str, t.Any]) -> Matcher:
+    """``multi_match``: the best score of a ``match`` (or phrase) on each field, weighted by its ``^boost``."""
+    fields = ctx.expand(body.get("fields") or ["*"])
+    mtype = str(body.get("type", "best_fields"))
+    if mtype not in ("best_fields", "most_fields", "cross_fields", "phrase", "phrase_prefix"):
+        raise not_implemented(f"[multi_match] type [{mtype}]")
+    phrase, prefix = mtype in ("phrase", "phrase_prefix"), mtype == "phrase_prefix"
+    subs = [(_match(ctx, f, {**body, "boost": w}, phrase, prefix)) for f, w in fields]
+
+    def best(doc: StoredDoc) -> float | None:
+        scores = [s for s in (m(doc) for m in subs) if s is not None]
+        return max(scores) if scores else None
+
+    return best

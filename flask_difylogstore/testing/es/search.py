@@ -7,6 +7,7 @@ import typing as t
 
 from flask_difylogstore.testing.es.aggs import register_handlers, run_aggs
 from flask_difylogstore.testing.es.aggs_buckets import BUCKET_HANDLERS
+from flask_difylogstore.testing.es.aggs_terms import TERMS_HANDLERS
 from flask_difylogstore.testing.es.body_check import (
     as_int,
     check_count_body,
@@ -24,6 +25,7 @@ from flask_difylogstore.testing.es.source_filter import _render, _source_filter,
 
 __all__ = ["Hit", "_InnerSort", "_normalize_sort", "count", "filter_source", "match_docs", "search"]
 
+register_handlers(TERMS_HANDLERS)
 register_handlers(BUCKET_HANDLERS)
 
 SHARDS = {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
@@ -62,6 +64,7 @@ def search(
     """Run a search request; ``params`` are the URL query parameters.
 
     With ``scroll`` (a dict), the remaining sorted hits and a renderer are left in it for ``_search/scroll``.
+    Each step below raises Elasticsearch's error for its part of the request, in Elasticsearch's order.
     """
     check_search_body(body)
     query = url_query(params, body.get("query"))
@@ -69,6 +72,34 @@ def search(
     start = int_param(params, "from", body.get("from", 0))
     check_size(size)
     check_from(start)
+    _check_window(stores, start, size, scroll)
+    hits = match_docs(stores, query, now_ms, alias_filters, ("query",) if "q" not in params else None)
+    visible = _post_filtered(hits, body.get("post_filter"))
+    hits_body: dict[str, t.Any] = {}
+    total_body = total_hits(params, body, len(visible))
+    if total_body is not None:
+        hits_body["total"] = total_body
+    order = _Order(stores, body, params)
+    candidates = _search_after(visible, body.get("search_after"), start, order, now_ms)
+    page = _page(candidates, body.get("collapse"), order, start, start + size, scroll)
+    render = _renderer(stores, body, params, order)
+    rendered = [{**render(hit), **extra} for hit, extra in page]
+    if scroll is not None:
+        scroll.update(render=render, size=size, total=hits_body.get("total"))
+    scores = [h[2] for h in visible] if order.scored else []
+    hits_body["max_score"] = max(scores) if scores else None
+    hits_body["hits"] = rendered
+    response: dict[str, t.Any] = {"took": 1, "timed_out": False, "_shards": SHARDS, "hits": hits_body}
+    aggs = body.get("aggs", body.get("aggregations"))
+    if aggs:
+        typed = params.get("typed_keys", "false").lower() in ("", "true")
+        top = "aggs" if "aggs" in body else "aggregations"
+        response["aggregations"] = run_aggs(aggs, [(c, d) for c, d, _ in hits], stores, now_ms, typed, top)
+    return response
+
+
+def _check_window(stores: list[IndexStore], start: int, size: int, scroll: dict[str, t.Any] | None) -> None:
+    """``index.max_result_window`` caps a scroll's batch size, else ``from + size``."""
     window = min((s.max_result_window for s in stores), default=10_000)
     if scroll is not None and size > window:
         raise shard_error(
@@ -83,55 +114,83 @@ def search(
             "request large data sets. This limit can be set by changing the [index.max_result_window] "
             "index level setting."
         )
-    hits = match_docs(stores, query, now_ms, alias_filters, ("query",) if "q" not in params else None)
-    if body.get("post_filter"):
-        post = {ctx.index: compile_query(body["post_filter"], ctx, ("post_filter",)) for ctx, _, _ in hits}
-        visible = [h for h in hits if post[h[0].index](h[1]) is not None]
-    else:
-        visible = hits
-    response: dict[str, t.Any] = {"took": 1, "timed_out": False, "_shards": SHARDS}
-    total = len(visible)
-    hits_body: dict[str, t.Any] = {}
-    total_body = total_hits(params, body, total)
-    if total_body is not None:
-        hits_body["total"] = total_body
-    sort_spec = _normalize_sort(params["sort"].split(",") if "sort" in params else body.get("sort"))
-    fields = [_SortField(f, p, stores) for f, p in sort_spec]
-    track_scores = params.get("track_scores", body.get("track_scores"))
-    scored = not fields or any(f.kind == "score" for f in fields) or str(track_scores).lower() in ("", "true")
-    pos = {s.name: i for i, s in enumerate(stores)}
-    order = fields or [_SortField("_score", {}, stores)]
-    tiebreak = _SortField("_doc", {}, stores)
 
-    def key(hit: Hit) -> tuple[t.Any, ...]:
-        return (*(f.component(f.raw(hit, pos)) for f in order), tiebreak.raw(hit, pos))
 
-    candidates = visible
-    after = body.get("search_after")
-    if after is not None:
-        if start > 0:
-            raise bad_request("`from` parameter must be set to 0 when `search_after` is used.")
-        if len(after) != len(order):
-            raise bad_request(
-                f"search_after has {len(after)} value(s) but sort has {len(order)}.",
-                "illegal_argument_exception",
-            )
-        after_key = tuple(f.component(f.after_value(v, now_ms)) for f, v in zip(order, after, strict=True))
-        n = len(order)
-        candidates = [h for h in visible if key(h)[:n] > after_key]
-    collapse = body.get("collapse")
-    need = start + size
-    page: list[tuple[Hit, dict[str, t.Any]]]
+def _post_filtered(hits: list[Hit], post_filter: t.Any) -> list[Hit]:
+    """The hits ``post_filter`` keeps (aggregations still see all of them)."""
+    if not post_filter:
+        return hits
+    post = {ctx.index: compile_query(post_filter, ctx, ("post_filter",)) for ctx, _, _ in hits}
+    return [h for h in hits if post[h[0].index](h[1]) is not None]
+
+
+class _Order:
+    """The request's sort (``sort`` parameter or body), the key hits sort by, and whether scores are kept."""
+
+    def __init__(self, stores: list[IndexStore], body: dict[str, t.Any], params: dict[str, str]) -> None:
+        sort_spec = _normalize_sort(params["sort"].split(",") if "sort" in params else body.get("sort"))
+        self.fields = [_SortField(f, p, stores) for f, p in sort_spec]
+        track_scores = params.get("track_scores", body.get("track_scores"))
+        self.scored = (
+            not self.fields or any(f.kind == "score" for f in self.fields) or str(track_scores).lower() in ("", "true")
+        )
+        self.pos = {s.name: i for i, s in enumerate(stores)}
+        self.order = self.fields or [_SortField("_score", {}, stores)]
+        self.tiebreak = _SortField("_doc", {}, stores)
+
+    def key(self, hit: Hit) -> tuple[t.Any, ...]:
+        pos = self.pos
+        return (*(f.component(f.raw(hit, pos)) for f in self.order), self.tiebreak.raw(hit, pos))
+
+    def sort_values(self, hit: Hit) -> list[t.Any]:
+        """The hit's ``sort`` array in the response."""
+        return [f.export(f.raw(hit, self.pos)) for f in self.fields]
+
+
+def _search_after(visible: list[Hit], after: t.Any, start: int, order: _Order, now_ms: int) -> list[Hit]:
+    """The hits sorting after ``search_after`` (all of them without it)."""
+    if after is None:
+        return visible
+    if start > 0:
+        raise bad_request("`from` parameter must be set to 0 when `search_after` is used.")
+    if len(after) != len(order.order):
+        raise bad_request(
+            f"search_after has {len(after)} value(s) but sort has {len(order.order)}.",
+            "illegal_argument_exception",
+        )
+    after_key = tuple(f.component(f.after_value(v, now_ms)) for f, v in zip(order.order, after, strict=True))
+    n = len(order.order)
+    return [h for h in visible if order.key(h)[:n] > after_key]
+
+
+def _page(
+    candidates: list[Hit],
+    collapse: t.Any,
+    order: _Order,
+    start: int,
+    need: int,
+    scroll: dict[str, t.Any] | None,
+) -> list[tuple[Hit, dict[str, t.Any]]]:
+    """The hits of ``[start, need)`` in sort order, each with the extra fields collapsing adds.
+
+    A scroll keeps the hits after the page for its next batches.
+    """
+    key = order.key
     if collapse:
-        page = _collapse(sorted(candidates, key=key), collapse, scored)[start:need]
-    elif scroll is not None:
+        return _collapse(sorted(candidates, key=key), collapse, order.scored)[start:need]
+    if scroll is not None:
         ordered = sorted(candidates, key=key)
-        page = [(h, {}) for h in ordered[start:need]]
         scroll["rest"] = ordered[need:]
-    elif need < len(candidates) // 4:
-        page = [(h, {}) for h in heapq.nsmallest(need, candidates, key=key)[start:]]
-    else:
-        page = [(h, {}) for h in sorted(candidates, key=key)[start:need]]
+        return [(h, {}) for h in ordered[start:need]]
+    if need < len(candidates) // 4:
+        return [(h, {}) for h in heapq.nsmallest(need, candidates, key=key)[start:]]
+    return [(h, {}) for h in sorted(candidates, key=key)[start:need]]
+
+
+def _renderer(
+    stores: list[IndexStore], body: dict[str, t.Any], params: dict[str, str], order: _Order
+) -> t.Callable[[Hit], dict[str, t.Any]]:
+    """How a hit appears in ``hits.hits``: ``_source`` filtering, ``sort`` values, fetched fields."""
     source_spec = _source_param(params, body)
     fetch = FetchOptions(body, params, stores)
     keep, inc, exc = _source_filter(source_spec)
@@ -139,29 +198,13 @@ def search(
     by_name = {s.name: s for s in stores}
 
     def render(hit: Hit) -> dict[str, t.Any]:
-        doc_body = _render(hit, keep, inc, exc, scored)
-        if fields:
-            doc_body["sort"] = [f.export(f.raw(hit, pos)) for f in fields]
+        doc_body = _render(hit, keep, inc, exc, order.scored)
+        if order.fields:
+            doc_body["sort"] = order.sort_values(hit)
         fetch.apply(doc_body, by_name[hit[0].index], hit[1])
         return doc_body
 
-    rendered = []
-    for hit, extra in page:
-        doc_body = render(hit)
-        doc_body.update(extra)
-        rendered.append(doc_body)
-    if scroll is not None:
-        scroll.update(render=render, size=size, total=hits_body.get("total"))
-    scores = [h[2] for h in visible] if scored else []
-    hits_body["max_score"] = max(scores) if scores else None
-    hits_body["hits"] = rendered
-    response["hits"] = hits_body
-    aggs = body.get("aggs", body.get("aggregations"))
-    if aggs:
-        typed = params.get("typed_keys", "false").lower() in ("", "true")
-        top = "aggs" if "aggs" in body else "aggregations"
-        response["aggregations"] = run_aggs(aggs, [(c, d) for c, d, _ in hits], stores, now_ms, typed, top)
-    return response
+    return render
 
 
 def _source_param(params: dict[str, str], body: dict[str, t.Any]) -> t.Any:

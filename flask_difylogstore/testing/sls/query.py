@@ -73,58 +73,19 @@ class _Context:
         self.table = ls["_table"]
         store.flush_table(self.table)
         all_columns = store.table_columns(self.table)
-        columns = set(all_columns)
         self.raw_columns = [c for c in all_columns if c.startswith("k_")]
         self.max_text_len = int(index.get("max_text_len") or DEFAULT_MAX_TEXT_LEN)
-        keys: dict[str, KeyInfo] = {}
-        for key, conf in (index.get("keys") or {}).items():
-            col = key_column(key)
-            if key.startswith("__tag__:"):  # an indexed log tag: its value comes from the tags
-                column: str | None = (
-                    "json_extract_string(__tags__, " + sql_str('$."' + key[8:].replace('"', '\\"') + '"') + ")"
-                )
-            else:
-                column = quote_ident(col) if col in columns else None
-            keys[key] = KeyInfo(
-                column=column,
-                type=str(conf.get("type", "text")),
-                tokens="".join(conf.get("token") or []),
-                case_sensitive=bool(conf.get("caseSensitive", False)),
-                since_seq=int(ls["_key_since"].get(key, ls["_index_since"])),
-                analytics=bool(conf.get("doc_value", False)),
-            )
-        json_all = {k: keys[k] for k, c in (index.get("keys") or {}).items() if c.get("type") == "json"}
-        for key, conf in (index.get("keys") or {}).items():
-            if conf.get("type") != "json":
-                continue
-            if not conf.get("index_all", True):
-                del json_all[key]
-            parent = keys[key]
-            for sub, sub_conf in (conf.get("json_keys") or {}).items():
-                keys[f"{key}.{sub}"] = KeyInfo(
-                    column=json_value_sql(parent.column, sub) if parent.column else None,
-                    type=str(sub_conf.get("type", "text")),
-                    tokens=parent.tokens,
-                    case_sensitive=parent.case_sensitive,
-                    since_seq=parent.since_seq,
-                    analytics=bool(sub_conf.get("doc_value", False)),
-                )
-        self.keys = keys
+        self.keys = _index_keys(ls, index, set(all_columns))
+        json_all = _json_sub_keys(self.keys, index)
         line = index.get("line")
         self.schema = SearchSchema(
-            keys=keys,
+            keys=self.keys,
             line_tokens="".join(line.get("token") or []) if line else None,
             line_case_sensitive=bool(line.get("caseSensitive", False)) if line else False,
             text_columns=[quote_ident(c) for c in self.raw_columns],
             json_all=json_all,
         )
-        window = [f"__seq__ >= {int(ls['_index_since'])}", f"__time__ >= {start}", f"__time__ < {end}"]
-        ttl = int(ls.get("ttl", 30))
-        if ttl < _PERMANENT_TTL:
-            window.append(f"__time__ >= {int(time.time()) - ttl * 86400}")
-        if topic:
-            window.append("__topic__ = '" + topic.replace("'", "''") + "'")
-        self.window = " AND ".join(window)
+        self.window = _time_window(ls, start, end, topic)
 
     def where(self, search: str) -> str:
         return f"{self.window} AND ({compile_search(search, self.schema)})"
@@ -152,6 +113,60 @@ class _Context:
                 expr = f"CASE WHEN __seq__ >= {info.since_seq} THEN {expr} END"
             cols.append(f"{expr} AS {quote_ident(key)}")
         return f"SELECT {', '.join(cols)} FROM {quote_ident(self.table)} WHERE {where}"
+
+
+def _index_keys(ls: dict[str, Any], index: dict[str, Any], columns: set[str]) -> dict[str, KeyInfo]:
+    """The index's keys: where each one's value is (a column, a tag, or nowhere yet) and how it is indexed."""
+    keys: dict[str, KeyInfo] = {}
+    for key, conf in (index.get("keys") or {}).items():
+        col = key_column(key)
+        if key.startswith("__tag__:"):  # an indexed log tag: its value comes from the tags
+            column: str | None = (
+                "json_extract_string(__tags__, " + sql_str('$."' + key[8:].replace('"', '\\"') + '"') + ")"
+            )
+        else:
+            column = quote_ident(col) if col in columns else None
+        keys[key] = KeyInfo(
+            column=column,
+            type=str(conf.get("type", "text")),
+            tokens="".join(conf.get("token") or []),
+            case_sensitive=bool(conf.get("caseSensitive", False)),
+            since_seq=int(ls["_key_since"].get(key, ls["_index_since"])),
+            analytics=bool(conf.get("doc_value", False)),
+        )
+    return keys
+
+
+def _json_sub_keys(keys: dict[str, KeyInfo], index: dict[str, Any]) -> dict[str, KeyInfo]:
+    """Add the ``json_keys`` of each json key to ``keys``, as ``key.sub``; return the json keys with ``index_all``."""
+    json_all = {k: keys[k] for k, c in (index.get("keys") or {}).items() if c.get("type") == "json"}
+    for key, conf in (index.get("keys") or {}).items():
+        if conf.get("type") != "json":
+            continue
+        if not conf.get("index_all", True):
+            del json_all[key]
+        parent = keys[key]
+        for sub, sub_conf in (conf.get("json_keys") or {}).items():
+            keys[f"{key}.{sub}"] = KeyInfo(
+                column=json_value_sql(parent.column, sub) if parent.column else None,
+                type=str(sub_conf.get("type", "text")),
+                tokens=parent.tokens,
+                case_sensitive=parent.case_sensitive,
+                since_seq=parent.since_seq,
+                analytics=bool(sub_conf.get("doc_value", False)),
+            )
+    return json_all
+
+
+def _time_window(ls: dict[str, Any], start: int, end: int, topic: str) -> str:
+    """The SQL condition every query of the logstore runs within: indexed since, [start, end), TTL, topic."""
+    window = [f"__seq__ >= {int(ls['_index_since'])}", f"__time__ >= {start}", f"__time__ < {end}"]
+    ttl = int(ls.get("ttl", 30))
+    if ttl < _PERMANENT_TTL:
+        window.append(f"__time__ >= {int(time.time()) - ttl * 86400}")
+    if topic:
+        window.append("__topic__ = '" + topic.replace("'", "''") + "'")
+    return " AND ".join(window)
 
 
 _MISSING_COLUMN = re.compile(r'Referenced column (?:"([^"]+)"|(\S+)) not found', re.I)
