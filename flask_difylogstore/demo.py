@@ -36,6 +36,12 @@ from flask_difylogstore.dify.models import WorkflowAppLog, WorkflowRun
 from flask_difylogstore.settings import LogStoreSettings
 from flask_difylogstore.state import get_state
 
+if t.TYPE_CHECKING:
+    from flask_difylogstore.repositories import (
+        LogStoreAPIWorkflowNodeExecutionRepository,
+        LogStoreAPIWorkflowRunRepository,
+    )
+
 
 @dataclass
 class DemoOptions:
@@ -260,39 +266,9 @@ def _read_back(
     tenant = user.current_tenant_id
     runs_repo = LogStoreAPIWorkflowRunRepository()
     nodes_repo = LogStoreAPIWorkflowNodeExecutionRepository()
-    requests = 0
     with app.app_context():
-        seen: list[str] = []
-        last_id: str | None = None
-        while True:
-            page = runs_repo.get_paginated_workflow_runs(tenant, app_id, "app-run", limit=50, last_id=last_id)
-            requests += 1
-            seen.extend(r.id for r in page.data)
-            if not page.has_more:
-                break
-            last_id = page.data[-1].id
-        checks.check(
-            "logs list pages through every run, newest first",
-            len(seen) == len(set(seen)) == expected_runs,
-            f"{len(seen)} runs in {requests} pages",
-        )
-        failed = next(o for o in live if o.status == "failed")
-        big = next(o for o in live if o.large_payload)
-        detail = runs_repo.get_workflow_run_by_id(tenant, app_id, failed.run_id)
-        checks.check("run detail of the failed run", detail is not None and detail.status == "failed")
-        trace = nodes_repo.get_executions_by_workflow_run(tenant, app_id, big.run_id)
-        statuses = {n.status for n in trace}
-        checks.check(
-            "tracing panel: every node of a run, none stuck running",
-            len(trace) == big.nodes and statuses == {"succeeded"},
-            f"{len(trace)} nodes",
-        )
-        llm = next(n for n in trace if n.node_type == "llm")
-        checks.check(
-            "large payload stored truncated with the full value recoverable",
-            llm.outputs_truncated,
-            f"{len(llm.outputs or ''):,} bytes inline",
-        )
+        _check_logs_list(runs_repo, tenant, app_id, expected_runs, checks)
+        _check_run_and_trace(runs_repo, nodes_repo, tenant, app_id, live, checks)
         counts = runs_repo.get_workflow_runs_count(tenant, app_id, "app-run")
         checks.check(
             "status counts", counts["total"] == expected_runs, ", ".join(f"{k}={v}" for k, v in counts.items() if v)
@@ -308,6 +284,55 @@ def _read_back(
             f"{len(daily)} days",
         )
     return {"daily": daily, "tokens": tokens, "counts": counts}
+
+
+def _check_logs_list(
+    runs_repo: LogStoreAPIWorkflowRunRepository, tenant: str, app_id: str, expected_runs: int, checks: Checks
+) -> None:
+    """The logs list, page after page as the console scrolls, shows every run once."""
+    requests = 0
+    seen: list[str] = []
+    last_id: str | None = None
+    while True:
+        page = runs_repo.get_paginated_workflow_runs(tenant, app_id, "app-run", limit=50, last_id=last_id)
+        requests += 1
+        seen.extend(r.id for r in page.data)
+        if not page.has_more:
+            break
+        last_id = page.data[-1].id
+    checks.check(
+        "logs list pages through every run, newest first",
+        len(seen) == len(set(seen)) == expected_runs,
+        f"{len(seen)} runs in {requests} pages",
+    )
+
+
+def _check_run_and_trace(
+    runs_repo: LogStoreAPIWorkflowRunRepository,
+    nodes_repo: LogStoreAPIWorkflowNodeExecutionRepository,
+    tenant: str,
+    app_id: str,
+    live: list[RunOutcome],
+    checks: Checks,
+) -> None:
+    """The failed run's detail page, and the tracing panel of the run with the large LLM output."""
+    failed = next(o for o in live if o.status == "failed")
+    big = next(o for o in live if o.large_payload)
+    detail = runs_repo.get_workflow_run_by_id(tenant, app_id, failed.run_id)
+    checks.check("run detail of the failed run", detail is not None and detail.status == "failed")
+    trace = nodes_repo.get_executions_by_workflow_run(tenant, app_id, big.run_id)
+    statuses = {n.status for n in trace}
+    checks.check(
+        "tracing panel: every node of a run, none stuck running",
+        len(trace) == big.nodes and statuses == {"succeeded"},
+        f"{len(trace)} nodes",
+    )
+    llm = next(n for n in trace if n.node_type == "llm")
+    checks.check(
+        "large payload stored truncated with the full value recoverable",
+        llm.outputs_truncated,
+        f"{len(llm.outputs or ''):,} bytes inline",
+    )
 
 
 def run_demo(options: DemoOptions) -> int:

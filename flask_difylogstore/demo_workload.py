@@ -91,62 +91,19 @@ def run_workflow(
 ) -> RunOutcome:
     """Drive one run through ``run_repo`` / ``node_repo`` like Dify's engine and return its outcome."""
     timer = timer or SaveTimer()
-    run = WorkflowExecution.new(
-        id_=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        workflow_id=workflow_id,
-        workflow_type=WorkflowType.WORKFLOW,
-        workflow_version="2026-11-01 10:00:00",
-        graph={"nodes": [{"id": n[0], "type": n[1].value} for n in NODE_PLAN], "edges": []},
-        inputs={"query": f"question #{rng.randint(1, 99999)}"},
-        started_at=started_at,
-    )
+    run = _new_run(rng, workflow_id, started_at)
     timer.call(run_repo.save, run)
-    now = started_at
-    tokens = 0
-    saves: list[tuple[str, WorkflowNodeExecution]] = []
     plan = NODE_PLAN[:3] if fail else NODE_PLAN
-    for index, (node_id, node_type, title) in enumerate(plan, start=1):
-        now += timedelta(milliseconds=rng.randint(20, 400))
-        node = WorkflowNodeExecution(
-            id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            workflow_id=workflow_id,
-            workflow_execution_id=run.id_,
-            index=index,
-            predecessor_node_id=plan[index - 2][0] if index > 1 else None,
-            node_id=node_id,
-            node_type=node_type,
-            title=title,
-            created_at=now,
-        )
-        node.node_execution_id = node.id
-        saves.append(("save", node.model_copy()))
-        if retry and node_type is NodeType.LLM:
-            node.status = WorkflowNodeExecutionStatus.RETRY
-            node.error = "upstream model timed out"
-            saves.append(("save", node.model_copy()))
-            saves.append(("data", node.model_copy()))
-        last = fail and index == len(plan)
-        node_tokens = rng.randint(50, 900) if node_type in (NodeType.LLM, NodeType.QUESTION_CLASSIFIER) else 0
-        tokens += node_tokens
-        finished = now + timedelta(milliseconds=rng.randint(50, 1500))
-        outputs: dict[str, t.Any] = payload(rng, payload_bytes)
-        if node_type is NodeType.QUESTION_CLASSIFIER:
-            outputs["class_name"] = rng.choice(INTENTS)
-        if large_output_bytes and node_type is NodeType.LLM:
-            outputs["text"] = "x" * large_output_bytes
-        node.status = WorkflowNodeExecutionStatus.FAILED if last else WorkflowNodeExecutionStatus.SUCCEEDED
-        node.error = "knowledge base unavailable" if last else None
-        node.finished_at = finished
-        node.elapsed_time = (finished - now).total_seconds()
-        node.update_from_mapping(
-            inputs={"query": run.inputs["query"]},
-            process_data={"model": "demo-llm"} if node_type is NodeType.LLM else None,
-            outputs=None if last else outputs,
-            metadata={WorkflowNodeExecutionMetadataKey.TOTAL_TOKENS: node_tokens} if node_tokens else None,
-        )
-        saves.append(("save", node.model_copy()))
-        saves.append(("data", node.model_copy()))
-        now = finished
+    saves, tokens, now = _node_snapshots(
+        rng,
+        run,
+        plan,
+        started_at,
+        fail=fail,
+        retry=retry,
+        large_output_bytes=large_output_bytes,
+        payload_bytes=payload_bytes,
+    )
     if shuffle:
         rng.shuffle(saves)
     for action, snapshot in saves:
@@ -162,3 +119,114 @@ def run_workflow(
     run.finished_at = now + timedelta(milliseconds=5)
     timer.call(run_repo.save, run)
     return RunOutcome(run.id_, run.status.value, len(plan), bool(large_output_bytes))
+
+
+def _new_run(rng: random.Random, workflow_id: str, started_at: datetime) -> WorkflowExecution:
+    return WorkflowExecution.new(
+        id_=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        workflow_id=workflow_id,
+        workflow_type=WorkflowType.WORKFLOW,
+        workflow_version="2026-11-01 10:00:00",
+        graph={"nodes": [{"id": n[0], "type": n[1].value} for n in NODE_PLAN], "edges": []},
+        inputs={"query": f"question #{rng.randint(1, 99999)}"},
+        started_at=started_at,
+    )
+
+
+def _node_snapshots(
+    rng: random.Random,
+    run: WorkflowExecution,
+    plan: tuple[tuple[str, NodeType, str], ...],
+    now: datetime,
+    *,
+    fail: bool,
+    retry: bool,
+    large_output_bytes: int,
+    payload_bytes: int,
+) -> tuple[list[tuple[str, WorkflowNodeExecution]], int, datetime]:
+    """Run the nodes one after the other (the failing run's last node fails).
+
+    Returns every snapshot to save (``save`` or ``data``) in engine order, the tokens used and when the
+    last node finished.
+    """
+    saves: list[tuple[str, WorkflowNodeExecution]] = []
+    tokens = 0
+    for index, (_, node_type, _) in enumerate(plan, start=1):
+        now += timedelta(milliseconds=rng.randint(20, 400))
+        node = _new_node(rng, run, plan, index, now)
+        saves.append(("save", node.model_copy()))
+        if retry and node_type is NodeType.LLM:
+            saves += _retry_snapshots(node)
+        node_tokens = rng.randint(50, 900) if node_type in (NodeType.LLM, NodeType.QUESTION_CLASSIFIER) else 0
+        tokens += node_tokens
+        finished = now + timedelta(milliseconds=rng.randint(50, 1500))
+        outputs = _node_outputs(rng, node_type, payload_bytes, large_output_bytes)
+        _finish_node(node, run, now, finished, outputs, node_tokens, failed=fail and index == len(plan))
+        saves += [("save", node.model_copy()), ("data", node.model_copy())]
+        now = finished
+    return saves, tokens, now
+
+
+def _new_node(
+    rng: random.Random,
+    run: WorkflowExecution,
+    plan: tuple[tuple[str, NodeType, str], ...],
+    index: int,
+    created_at: datetime,
+) -> WorkflowNodeExecution:
+    """Node ``index`` (1-based) of ``plan`` as it starts running."""
+    node_id, node_type, title = plan[index - 1]
+    node = WorkflowNodeExecution(
+        id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        workflow_id=run.workflow_id,
+        workflow_execution_id=run.id_,
+        index=index,
+        predecessor_node_id=plan[index - 2][0] if index > 1 else None,
+        node_id=node_id,
+        node_type=node_type,
+        title=title,
+        created_at=created_at,
+    )
+    node.node_execution_id = node.id
+    return node
+
+
+def _retry_snapshots(node: WorkflowNodeExecution) -> list[tuple[str, WorkflowNodeExecution]]:
+    """A first attempt timing out: the node is saved as ``retry``, with its data, before it runs again."""
+    node.status = WorkflowNodeExecutionStatus.RETRY
+    node.error = "upstream model timed out"
+    return [("save", node.model_copy()), ("data", node.model_copy())]
+
+
+def _node_outputs(
+    rng: random.Random, node_type: NodeType, payload_bytes: int, large_output_bytes: int
+) -> dict[str, t.Any]:
+    outputs: dict[str, t.Any] = payload(rng, payload_bytes)
+    if node_type is NodeType.QUESTION_CLASSIFIER:
+        outputs["class_name"] = rng.choice(INTENTS)
+    if large_output_bytes and node_type is NodeType.LLM:
+        outputs["text"] = "x" * large_output_bytes
+    return outputs
+
+
+def _finish_node(
+    node: WorkflowNodeExecution,
+    run: WorkflowExecution,
+    started: datetime,
+    finished: datetime,
+    outputs: dict[str, t.Any],
+    tokens: int,
+    *,
+    failed: bool,
+) -> None:
+    """The node's final state: status, timing, inputs, outputs (none when it failed) and token metadata."""
+    node.status = WorkflowNodeExecutionStatus.FAILED if failed else WorkflowNodeExecutionStatus.SUCCEEDED
+    node.error = "knowledge base unavailable" if failed else None
+    node.finished_at = finished
+    node.elapsed_time = (finished - started).total_seconds()
+    node.update_from_mapping(
+        inputs={"query": run.inputs["query"]},
+        process_data={"model": "demo-llm"} if node.node_type is NodeType.LLM else None,
+        outputs=None if failed else outputs,
+        metadata={WorkflowNodeExecutionMetadataKey.TOTAL_TOKENS: tokens} if tokens else None,
+    )
