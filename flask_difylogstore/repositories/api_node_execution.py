@@ -1,7 +1,7 @@
 """``API_WORKFLOW_NODE_EXECUTION_REPOSITORY``: the console's tracing panel, "last run", and cleanup.
 
 With dual read on, every read also sees node executions only the relational database has (rule in
-:mod:`flask_difylogstore.repositories.dual`); deletes reach both stores.
+:mod:`flask_difylogstore.repositories.dual_read`); deletes reach both stores.
 """
 
 from __future__ import annotations
@@ -16,15 +16,9 @@ from flask_difylogstore.dify import compat
 from flask_difylogstore.dify.enums import WorkflowNodeExecutionStatus
 from flask_difylogstore.records import LogRecord, RecordKind
 from flask_difylogstore.repositories._context import enum_value, scope
-from flask_difylogstore.repositories.dual import (
-    ListSpec,
-    RelationalDelegate,
-    cutover_of,
-    larger,
-    merge_entities,
-    report_read_failure,
-    report_write_failure,
-)
+from flask_difylogstore.repositories.dual import RelationalDelegate, larger, report_write_failure
+from flask_difylogstore.repositories.dual_merge import merge_entities
+from flask_difylogstore.repositories.dual_read import ListSpec, cutover_of, report_read_failure
 from flask_difylogstore.repositories.node_execution import full_payloads
 from flask_difylogstore.repositories.relational_classes import control_rows_required
 from flask_difylogstore.repositories.statistics import naive_utc

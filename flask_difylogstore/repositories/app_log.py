@@ -8,7 +8,7 @@ snapshots, so a run that *was* running doesn't match ``running``), then the app 
 newest first and kept when their run is among them.
 
 With dual read on, app logs only the relational database has are listed too (rule in
-:mod:`flask_difylogstore.repositories.dual`). With a cut-over, each half is matched against the
+:mod:`flask_difylogstore.repositories.dual_read`). With a cut-over, each half is matched against the
 runs of its own store; without one, a run the log store has is judged by the log store's
 snapshot, any other by the relational row.
 """
@@ -30,15 +30,9 @@ from flask_difylogstore.dify import compat
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from flask_difylogstore.repositories import dual_sql
 from flask_difylogstore.repositories._context import enum_value, scope
-from flask_difylogstore.repositories.dual import (
-    Merger,
-    RelationalDelegate,
-    larger,
-    narrow,
-    report_read_failure,
-    report_write_failure,
-    row_key,
-)
+from flask_difylogstore.repositories.dual import RelationalDelegate, larger, report_write_failure
+from flask_difylogstore.repositories.dual_merge import narrow, row_key
+from flask_difylogstore.repositories.dual_read import Merger, report_read_failure
 from flask_difylogstore.repositories.statistics import naive_utc
 
 #: Dify's service only looks at the first 30 characters of a keyword.

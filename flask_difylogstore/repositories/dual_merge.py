@@ -1,5 +1,5 @@
 """The pure part of dual read: how rows and aggregates of the two stores are combined (rule in
-:mod:`flask_difylogstore.repositories.dual`)."""
+:mod:`flask_difylogstore.repositories.dual_read`)."""
 
 from __future__ import annotations
 

@@ -11,13 +11,9 @@ from flask_difylogstore.dify.enums import WorkflowNodeExecutionStatus, WorkflowN
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from flask_difylogstore.repositories._context import StateMixin, creator_of, enum_value, scope, tenant_of
 from flask_difylogstore.repositories._reads import Reader
-from flask_difylogstore.repositories.dual import (
-    cutover_of,
-    merge_entities,
-    relational_sessions,
-    report_read_failure,
-    report_write_failure,
-)
+from flask_difylogstore.repositories.dual import report_write_failure
+from flask_difylogstore.repositories.dual_merge import merge_entities
+from flask_difylogstore.repositories.dual_read import cutover_of, relational_sessions, report_read_failure
 from flask_difylogstore.repositories.relational_classes import control_rows_required, core_repository
 from flask_difylogstore.schemas import schema
 from flask_difylogstore.state import LogStoreState

@@ -14,7 +14,8 @@ import typing as t
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from flask_difylogstore.repositories.dual import RelationalDelegate, relational_sessions
+from flask_difylogstore.repositories.dual import RelationalDelegate
+from flask_difylogstore.repositories.dual_read import relational_sessions
 
 
 class RunControl(RelationalDelegate):

@@ -11,7 +11,8 @@ from flask_difylogstore.backends.base import Filter, RecordQuery, Scope, TimeRan
 from flask_difylogstore.dify import compat
 from flask_difylogstore.records import LogRecord, RecordKind
 from flask_difylogstore.repositories._context import scope
-from flask_difylogstore.repositories.dual import ListSpec, RelationalDelegate, larger
+from flask_difylogstore.repositories.dual import RelationalDelegate, larger
+from flask_difylogstore.repositories.dual_read import ListSpec
 from flask_difylogstore.repositories.relational_classes import relational_repositories
 from flask_difylogstore.repositories.run_selection import RunSelection
 from flask_difylogstore.repositories.statistics import naive_utc

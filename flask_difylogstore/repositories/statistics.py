@@ -5,7 +5,7 @@ Days are calendar days of the run's creation time in the caller's time zone (Dif
 creation time (inclusive / exclusive), as naive UTC.
 
 With dual read on, both stores are aggregated and added group by group (each run counted once, see
-:mod:`flask_difylogstore.repositories.dual`). Distinct creators per day are not additive across two
+:mod:`flask_difylogstore.repositories.dual_read`). Distinct creators per day are not additive across two
 stores, so the charts are then built from runs and tokens per ``(day, creator)``.
 """
 
@@ -25,7 +25,7 @@ from flask_difylogstore.repositories._context import enum_value, scope
 from flask_difylogstore.repositories._reads import Reader
 
 if t.TYPE_CHECKING:
-    from flask_difylogstore.repositories.dual import Merger
+    from flask_difylogstore.repositories.dual_read import Merger
 
 RUN_STATUS_KEYS = ("running", "succeeded", "failed", "stopped", "partial-succeeded")
 _TIME_RANGE = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")

@@ -1,7 +1,7 @@
 """``API_WORKFLOW_RUN_REPOSITORY``: the console's and the cleanup tasks' view of workflow runs.
 
 With dual read on, every read also sees runs that are only in the relational database (see
-:mod:`flask_difylogstore.repositories.dual` for the rule); deletes reach both stores.
+:mod:`flask_difylogstore.repositories.dual_read` for the rule); deletes reach both stores.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from flask_difylogstore.backends.base import Filter, Scope
 from flask_difylogstore.dify import compat
 from flask_difylogstore.records import RecordKind
 from flask_difylogstore.repositories._context import scope
-from flask_difylogstore.repositories.dual import ListSpec
+from flask_difylogstore.repositories.dual_read import ListSpec
 from flask_difylogstore.repositories.run_control import RunControl
 from flask_difylogstore.repositories.run_retention import RunRetention
 from flask_difylogstore.repositories.statistics import RunStatistics, triggered_from_filter
