@@ -1,9 +1,11 @@
 """PostgreSQL -> log store: ``migrate``, ``verify`` and ``cleanup-pg`` as library functions.
 
-The ``flask logstore`` commands are thin wrappers over these; code can call them directly::
+The ``flask logstore`` commands are thin wrappers over :mod:`~flask_difylogstore.migration.run`
+(one call per command, returning what it prints); code can call either directly::
 
     ctx = MigrationContext.from_app(app)
     report = ctx.migrator().run(MigrateOptions(kind="all", workers=4))
+    output = run.verify(ctx, sample=5.0)  # output.data, output.exit_code
 """
 
 from __future__ import annotations
