@@ -12,9 +12,9 @@ import typing as t
 import click
 from flask.cli import with_appcontext
 
+from flask_difylogstore.cli_progress import click_progress
 from flask_difylogstore.cli_support import F, catch_errors, echo_output
 from flask_difylogstore.migration import MigrationContext, run
-from flask_difylogstore.migration.progress import click_progress
 
 __all__ = ["COMMANDS", "cleanup_command", "migrate_command", "verify_command"]
 

@@ -172,8 +172,8 @@ def _seed_history(app: t.Any, runs: int, checks: Checks) -> tuple[DemoUser, str,
 
 
 def _migrate_and_verify(app: t.Any, checks: Checks) -> dict[str, t.Any]:
+    from flask_difylogstore.cli_progress import click_progress
     from flask_difylogstore.migration import MigrateOptions, MigrationContext, VerifyOptions
-    from flask_difylogstore.migration.progress import click_progress
 
     context = MigrationContext.from_app(app, progress=click_progress)
     started = time.perf_counter()

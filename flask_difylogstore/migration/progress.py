@@ -1,16 +1,14 @@
 """Progress reporting for long jobs: rows done, rows per second and the time left.
 
 The library functions take a :class:`Progress` factory so they stay silent when used from code;
-the CLI passes :func:`click_progress`, a click progress bar that adds rows/s to click's own ETA.
+the CLI passes :func:`flask_difylogstore.cli_progress.click_progress`, a click progress bar that
+adds :class:`Rate` (rows/s and the time left) to click's own position.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 import typing as t
-
-import click
 
 
 class Progress(t.Protocol):
@@ -71,33 +69,3 @@ def format_seconds(seconds: float | None) -> str:
         return "--:--:--"
     whole = int(seconds)
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
-class ClickProgress:
-    """A click progress bar on stderr (stdout stays clean for ``--json``): position, rows/s, ETA."""
-
-    def __init__(self, label: str, total: int | None) -> None:
-        self.rate = Rate(total)
-        self._bar: t.Any = click.progressbar(
-            length=total if total else 1,
-            label=label,
-            show_eta=False,
-            show_pos=True,
-            item_show_func=self._describe,
-            file=sys.stderr,
-        )
-        self._bar.__enter__()
-
-    def _describe(self, _item: t.Any) -> str:
-        return f"{self.rate.per_second:,.0f} rows/s  ETA {format_seconds(self.rate.eta_seconds)}"
-
-    def advance(self, rows: int) -> None:
-        self.rate.add(rows)
-        self._bar.update(rows, rows)
-
-    def close(self) -> None:
-        self._bar.__exit__(None, None, None)
-
-
-def click_progress(label: str, total: int | None) -> Progress:
-    return ClickProgress(label, total)
