@@ -1,4 +1,4 @@
-"""What every repository needs from its surroundings: the extension state and the caller's identity.
+"""What every repository needs from its surroundings: the extension state, the caller's identity and values.
 
 Repositories are built per workflow run (core) and per request (API), so construction only
 records arguments; the extension state is looked up when a method runs.
@@ -7,6 +7,7 @@ records arguments; the extension state is looked up when a method runs.
 from __future__ import annotations
 
 import typing as t
+from datetime import UTC, datetime
 
 from flask_difylogstore.backends.base import Filter, LogBackend, Scope, TimeRange
 from flask_difylogstore.backends.evaluate import record_matches
@@ -20,6 +21,13 @@ from flask_difylogstore.state import LogStoreState, get_state
 def enum_value(value: t.Any) -> t.Any:
     """The stored string of an enum member (or the value itself)."""
     return getattr(value, "value", value)
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """A caller's time as records store it: naive UTC (a naive value is taken as UTC already)."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def tenant_of(user: t.Any) -> str:

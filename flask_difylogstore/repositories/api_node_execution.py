@@ -15,13 +15,12 @@ from flask_difylogstore.backends.base import Filter, RecordQuery, Scope, TimeRan
 from flask_difylogstore.dify import compat
 from flask_difylogstore.dify.enums import WorkflowNodeExecutionStatus
 from flask_difylogstore.records import LogRecord, RecordKind
-from flask_difylogstore.repositories._context import enum_value, scope
+from flask_difylogstore.repositories._context import enum_value, naive_utc, scope
 from flask_difylogstore.repositories.dual import RelationalDelegate, larger, report_write_failure
 from flask_difylogstore.repositories.dual_merge import merge_entities
 from flask_difylogstore.repositories.dual_read import ListSpec, cutover_of, report_read_failure
 from flask_difylogstore.repositories.node_execution import full_payloads
 from flask_difylogstore.repositories.relational_classes import control_rows_required
-from flask_difylogstore.repositories.statistics import naive_utc
 
 #: Dify's ``WorkflowNodeExecutionTriggeredFrom.WORKFLOW_TOOL``: a node run as a tool of another workflow.
 WORKFLOW_TOOL = "workflow-tool"

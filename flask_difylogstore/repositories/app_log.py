@@ -29,11 +29,10 @@ from flask_difylogstore.backends.base import Filter, RecordQuery, TimeRange
 from flask_difylogstore.dify import compat
 from flask_difylogstore.records import LogRecord, RecordKind, default_clock
 from flask_difylogstore.repositories import dual_sql
-from flask_difylogstore.repositories._context import enum_value, scope
+from flask_difylogstore.repositories._context import enum_value, naive_utc, scope
 from flask_difylogstore.repositories.dual import RelationalDelegate, larger, report_write_failure
 from flask_difylogstore.repositories.dual_merge import narrow, row_key
 from flask_difylogstore.repositories.dual_read import Merger, report_read_failure
-from flask_difylogstore.repositories.statistics import naive_utc
 
 #: Dify's service only looks at the first 30 characters of a keyword.
 KEYWORD_LENGTH = 30

@@ -32,13 +32,14 @@ import logging
 import typing as t
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask_difylogstore import conversions
 from flask_difylogstore.backends.base import AggregateQuery, Direction, Filter, RecordQuery, Scope, TimeRange
 from flask_difylogstore.backends.evaluate import aggregate_records
 from flask_difylogstore.records import LogRecord, RecordKind
 from flask_difylogstore.repositories import dual_sql
+from flask_difylogstore.repositories._context import naive_utc
 from flask_difylogstore.repositories._reads import Reader
 from flask_difylogstore.repositories.dual_merge import combine, merge_groups, narrow, row_key
 from flask_difylogstore.repositories.dual_sql import Key, Sessions
@@ -65,10 +66,7 @@ TO_MODEL: dict[RecordKind, Callable[[LogRecord], t.Any]] = {
 
 def cutover_of(settings: t.Any) -> datetime | None:
     """``LOGSTORE_CUTOVER_AT`` as naive UTC (how every ``created_at`` is stored)."""
-    value: datetime | None = settings.cutover_at
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
+    return naive_utc(settings.cutover_at)
 
 
 def describe(exc: BaseException) -> str:

@@ -16,9 +16,9 @@ from flask_difylogstore.dify.models import (
     WorkflowAppLog,
     WorkflowRun,
 )
-from flask_difylogstore.repositories._context import enum_value
+from flask_difylogstore.repositories._context import enum_value, naive_utc
 from flask_difylogstore.repositories.relational_retention import RelationalRunRetention
-from flask_difylogstore.repositories.statistics import RUN_STATUS_KEYS, naive_utc, parse_time_range
+from flask_difylogstore.repositories.statistics import RUN_STATUS_KEYS, parse_time_range
 
 
 def _triggered(triggered_from: t.Any) -> t.Any:

@@ -13,9 +13,8 @@ from flask_difylogstore import payloads
 from flask_difylogstore.dify import compat
 from flask_difylogstore.dify.enums import WorkflowNodeExecutionStatus
 from flask_difylogstore.dify.models import WorkflowNodeExecutionModel, WorkflowNodeExecutionOffload
-from flask_difylogstore.repositories._context import enum_value
+from flask_difylogstore.repositories._context import enum_value, naive_utc
 from flask_difylogstore.repositories.relational import SessionRepository, default_storage
-from flask_difylogstore.repositories.statistics import naive_utc
 
 #: Dify's ``WorkflowNodeExecutionTriggeredFrom.WORKFLOW_TOOL``: a node run as a tool of another workflow.
 WORKFLOW_TOOL = "workflow-tool"

@@ -11,8 +11,7 @@ import sqlalchemy as sa
 
 from flask_difylogstore import conversions
 from flask_difylogstore.dify.models import WorkflowAppLog, WorkflowRun
-from flask_difylogstore.repositories._context import enum_value
-from flask_difylogstore.repositories.statistics import naive_utc
+from flask_difylogstore.repositories._context import enum_value, naive_utc
 
 
 class RelationalWorkflowAppLogRepository:

@@ -22,9 +22,9 @@ from flask_difylogstore.dify.models import (
     WorkflowRun,
 )
 from flask_difylogstore.records import FINAL_RUN_STATUSES
+from flask_difylogstore.repositories._context import naive_utc
 from flask_difylogstore.repositories.relational import SessionRepository
 from flask_difylogstore.repositories.run_selection import RunSelection
-from flask_difylogstore.repositories.statistics import naive_utc
 
 
 class RelationalRunRetention(SessionRepository):

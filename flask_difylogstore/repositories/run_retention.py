@@ -10,12 +10,11 @@ from flask_difylogstore import conversions
 from flask_difylogstore.backends.base import Filter, RecordQuery, Scope, TimeRange
 from flask_difylogstore.dify import compat
 from flask_difylogstore.records import LogRecord, RecordKind
-from flask_difylogstore.repositories._context import scope
+from flask_difylogstore.repositories._context import naive_utc, scope
 from flask_difylogstore.repositories.dual import RelationalDelegate, larger
 from flask_difylogstore.repositories.dual_read import ListSpec
 from flask_difylogstore.repositories.relational_classes import relational_repositories
 from flask_difylogstore.repositories.run_selection import RunSelection
-from flask_difylogstore.repositories.statistics import naive_utc
 
 RELATED_KEYS = ("runs", "node_executions", "offloads", "app_logs", "trigger_logs", "pauses", "pause_reasons")
 #: Most rows one scan request reads when filters narrow the store's answer afterwards.

@@ -24,8 +24,7 @@ from datetime import datetime
 
 from flask_difylogstore.backends.base import Filter, TimeRange
 from flask_difylogstore.records import FINAL_RUN_STATUSES
-from flask_difylogstore.repositories._context import enum_value
-from flask_difylogstore.repositories.statistics import naive_utc
+from flask_difylogstore.repositories._context import enum_value, naive_utc
 
 _HEX = frozenset(string.hexdigits.lower())
 

@@ -16,12 +16,12 @@ import re
 import typing as t
 import zoneinfo
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask_difylogstore.backends.base import AggregateQuery, Filter, GroupBy, Metric, TimeRange
 from flask_difylogstore.dify.entities import naive_utc_now
 from flask_difylogstore.records import RecordKind
-from flask_difylogstore.repositories._context import enum_value, scope
+from flask_difylogstore.repositories._context import enum_value, naive_utc, scope
 from flask_difylogstore.repositories._reads import Reader
 
 if t.TYPE_CHECKING:
@@ -54,12 +54,6 @@ def parse_time_range(value: str) -> timedelta:
     if not match:
         raise ValueError(f"invalid time range {value!r}: use e.g. 7d, 4h, 30m or 30s")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def naive_utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def triggered_from_filter(triggered_from: t.Any) -> Filter:
