@@ -4,7 +4,8 @@ pipeline_child.py crash <spool_dir> <out_file>    save forever, print each accep
 pipeline_child.py replay <spool_dir> <out_file>   replay what is left, flush, print stats
 pipeline_child.py crash-sls <spool_dir> <endpoint> <project>    the same with the aliyun_sls backend
 pipeline_child.py replay-sls <spool_dir> <endpoint> <project>   (a LocalSLSServer's endpoint)
-pipeline_child.py gevent <spool_dir>              saves under monkey-patching, print hub stalls
+pipeline_child.py gevent <spool_dir>              saves under monkey-patching, print the writes that
+                                                  blocked the hub
 """
 
 from __future__ import annotations
@@ -68,10 +69,33 @@ def replay(spool_dir: Path, backend: t.Any) -> None:
 
 
 class BlockingBackend(FakeBackend):
-    """Its write blocks the OS thread (like a C-level SDK call would), not just the greenlet."""
+    """Its write blocks its OS thread (as a C-level SDK call would) until the hub has visibly run meanwhile.
+
+    The hub's ticker greenlet counts ``ticks``. A write holds its OS thread (the original, unpatched
+    sleep) until the count has moved on by ``HUB_TICKS``: that happens only when the hub keeps
+    running greenlets while the backend blocks. A write that waits ``STALL_DEADLINE_S`` without that
+    evidence counts as a stall (the hub was blocked by it), and the later writes no longer wait.
+    """
+
+    HUB_TICKS = 3
+    STALL_DEADLINE_S = 20.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ticks = 0
+        self.writes_with_hub_progress = 0
+        self.stalled_writes = 0
 
     def write(self, records):  # type: ignore[no-untyped-def]
-        monkey.get_original("time", "sleep")(0.2)
+        os_sleep = monkey.get_original("time", "sleep")
+        os_monotonic = monkey.get_original("time", "monotonic")
+        start, deadline = self.ticks, os_monotonic() + self.STALL_DEADLINE_S
+        while not self.stalled_writes and self.ticks < start + self.HUB_TICKS:
+            if os_monotonic() > deadline:
+                self.stalled_writes += 1
+            os_sleep(0.001)
+        if not self.stalled_writes:
+            self.writes_with_hub_progress += 1
         return super().write(records)
 
 
@@ -81,38 +105,32 @@ def run_gevent(spool_dir: Path) -> None:
     backend = BlockingBackend()
     settings = PipelineSettings(flush_interval_ms=10, fsync_interval_ms=0, max_retry_delay_s=0.2)
     pipeline = SpoolingPipeline(backend, settings, spool_dir)
-    gaps: list[float] = []
     running = True
 
     def tick() -> None:
-        last = time.perf_counter()
         while running:
             gevent.sleep(0.002)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
+            backend.ticks += 1
 
     ticker = gevent.spawn(tick)
-    saves: list[float] = []
     for i in range(1000):
-        started = time.perf_counter()
         pipeline.submit([make_record(i)])
-        saves.append(time.perf_counter() - started)
         if i % 20 == 0:
             gevent.sleep(0.001)
     flushed = pipeline.flush(20)
+    pipeline.close(2)
     running = False
     ticker.join()
-    pipeline.close(2)
     print(
         json.dumps(
             {
                 "flushed": flushed,
                 "delivered": len(backend.delivered()),
-                "max_tick_gap": max(gaps),
-                "max_save": max(saves),
+                "writes": backend.calls,
+                "writes_with_hub_progress": backend.writes_with_hub_progress,
+                "stalled_writes": backend.stalled_writes,
                 "writer_off_hub": threading.main_thread().ident not in backend.thread_ids,
-                "ticks": len(gaps),
+                "ticks": backend.ticks,
             }
         )
     )

@@ -247,3 +247,56 @@ def encode_torn_tail() -> bytes:
 
     frame = encode_frame(orjson.dumps(["workflow_node_execution", {"id": "torn"}]))
     return frame[: len(frame) // 2]
+
+
+class HeldBackend:
+    """Wraps a backend; while held, each write waits for :meth:`release` first (a hung connection).
+
+    Saves made while a writer is stuck here prove they never wait for the writer: one that did
+    would sit until the hold's deadline, and ``timed_out`` tells.
+    """
+
+    HOLD_DEADLINE_S = 30.0
+
+    def __init__(self, backend: t.Any) -> None:
+        self._backend = backend
+        self._released = threading.Event()
+        self._released.set()
+        self.entered = threading.Event()  # a write started since the last hold()
+        self.timed_out = False
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self._backend, name)
+
+    def hold(self) -> None:
+        self.entered.clear()
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def write(self, records: Sequence[LogRecord]) -> WriteResult:
+        self.entered.set()
+        if not self._released.wait(self.HOLD_DEADLINE_S):
+            self.timed_out = True
+        result: WriteResult = self._backend.write(records)
+        return result
+
+
+class RecordingGate(threading.Event):
+    """A provisioning gate that notes which thread looked at it, and when."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks: list[tuple[int, float]] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.checks.append((threading.get_ident(), time.monotonic()))
+        return super().wait(timeout)
+
+    def turn_ended_since(self, moment: float) -> bool:
+        """Whether a thread looked at the gate at or after ``moment``, and then again (its turn between ended)."""
+        checks = list(self.checks)
+        return any(
+            at >= moment and any(later == ident for later, _ in checks[i + 1 :]) for i, (ident, at) in enumerate(checks)
+        )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import sys
 import threading
-import time
 from pathlib import Path
 
 import orjson
@@ -14,6 +14,7 @@ from flask_difylogstore import DifyLogStore, LogStoreSettings
 from flask_difylogstore.backends.base import Scope
 from flask_difylogstore.pipeline import SpoolingPipeline, lifecycle, spool
 from flask_difylogstore.pipeline.breaker import CircuitBreaker
+from flask_difylogstore.pipeline.lifecycle import wait_until
 from flask_difylogstore.pipeline.pending import PendingIndex
 from flask_difylogstore.pipeline.writer import backoff_delay
 from flask_difylogstore.records import RecordKind
@@ -120,14 +121,22 @@ def test_spooled_records_of_the_older_format_are_replayed(tmp_path: Path) -> Non
 def test_acquire_takes_a_free_lock_and_waits_for_a_held_one() -> None:
     lock = lifecycle.native_lock()
     lifecycle.acquire(lock)
-    released: list[float] = []
+    steps: list[str] = []
 
-    def release_later() -> None:
-        time.sleep(0.05)
-        released.append(time.monotonic())
+    def take() -> None:
+        lifecycle.acquire(lock)  # spins, then blocks until this thread lets go
+        steps.append("acquired")
         lock.release()
 
-    threading.Thread(target=release_later).start()
-    lifecycle.acquire(lock)  # spins, then blocks until the other thread lets go
-    assert released and time.monotonic() >= released[0]
+    taker = threading.Thread(target=take)
+    taker.start()
+
+    def taker_inside_acquire() -> bool:
+        frame = sys._current_frames().get(taker.ident or 0)
+        return frame is not None and frame.f_code is lifecycle.acquire.__code__
+
+    assert wait_until(taker_inside_acquire, 10)  # the other thread is waiting for the held lock
+    steps.append("released")
     lock.release()
+    taker.join(10)
+    assert steps == ["released", "acquired"]

@@ -119,5 +119,7 @@ def test_gevent_saves_do_not_block_the_hub(tmp_path: Path) -> None:
     result = _run("gevent", tmp_path / "spool")
     assert result["flushed"] is True and result["delivered"] == 1000
     assert result["writer_off_hub"] is True
-    # the backend blocks its OS thread 200 ms per batch; the hub never stalls anywhere near that
-    assert float(result["max_tick_gap"]) < 0.1, result  # type: ignore[arg-type]
+    # every write blocks its OS thread until the hub's ticker greenlet has ticked meanwhile: none
+    # waited in vain (the hub was never blocked by a write), and each write saw the hub run
+    assert result["stalled_writes"] == 0, result
+    assert result["writes_with_hub_progress"] == result["writes"] > 0, result
