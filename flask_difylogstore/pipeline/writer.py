@@ -78,6 +78,25 @@ def backoff_delay(attempt: int, cap: float, base: float = RETRY_BASE_S) -> float
     return _jitter.uniform(0.0, min(cap, base * (2 ** min(attempt, 30))))
 
 
+def _sort_outcomes(
+    batch: list[Entry], failures: dict[int, tuple[str, bool]]
+) -> tuple[list[Entry], list[Entry], list[Entry]]:
+    """The batch's entries as (stored, refused for good, to retry); a retried entry counts an attempt."""
+    ok: list[Entry] = []
+    dead: list[Entry] = []
+    retry: list[Entry] = []
+    for entry in batch:
+        outcome = failures.get(id(entry.record))
+        if outcome is None:
+            ok.append(entry)
+        elif outcome[1]:
+            entry.attempts += 1
+            retry.append(entry)
+        else:
+            dead.append(entry)
+    return ok, dead, retry
+
+
 @dataclass
 class Writer:
     """Moves batches from the feed to the backend; runs in the pipeline's writer thread."""
@@ -180,29 +199,11 @@ class Writer:
 
     def _deliver(self, batch: list[Entry]) -> None:
         records = [entry.record for entry in batch]
-        raised = False
-        try:
-            result = self.backend.write(records)
-        except Exception as exc:
-            raised = True
-            reason = mask_url_credentials(f"{type(exc).__name__}: {exc}")
-            result = WriteResult(failed=[(record, reason, True) for record in records])
+        result, raised = self._write(records)
         failures = {id(record): (reason, retryable) for record, reason, retryable in result.failed}
-        ok: list[Entry] = []
-        dead: list[Entry] = []
-        retry: list[Entry] = []
-        for entry in batch:
-            outcome = failures.get(id(entry.record))
-            if outcome is None:
-                ok.append(entry)
-            elif outcome[1]:
-                entry.attempts += 1
-                retry.append(entry)
-            else:
-                dead.append(entry)
-        stuck: list[Entry] = []
+        ok, dead, retry = _sort_outcomes(batch, failures)
         if dead:
-            dead, stuck = self._dead_letter(dead, failures)
+            dead, _stuck = self._dead_letter(dead, failures)  # the stuck ones stay in the spool
         for entry in batch:
             entry.settled = True
         self.feed.settle(ok, dead, retry)
@@ -217,33 +218,50 @@ class Writer:
         if ok:
             self.metrics.last_success_at = time.time()
         if retry:
-            first_reason = failures[id(retry[0].record)][0]
-            self.metrics.error(first_reason)
-            self.consecutive_failures += 1
-            if raised or not ok:
-                self.breaker.failure()
-            else:
-                self.breaker.release_probe()  # partly stored: the backend answers, not a reason to open
-            self.retry_at = time.monotonic() + backoff_delay(self.consecutive_failures, self.max_retry_delay_s)
-            if self.consecutive_failures in (1, 10) or self.consecutive_failures % 100 == 0:
-                logger.warning(
-                    "flask-difylogstore: %s write failed (%d of %d records, attempt %d), retrying: %s",
-                    self.backend.name,
-                    len(retry),
-                    len(batch),
-                    self.consecutive_failures,
-                    first_reason,
-                )
+            self._back_off(
+                failures[id(retry[0].record)][0], len(retry), len(batch), stored_some=bool(ok) and not raised
+            )
         else:
-            if self.consecutive_failures:
-                logger.info(
-                    "flask-difylogstore: %s writes recovered after %d failed attempts",
-                    self.backend.name,
-                    self.consecutive_failures,
-                )
-            self.consecutive_failures = 0
-            self.retry_at = 0.0
-            self.breaker.success()
+            self._recovered()
+
+    def _write(self, records: list[LogRecord]) -> tuple[WriteResult, bool]:
+        """The backend's answer, and whether it raised (then every record failed, retryably)."""
+        try:
+            return self.backend.write(records), False
+        except Exception as exc:
+            reason = mask_url_credentials(f"{type(exc).__name__}: {exc}")
+            return WriteResult(failed=[(record, reason, True) for record in records]), True
+
+    def _back_off(self, reason: str, retried: int, size: int, *, stored_some: bool) -> None:
+        """After a batch with retryable failures: note the error, tell the breaker, plan the next attempt."""
+        self.metrics.error(reason)
+        self.consecutive_failures += 1
+        if stored_some:
+            self.breaker.release_probe()  # partly stored: the backend answers, not a reason to open
+        else:
+            self.breaker.failure()
+        self.retry_at = time.monotonic() + backoff_delay(self.consecutive_failures, self.max_retry_delay_s)
+        if self.consecutive_failures in (1, 10) or self.consecutive_failures % 100 == 0:
+            logger.warning(
+                "flask-difylogstore: %s write failed (%d of %d records, attempt %d), retrying: %s",
+                self.backend.name,
+                retried,
+                size,
+                self.consecutive_failures,
+                reason,
+            )
+
+    def _recovered(self) -> None:
+        """After a batch with nothing to retry: the back-off ends and the breaker closes."""
+        if self.consecutive_failures:
+            logger.info(
+                "flask-difylogstore: %s writes recovered after %d failed attempts",
+                self.backend.name,
+                self.consecutive_failures,
+            )
+        self.consecutive_failures = 0
+        self.retry_at = 0.0
+        self.breaker.success()
 
     def _dead_letter(self, dead: list[Entry], failures: dict[int, tuple[str, bool]]) -> tuple[list[Entry], list[Entry]]:
         """Write dead letters; return the entries written and those kept in the spool (not writable)."""
