@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flask_difylogstore import DifyLogStore, ProvisioningError
+from flask_difylogstore import DifyLogStore, ProvisioningError, provisioning
 from flask_difylogstore.backends.base import ProvisionReport, WriteResult
 from flask_difylogstore.pipeline import SpoolingPipeline
 from flask_difylogstore.pipeline.lifecycle import wait_until
@@ -88,10 +88,13 @@ def test_lenient_startup_waits_at_most_the_lenient_budget() -> None:
     gate.stop()
 
 
-def test_a_refused_connection_ends_the_wait_at_once() -> None:
+def test_a_refused_connection_ends_the_wait_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(provisioning, "LENIENT_STARTUP_WAIT_S", 60.0)  # only the failure can end the wait soon
     backend = Refusing()
     gate = ProvisioningGate(t.cast(t.Any, backend), retry_initial=60)
-    gate.start(timeout=600, strict=False)  # returns after the first attempt, not after 600 s
+    waits = _record_waits(gate)
+    gate.start(timeout=600, strict=False)  # returns after the first attempt, not after 60 s
+    assert waits == [60.0] and gate._attempted.is_set()
     assert gate.state == "failed" and backend.provision_calls == 1
     assert "Connection refused" in str(gate.last_error)
     gate.stop()

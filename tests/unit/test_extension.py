@@ -7,7 +7,7 @@ import weakref
 import pytest
 from flask import Flask
 
-from flask_difylogstore import DifyLogStore, DifyLogStoreError, LogStoreConfigError, ProvisioningError
+from flask_difylogstore import DifyLogStore, DifyLogStoreError, LogStoreConfigError, ProvisioningError, provisioning
 from flask_difylogstore import state as state_module
 from flask_difylogstore.backends import register_backend, resolve_backend
 from flask_difylogstore.backends.base import LogBackend
@@ -116,21 +116,26 @@ def test_strict_startup_raises_when_provisioning_fails(make_settings: MakeSettin
             return cls(settings, provision_error="project missing")
 
     register_backend("broken", Broken)
-    settings = make_settings(backend="broken", startup_strict=True, startup_timeout=0.5)
+    # strict startup raises at the first failure, so a long budget costs nothing and can't run out first
+    settings = make_settings(backend="broken", startup_strict=True, startup_timeout=60)
     with pytest.raises(ProvisioningError, match="project missing"):
         DifyLogStore(Flask(__name__), settings=settings)
     assert Broken.instances[-1].closed
 
 
-def test_lenient_startup_marks_unhealthy_and_keeps_retrying(make_settings: MakeSettings) -> None:
+def test_lenient_startup_marks_unhealthy_and_keeps_retrying(
+    make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Flaky(FakeBackend):
         @classmethod
         def from_settings(cls, settings: LogStoreSettings) -> FakeBackend:
             return cls(settings, provision_error="endpoint unreachable")
 
     register_backend("flaky", Flaky)
+    # the lenient wait ends at the first failed attempt: a budget it can't exhaust keeps this test off the clock
+    monkeypatch.setattr(provisioning, "LENIENT_STARTUP_WAIT_S", 60.0)
     app = Flask(__name__)
-    DifyLogStore(app, settings=make_settings(backend="flaky", startup_timeout=0.2))
+    DifyLogStore(app, settings=make_settings(backend="flaky", startup_timeout=60))
     state = get_state(app)
     assert state.gate is not None and state.gate.state == "failed"
     backend = t.cast(FakeBackend, state.backend)
