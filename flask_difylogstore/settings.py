@@ -9,8 +9,9 @@ is read from, and :mod:`flask_difylogstore._settings_sources` maps them onto the
 Precedence, highest first: keyword arguments, the process environment, the ``.env`` file, the
 secrets directory (``LOGSTORE_SECRETS_DIR``, else ``/run/secrets`` when it exists), defaults.
 This is the only module of the package that reads the environment. The environment-name helpers
-(``env``, ``env_names``) and the error mapping (``problems_from_validation_error``, ``mask_secrets``)
-live in private modules and are re-exported here, where callers import them from.
+(``env``, ``env_names``), the error mapping (``mask_secrets``; ``problems_from_validation_error``
+binds it to :class:`LogStoreSettings`) and the accepted backend names live in private modules below
+this one and are re-exported here, where callers import them from.
 """
 
 from __future__ import annotations
