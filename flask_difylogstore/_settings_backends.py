@@ -17,6 +17,11 @@ def add_backend_name(name: str) -> None:
     _REGISTERED_NAMES.add(name)
 
 
+def remove_backend_name(name: str) -> None:
+    """Stop accepting a registered ``name`` (built-in names stay accepted)."""
+    _REGISTERED_NAMES.discard(name)
+
+
 def check_backend_name(value: str) -> str:
     """``value`` normalised (built-in names lower-cased), or :class:`ValueError` when no backend has it.
 

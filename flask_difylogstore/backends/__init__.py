@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import typing as t
 
-from flask_difylogstore._settings_backends import add_backend_name
+from flask_difylogstore._settings_backends import add_backend_name, remove_backend_name
 from flask_difylogstore.backends.base import (
     AggregateQuery,
     Filter,
@@ -49,6 +49,7 @@ __all__ = [
     "WriteResult",
     "create_backend",
     "register_backend",
+    "unregister_backend",
     "resolve_backend",
 ]
 
@@ -72,6 +73,12 @@ def register_backend(name: str, factory: BackendFactory) -> None:
     """Make a backend available under a short name (for third-party packages and tests)."""
     _REGISTERED[name] = factory
     add_backend_name(name)  # so LOGSTORE_BACKEND=<name> passes the settings check
+
+
+def unregister_backend(name: str) -> None:
+    """Undo :func:`register_backend` (a test's registration, say); an unknown name is ignored."""
+    _REGISTERED.pop(name, None)
+    remove_backend_name(name)
 
 
 def registered_backend_names() -> set[str]:

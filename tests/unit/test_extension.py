@@ -3,13 +3,15 @@ from __future__ import annotations
 import threading
 import typing as t
 import weakref
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
+from pydantic import ValidationError
 
 from flask_difylogstore import DifyLogStore, DifyLogStoreError, LogStoreConfigError, ProvisioningError, provisioning
 from flask_difylogstore import state as state_module
-from flask_difylogstore.backends import register_backend, resolve_backend
+from flask_difylogstore.backends import BackendFactory, register_backend, resolve_backend, unregister_backend
 from flask_difylogstore.backends.base import LogBackend
 from flask_difylogstore.errors import BackendNotInstalledError
 from flask_difylogstore.extension import EXTENSION_KEY, LogStoreState, get_state
@@ -19,10 +21,27 @@ from tests.unit.fakes import FakeBackend
 MakeSettings = t.Callable[..., LogStoreSettings]
 
 
+Register = Callable[[str, BackendFactory], None]
+
+
+@pytest.fixture
+def register() -> Iterator[Register]:
+    """``register_backend`` whose registrations are undone when the test ends."""
+    names: list[str] = []
+
+    def add(name: str, factory: BackendFactory) -> None:
+        register_backend(name, factory)
+        names.append(name)
+
+    yield add
+    for name in names:
+        unregister_backend(name)
+
+
 @pytest.fixture(autouse=True)
-def _fake_backend() -> None:
+def _fake_backend(register: Register) -> None:
     FakeBackend.instances.clear()
-    register_backend("fake", FakeBackend)
+    register("fake", FakeBackend)
 
 
 def fake_settings(make_settings: MakeSettings, **values: t.Any) -> LogStoreSettings:
@@ -109,13 +128,13 @@ def test_bad_environment_fails_init_app_with_one_error(monkeypatch: pytest.Monke
     assert {p.env_name for p in info.value.problems} == {"LOGSTORE_ES_NUMBER_OF_REPLICAS", "ELASTICSEARCH_HOSTS"}
 
 
-def test_strict_startup_raises_when_provisioning_fails(make_settings: MakeSettings) -> None:
+def test_strict_startup_raises_when_provisioning_fails(make_settings: MakeSettings, register: Register) -> None:
     class Broken(FakeBackend):
         @classmethod
         def from_settings(cls, settings: LogStoreSettings) -> FakeBackend:
             return cls(settings, provision_error="project missing")
 
-    register_backend("broken", Broken)
+    register("broken", Broken)
     # strict startup raises at the first failure, so a long budget costs nothing and can't run out first
     settings = make_settings(backend="broken", startup_strict=True, startup_timeout=60)
     with pytest.raises(ProvisioningError, match="project missing"):
@@ -124,14 +143,14 @@ def test_strict_startup_raises_when_provisioning_fails(make_settings: MakeSettin
 
 
 def test_lenient_startup_marks_unhealthy_and_keeps_retrying(
-    make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+    make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch, register: Register
 ) -> None:
     class Flaky(FakeBackend):
         @classmethod
         def from_settings(cls, settings: LogStoreSettings) -> FakeBackend:
             return cls(settings, provision_error="endpoint unreachable")
 
-    register_backend("flaky", Flaky)
+    register("flaky", Flaky)
     # the lenient wait ends at the first failed attempt: a budget it can't exhaust keeps this test off the clock
     monkeypatch.setattr(provisioning, "LENIENT_STARTUP_WAIT_S", 60.0)
     app = Flask(__name__)
@@ -162,6 +181,18 @@ def test_registry_names_the_extra_when_an_sdk_is_missing(monkeypatch: pytest.Mon
         resolve_backend("elasticsearch")
     with pytest.raises(BackendNotInstalledError, match=r"flask-difylogstore\[sls\]"):
         resolve_backend("aliyun_sls")
+
+
+def test_a_registration_can_be_undone(make_settings: MakeSettings) -> None:
+    register_backend("passing", FakeBackend)
+    assert resolve_backend("passing") is FakeBackend
+    assert make_settings(backend="passing").backend == "passing"
+    unregister_backend("passing")
+    with pytest.raises(LogStoreConfigError, match="LOGSTORE_BACKEND"):
+        resolve_backend("passing")
+    with pytest.raises(ValidationError, match="unknown backend 'passing'"):
+        make_settings(backend="passing")
+    unregister_backend("passing")  # twice: nothing to undo
 
 
 def test_registry_rejects_unknown_dotted_paths() -> None:
