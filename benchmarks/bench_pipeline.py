@@ -268,9 +268,9 @@ def wait_idle(sink: t.Any, timeout: float) -> bool:
 def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, t.Any]:
     from sqlalchemy.orm import sessionmaker
 
-    from flask_difylogstore.extension import get_state
     from flask_difylogstore.pipeline import DirectSink
     from flask_difylogstore.repositories import LogStoreWorkflowNodeExecutionRepository
+    from flask_difylogstore.state import get_state
     from flask_difylogstore.testing.host_app import create_app
 
     server = ServerProcess(kind)
@@ -552,7 +552,7 @@ def submit_contention(count: int, threads: int, *, pipeline: bool, repeat: int =
 
 def records_of(work: Workload, count: int) -> list[t.Any]:
     """``count`` records of fresh node executions as the repository hands them to its sink."""
-    from flask_difylogstore.extension import get_state
+    from flask_difylogstore.state import get_state
 
     captured: list[t.Any] = []
 

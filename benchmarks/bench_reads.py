@@ -186,7 +186,7 @@ def bench_backend(name: str, runs: int, repeat: int, trips: RoundTrips) -> dict[
                 )
                 run_ids.append(outcome.run_id)
             if settings is not None:
-                from flask_difylogstore.extension import get_state
+                from flask_difylogstore.state import get_state
 
                 get_state(app).require_sink().flush(120)
                 time.sleep(1.2)  # Elasticsearch's refresh interval: data becomes searchable
@@ -215,7 +215,7 @@ def bench_backend(name: str, runs: int, repeat: int, trips: RoundTrips) -> dict[
             }
             results = {op: measure(trips, repeat, call) for op, call in ops.items()}
             if settings is not None:
-                from flask_difylogstore.extension import get_state
+                from flask_difylogstore.state import get_state
 
                 get_state(app).close(30)
             Base.metadata.drop_all(engine)
