@@ -15,7 +15,7 @@ import pytest
 from importlinter.cli import lint_imports
 
 import flask_difylogstore
-from tests.testing.test_import_layers import _describe, find_cycles, import_graph
+from tests.structure.test_import_graph import _describe, find_cycles, import_graph
 
 PACKAGE_DIR = Path(flask_difylogstore.__file__).parent
 PYPROJECT = PACKAGE_DIR.parent / "pyproject.toml"
