@@ -34,8 +34,7 @@ def test_the_import_contracts_hold(capsys: pytest.CaptureFixture[str]) -> None:
     status = lint_imports(config_filename=str(PYPROJECT), no_cache=True, no_logo=True)
     report = capsys.readouterr().out
     assert status == 0, report
-    for contract in _contracts().values():
-        assert f"{contract['name']} KEPT" in report
+    assert f"Contracts: {len(_contracts())} kept, 0 broken." in report
 
 
 def test_every_top_level_module_sits_in_exactly_one_layer() -> None:
