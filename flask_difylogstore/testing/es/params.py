@@ -18,6 +18,37 @@ _MASTER = {"master_timeout", "timeout"}
 _WRITE = {"refresh", "timeout", "wait_for_active_shards", "routing"}
 _SOURCE = {"_source", "_source_includes", "_source_excludes"}
 _QS = {"q", "default_operator", "df", "lenient"}
+# _delete_by_query and _update_by_query share their parameters (update adds a pipeline and version_type)
+_BY_QUERY = (
+    _INDICES_OPTS
+    | _QS
+    | {
+        "conflicts",
+        "max_docs",
+        "refresh",
+        "preference",
+        "routing",
+        "timeout",
+        "wait_for_active_shards",
+        "request_cache",
+        "search_type",
+        "stats",
+    }
+)
+_BY_QUERY_UNIMPLEMENTED = {
+    "analyzer",
+    "analyze_wildcard",
+    "from",
+    "requests_per_second",
+    "scroll",
+    "scroll_size",
+    "search_timeout",
+    "slices",
+    "sort",
+    "terminate_after",
+    "version",
+    "wait_for_completion",
+}
 
 # api name -> (implemented or no-op on one node, known to Elasticsearch but not implemented here)
 APIS: dict[str, tuple[set[str], set[str]]] = {
@@ -136,68 +167,8 @@ APIS: dict[str, tuple[set[str], set[str]]] = {
         _SOURCE | {"preference", "realtime", "refresh", "routing"},
         {"force_synthetic_source", "stored_fields"},
     ),
-    "delete_by_query": (
-        _INDICES_OPTS
-        | _QS
-        | {
-            "conflicts",
-            "max_docs",
-            "refresh",
-            "preference",
-            "routing",
-            "timeout",
-            "wait_for_active_shards",
-            "request_cache",
-            "search_type",
-            "stats",
-        },
-        {
-            "analyzer",
-            "analyze_wildcard",
-            "from",
-            "requests_per_second",
-            "scroll",
-            "scroll_size",
-            "search_timeout",
-            "slices",
-            "sort",
-            "terminate_after",
-            "version",
-            "wait_for_completion",
-        },
-    ),
-    "update_by_query": (
-        _INDICES_OPTS
-        | _QS
-        | {
-            "conflicts",
-            "max_docs",
-            "refresh",
-            "preference",
-            "routing",
-            "timeout",
-            "wait_for_active_shards",
-            "request_cache",
-            "search_type",
-            "stats",
-        },
-        {
-            "analyzer",
-            "analyze_wildcard",
-            "from",
-            "requests_per_second",
-            "scroll",
-            "scroll_size",
-            "search_timeout",
-            "slices",
-            "sort",
-            "terminate_after",
-            "version",
-            "version_type",
-            "pipeline",
-            "wait_for_completion",
-        },
-    ),
+    "delete_by_query": (_BY_QUERY, _BY_QUERY_UNIMPLEMENTED),
+    "update_by_query": (_BY_QUERY, _BY_QUERY_UNIMPLEMENTED | {"version_type", "pipeline"}),
     "indices.refresh": (_INDICES_OPTS, set()),
     "indices.create": (_MASTER | {"wait_for_active_shards"}, set()),
     "indices.get": (
